@@ -1,0 +1,96 @@
+"""Settings and per-call options: the one place environment variables are read.
+
+Nothing here is global mutable state: :func:`Settings.from_env` builds a fresh object and callers
+pass it down (c2pa-python's ``Context`` habit).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from veracity.errors import ConfigError
+
+_ENV_PREFIX = "VERACITY_"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard limits on input, checked from headers before any heavy decoding."""
+
+    max_bytes: int = 2 * 1024**3
+    max_pixels: int = 80_000_000  # per image or frame: 8K video is 33 MP
+    max_duration_s: float = 4 * 3600.0
+    max_frames: int = 2_000  # frames decoded for one analysis
+    max_image_side: int = 20_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pixels", "max_duration_s", "max_frames", "max_image_side"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"limit {name} must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What one analysis should do. Defaults are the ones measured in the README."""
+
+    frames: int = 16  # sparse frames across the whole video
+    dense_fps: float = 15.0  # frame rate inside dense windows (temporal, blink, lip sync)
+    window_s: float = 4.0  # length of one dense window
+    max_windows: int = 3
+    whole_clip_s: float = 12.0  # clips up to this long are one dense window end to end
+    max_faces: int = 4
+    detectors: tuple[str, ...] | None = None  # None: every registered detector
+    keep_crops: bool = True  # face crops in the report (the HTML shows them)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.frames <= 512:
+            raise ConfigError("frames must be between 1 and 512")
+        if not 1.0 <= self.dense_fps <= 60.0:
+            raise ConfigError("dense_fps must be between 1 and 60")
+        if self.window_s <= 0.5 or self.max_windows < 0 or self.whole_clip_s < 0:
+            raise ConfigError("window_s must exceed 0.5 s and counts must be non-negative")
+        if not 1 <= self.max_faces <= 16:
+            raise ConfigError("max_faces must be between 1 and 16")
+
+    def with_(self, **changes: object) -> Options:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process-wide configuration, built once from the environment and passed down."""
+
+    limits: Limits = field(default_factory=Limits)
+    onnx_threads: int = 1
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "veracity")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def num(name: str, default: float) -> float:
+            raw = env.get(_ENV_PREFIX + name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return float(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{_ENV_PREFIX}{name} must be a number, got {raw!r}") from exc
+
+        base = Limits()
+        limits = Limits(
+            max_bytes=int(num("MAX_BYTES", base.max_bytes)),
+            max_pixels=int(num("MAX_PIXELS", base.max_pixels)),
+            max_duration_s=num("MAX_DURATION_S", base.max_duration_s),
+            max_frames=int(num("MAX_FRAMES", base.max_frames)),
+            max_image_side=int(num("MAX_IMAGE_SIDE", base.max_image_side)),
+        )
+        cache = env.get(_ENV_PREFIX + "CACHE_DIR")
+        return cls(
+            limits=limits,
+            onnx_threads=max(1, int(num("ONNX_THREADS", 1))),
+            cache_dir=Path(cache) if cache else Path.home() / ".cache" / "veracity",
+        )
