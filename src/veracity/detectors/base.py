@@ -1,0 +1,116 @@
+"""The detector contract: a small protocol, one validated result type, and the shared context.
+
+A detector that does not apply returns ``score=None`` with a reason (``no_face``, ``no_audio``),
+never 0.5: fusion leaves it out instead of counting a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from veracity.config import Options, Settings
+from veracity.faces.types import FaceResult
+from veracity.media.types import DecodedMedia, MediaKind
+
+EvidenceValue = float | int | str | bool | None | list[float] | list[int] | list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorResult:
+    """What one detector concluded. Validated on construction."""
+
+    name: str
+    version: str
+    score: float | None  # 0 = looks authentic, 1 = looks manipulated; None = did not apply
+    confidence: float = 0.0  # how much to trust the score (0..1); fusion weighs by it
+    reasons: tuple[str, ...] = ()
+    frame_scores: Mapping[float, float] = field(default_factory=dict)  # timestamp (s) -> score
+    evidence: Mapping[str, EvidenceValue] = field(default_factory=dict)  # key numbers
+    not_applicable: str | None = None  # why score is None
+    elapsed_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("detector result needs a name")
+        if self.score is None:
+            if not self.not_applicable:
+                raise ValueError(f"{self.name}: a result without score must say why (not_applicable)")
+        elif not (math.isfinite(self.score) and 0.0 <= self.score <= 1.0):
+            raise ValueError(f"{self.name}: score {self.score} outside [0, 1]")
+        if not (math.isfinite(self.confidence) and 0.0 <= self.confidence <= 1.0):
+            raise ValueError(f"{self.name}: confidence {self.confidence} outside [0, 1]")
+        for t, s in self.frame_scores.items():
+            if not (math.isfinite(t) and t >= 0 and math.isfinite(s) and 0.0 <= s <= 1.0):
+                raise ValueError(f"{self.name}: bad frame score {t}: {s}")
+        if self.elapsed_ms < 0:
+            raise ValueError("elapsed_ms must be non-negative")
+
+    @property
+    def applied(self) -> bool:
+        return self.score is not None
+
+    @classmethod
+    def skipped(cls, name: str, version: str, reason: str, **evidence: EvidenceValue) -> DetectorResult:
+        return cls(name=name, version=version, score=None, not_applicable=reason, evidence=evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Applicability:
+    """``applies()`` answer: truthy when the detector should run, else carries the reason."""
+
+    ok: bool
+    reason: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @classmethod
+    def yes(cls) -> Applicability:
+        return cls(True)
+
+    @classmethod
+    def no(cls, reason: str) -> Applicability:
+        return cls(False, reason)
+
+
+@dataclass(slots=True)
+class AnalysisContext:
+    """Everything a detector may read. Detectors never decode media or call each other."""
+
+    media: DecodedMedia
+    faces: FaceResult
+    options: Options
+    settings: Settings
+    cache: dict[str, Any] = field(default_factory=dict)  # per-analysis scratch shared by stages
+
+    @property
+    def kind(self) -> MediaKind:
+        return self.media.info.kind
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Inference-only plugin contract. Constructing one loads nothing; ``run`` loads lazily."""
+
+    name: str
+    version: str
+    modalities: tuple[MediaKind, ...]
+
+    def applies(self, ctx: AnalysisContext) -> Applicability: ...
+
+    def run(self, ctx: AnalysisContext) -> DetectorResult: ...
+
+
+def sigmoid(x: float) -> float:
+    """Numerically safe logistic function."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def clamp01(x: float) -> float:
+    return 0.0 if not math.isfinite(x) else min(1.0, max(0.0, x))

@@ -1,0 +1,53 @@
+"""Detectors found by name and imported lazily: listing them imports no detector module."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from veracity.detectors.base import Detector
+from veracity.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    name: str
+    target: str  # "module:Class"
+    summary: str
+
+
+SPECS: tuple[DetectorSpec, ...] = (
+    DetectorSpec("av_sync", "veracity.detectors.av_sync:AVSyncDetector",
+                 "mouth opening against the speech envelope (lip_audio_mismatch)"),
+    DetectorSpec("physiology", "veracity.detectors.physiology:PhysiologyDetector",
+                 "blink rate and shape; head pose whole face vs central region (Yang et al. 2019)"),
+    DetectorSpec("temporal", "veracity.detectors.temporal:TemporalDetector",
+                 "landmark jitter and face-box flicker between consecutive frames"),
+    DetectorSpec("spectral", "veracity.detectors.spectral:SpectralDetector",
+                 "azimuthally averaged power spectrum, logistic model (GAN up-sampling peaks)"),
+)
+
+
+def names() -> list[str]:
+    return [s.name for s in SPECS]
+
+
+def spec(name: str) -> DetectorSpec:
+    for s in SPECS:
+        if s.name == name:
+            return s
+    raise ConfigError(f"unknown detector {name!r}; known: {', '.join(names())}")
+
+
+def create(name: str) -> Detector:
+    """Import the detector's module and build it; check it honours the protocol."""
+    module_name, _, cls_name = spec(name).target.partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    det = cls()
+    if not isinstance(det, Detector) or det.name != name:
+        raise ConfigError(f"{spec(name).target} does not implement the Detector protocol as {name!r}")
+    return det
+
+
+def create_all(selected: tuple[str, ...] | None = None) -> list[Detector]:
+    return [create(n) for n in (selected if selected is not None else tuple(names()))]

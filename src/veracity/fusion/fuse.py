@@ -1,0 +1,91 @@
+"""Combine the detectors that applied into one score, a label and reasons.
+
+Weights and thresholds are versioned data (``data/fusion-*.json``), not literals. A detector that
+did not apply is left out, never counted as 0.5. The rule is a confidence- and weight-weighted
+mean in logit space, so one confident detector can carry the verdict while uncertain ones barely
+move it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from veracity.detectors.base import DetectorResult, sigmoid
+from veracity.errors import ConfigError
+
+Label = Literal["authentic", "suspicious", "manipulated", "synthetic", "inconclusive"]
+DEFAULT_FUSION = "fusion-v1"
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    suspicious: float = Field(gt=0, lt=1)
+    manipulated: float = Field(gt=0, lt=1)
+
+
+class FusionParams(BaseModel):
+    """A versioned parameter set (pyannote's "models separate from tunable parameters")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: str
+    fitted: bool
+    note: str = ""
+    weights: dict[str, float]
+    synthetic_detectors: list[str] = Field(default_factory=list)
+    thresholds: Thresholds
+    reason_min_score: float = Field(gt=0, lt=1)
+    logit_clip: float = Field(gt=0)
+
+    @classmethod
+    def load(cls, name: str = DEFAULT_FUSION) -> FusionParams:
+        try:
+            text = resources.files("veracity.fusion").joinpath("data", f"{name}.json").read_text()
+        except FileNotFoundError as exc:
+            raise ConfigError(f"no fusion parameters named {name!r}") from exc
+        params = cls.model_validate(json.loads(text))
+        if params.thresholds.suspicious >= params.thresholds.manipulated:
+            raise ConfigError("fusion thresholds: suspicious must be below manipulated")
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    score: float | None
+    label: Label
+    reasons: tuple[str, ...]
+    weights: dict[str, float] = field(default_factory=dict)  # normalised share per detector
+
+
+def _logit(p: float, clip: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return max(-clip, min(clip, math.log(p / (1 - p))))
+
+
+def fuse(results: list[DetectorResult], params: FusionParams) -> Verdict:
+    used = [r for r in results if r.score is not None and params.weights.get(r.name, 0.0) > 0]
+    raw = {r.name: params.weights[r.name] * max(r.confidence, 0.05) for r in used}
+    total = sum(raw.values())
+    if not used or total <= 0:
+        return Verdict(score=None, label="inconclusive", reasons=())
+    shares = {k: v / total for k, v in raw.items()}
+    z = sum(shares[r.name] * _logit(r.score or 0.0, params.logit_clip) for r in used)
+    score = sigmoid(z)
+    reasons: list[str] = []
+    for r in sorted(used, key=lambda r: -(r.score or 0.0)):
+        if (r.score or 0.0) >= params.reason_min_score:
+            reasons.extend(x for x in r.reasons if x not in reasons)
+    label: Label
+    if score < params.thresholds.suspicious:
+        label = "authentic"
+    elif score < params.thresholds.manipulated:
+        label = "suspicious"
+    else:
+        top = max(used, key=lambda r: shares[r.name] * _logit(r.score or 0.0, params.logit_clip))
+        label = "synthetic" if top.name in params.synthetic_detectors else "manipulated"
+    return Verdict(score=score, label=label, reasons=tuple(reasons), weights=shares)

@@ -1,0 +1,1 @@
+"""Model cards, metrics and training code. Importing this package loads no model."""

@@ -1,0 +1,209 @@
+"""The one orchestration: ``analyze(source) -> Report``, used by the CLI, the service and eval.
+
+An :class:`Analyzer` owns the heavy, lazily built parts (face graphs, detector models) so a batch
+or a worker reuses them; it holds no per-analysis state between calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from veracity import __version__
+from veracity.config import Options, Settings
+from veracity.detectors import registry
+from veracity.detectors.base import AnalysisContext, Detector, DetectorResult
+from veracity.faces import FaceMesher, FaceResult, find_faces
+from veracity.fusion import FusionParams, Verdict, fuse
+from veracity.media import DecodedMedia, decode, plan_sampling, probe
+from veracity.report.model import (
+    DetectorReport,
+    FaceSummary,
+    MediaSummary,
+    Provenance,
+    Report,
+    SourceInfo,
+    TimelinePoint,
+)
+
+Progress = Callable[[str], None]
+_CROPS_PER_TRACK = 4
+
+
+class Analyzer:
+    """Reusable analysis engine. Not thread-safe: one per worker thread."""
+
+    def __init__(self, settings: Settings | None = None, *, fusion: str | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.fusion = FusionParams.load(fusion) if fusion else FusionParams.load()
+        self._mesher: FaceMesher | None = None
+        self._detectors: dict[str, Detector] = {}
+
+    def _get_mesher(self, options: Options) -> FaceMesher:
+        if self._mesher is None or self._mesher.max_faces != options.max_faces:
+            if self._mesher is not None:
+                self._mesher.close()
+            self._mesher = FaceMesher(max_faces=options.max_faces)
+        return self._mesher
+
+    def _get_detectors(self, options: Options) -> list[Detector]:
+        wanted = options.detectors if options.detectors is not None else tuple(registry.names())
+        for name in wanted:
+            if name not in self._detectors:
+                self._detectors[name] = registry.create(name)
+        return [self._detectors[n] for n in wanted]
+
+    def close(self) -> None:
+        if self._mesher is not None:
+            self._mesher.close()
+            self._mesher = None
+
+    def analyze(self, source: Path | str, options: Options | None = None,
+                progress: Progress | None = None) -> Report:
+        options = options or Options()
+        note = progress or (lambda _stage: None)
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        note("probe")
+        t = time.perf_counter()
+        info = probe(Path(source), self.settings.limits)
+        timings["probe"] = _ms(t)
+
+        note("decode")
+        media = decode(info, plan_sampling(info, options), self.settings.limits)
+        timings["decode"] = media.decode_ms
+
+        note("faces")
+        if media.frames:
+            faces = find_faces(media, self._get_mesher(options), keep_crops=options.keep_crops)
+        else:
+            faces = FaceResult(tracks=[], frames_seen=0, frames_with_faces=0)
+        timings["faces"] = faces.elapsed_ms
+
+        ctx = AnalysisContext(media=media, faces=faces, options=options, settings=self.settings)
+        results: list[DetectorResult] = []
+        for det in self._get_detectors(options):
+            note(det.name)
+            results.append(run_detector(det, ctx))
+            timings[det.name] = results[-1].elapsed_ms
+
+        note("fusion")
+        verdict = fuse(results, self.fusion)
+        timings["total"] = _ms(started)
+        return build_report(media, faces, results, verdict, self.fusion.version, timings)
+
+
+def run_detector(det: Detector, ctx: AnalysisContext) -> DetectorResult:
+    """Run one detector, timing it; a detector that does not apply is asked nothing more."""
+    t = time.perf_counter()
+    verdict = det.applies(ctx)
+    if not verdict:
+        result = DetectorResult.skipped(det.name, det.version, verdict.reason or "not_applicable")
+    else:
+        result = det.run(ctx)
+    return _with_elapsed(result, _ms(t))
+
+
+def _with_elapsed(result: DetectorResult, elapsed: float) -> DetectorResult:
+    from dataclasses import replace
+
+    return replace(result, elapsed_ms=elapsed)
+
+
+def _ms(t: float) -> float:
+    return (time.perf_counter() - t) * 1000.0
+
+
+def _jpeg_b64(rgb: np.ndarray, size: int = 112) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS).save(buf, format="JPEG", quality=85)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def build_report(media: DecodedMedia, faces: FaceResult, results: list[DetectorResult],
+                 verdict: Verdict, fusion_version: str, timings: dict[str, float]) -> Report:
+    info = media.info
+    windows = sorted({f.window for f in media.frames if f.window is not None})
+    dense_windows = []
+    for w in windows:
+        ts = [f.t for f in media.window(w)]
+        dense_windows.append((round(min(ts), 3), round(max(ts), 3)))
+
+    # Timeline: one point per analysed timestamp, with faces seen and per-detector frame scores.
+    # Distinct tracks per instant: a frame sampled both sparse and dense holds each face twice.
+    tracks_at: dict[float, set[int]] = defaultdict(set)
+    for track in faces.tracks:
+        for obs in track.observations:
+            tracks_at[round(obs.t, 3)].add(track.track_id)
+    faces_at = {ts: len(ids) for ts, ids in tracks_at.items()}
+    stamps = {round(f.t, 3) for f in media.frames}
+    scores_at: dict[float, dict[str, float]] = defaultdict(dict)
+    for r in results:
+        for ts, s in r.frame_scores.items():
+            key = round(ts, 3)
+            stamps.add(key)
+            scores_at[key][r.name] = round(float(s), 4)
+    timeline = [TimelinePoint(t=ts, faces=faces_at.get(ts, 0), scores=scores_at.get(ts, {}))
+                for ts in sorted(stamps)]
+
+    face_summaries = []
+    for track in faces.tracks:
+        if not track.observations:
+            continue
+        crop_times = sorted(track.crops)
+        picks = [crop_times[i] for i in np.linspace(0, len(crop_times) - 1, min(_CROPS_PER_TRACK, len(crop_times))).astype(int)] if crop_times else []
+        face_summaries.append(FaceSummary(
+            track_id=track.track_id, first_s=round(track.start, 3), last_s=round(track.end, 3),
+            observations=len(track.observations),
+            crop_jpeg_b64=[_jpeg_b64(track.crops[tc]) for tc in dict.fromkeys(picks)],
+        ))
+
+    detectors = [
+        DetectorReport(
+            name=r.name, version=r.version, applied=r.applied,
+            score=None if r.score is None else round(r.score, 4), confidence=round(r.confidence, 4),
+            reasons=list(r.reasons), not_applicable=r.not_applicable, evidence=dict(r.evidence),
+            weight=round(verdict.weights.get(r.name, 0.0), 4), elapsed_ms=round(r.elapsed_ms, 2),
+        )
+        for r in results
+    ]
+    return Report(
+        veracity_version=__version__,
+        source=SourceInfo(name=info.path.name, sha256=info.sha256, size_bytes=info.size_bytes),
+        media=MediaSummary(
+            kind=info.kind, container=info.container, width=info.width, height=info.height,
+            duration_s=info.duration_s, fps=info.fps, frame_count=info.frame_count,
+            video_codec=info.video_codec, audio_codec=info.audio_codec, has_audio=media.audio is not None,
+            audio_sample_rate=info.audio_sample_rate, animated=info.animated,
+            frames_analysed=len(media.frames), dense_windows=dense_windows,
+        ),
+        deepfake_score=None if verdict.score is None else round(verdict.score, 4),
+        label=verdict.label,
+        reasons=list(verdict.reasons),
+        provenance=Provenance(note="provenance checks (C2PA, watermarks, generator metadata) are not built yet"),
+        detectors=detectors,
+        timeline=timeline,
+        faces=face_summaries,
+        warnings=list(media.warnings),
+        model_versions={r.name: r.version for r in results},
+        fusion_version=fusion_version,
+        timings_ms={k: round(v, 2) for k, v in timings.items()},
+        elapsed_ms=round(timings.get("total", 0.0), 2),
+    )
+
+
+def analyze(source: Path | str, options: Options | None = None, settings: Settings | None = None) -> Report:
+    """One-shot convenience: build an Analyzer, analyse, release the graphs."""
+    analyzer = Analyzer(settings)
+    try:
+        return analyzer.analyze(source, options)
+    finally:
+        analyzer.close()

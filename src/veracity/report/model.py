@@ -1,0 +1,107 @@
+"""The report: the API contract shared by the CLI, the service and eval.
+
+Pydantic models so the JSON schema is generated, not hand-written (``veracity schema``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+Label = Literal["authentic", "suspicious", "manipulated", "synthetic", "inconclusive"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceInfo(_Model):
+    name: str = Field(description="File name as given (no directories, so reports can be shared).")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
+class MediaSummary(_Model):
+    kind: Literal["video", "image", "audio"]
+    container: str
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = Field(default=None, ge=0)
+    fps: float | None = Field(default=None, gt=0)
+    frame_count: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    has_audio: bool = False
+    audio_sample_rate: int | None = None
+    animated: bool = False
+    frames_analysed: int = Field(ge=0, description="Sparse + dense frames decoded for this report.")
+    dense_windows: list[tuple[float, float]] = Field(default_factory=list,
+                                                      description="Start and end (s) of each dense window.")
+
+
+class Provenance(_Model):
+    credential_present: bool = False
+    validation_state: Literal["Invalid", "Valid", "Trusted"] | None = None
+    status_codes: list[str] = Field(default_factory=list)
+    digital_source_type: str | None = None
+    watermarks: list[str] = Field(default_factory=list)
+    checked: bool = Field(default=False, description="False until provenance checks run on this input.")
+    note: str | None = None
+
+
+class DetectorReport(_Model):
+    name: str
+    version: str
+    applied: bool
+    score: float | None = Field(default=None, ge=0, le=1)
+    confidence: float = Field(ge=0, le=1)
+    reasons: list[str] = Field(default_factory=list)
+    not_applicable: str | None = None
+    evidence: dict[str, float | int | str | bool | None | list[float] | list[int] | list[str]] = Field(
+        default_factory=dict
+    )
+    weight: float = Field(default=0.0, ge=0, description="Share of the fused score (0 when not applied).")
+    elapsed_ms: float = Field(ge=0)
+
+
+class TimelinePoint(_Model):
+    t: float = Field(ge=0, description="Seconds from the start.")
+    faces: int = Field(ge=0)
+    scores: dict[str, float] = Field(default_factory=dict, description="Detector -> score at this time.")
+
+
+class FaceSummary(_Model):
+    track_id: int
+    first_s: float
+    last_s: float
+    observations: int
+    crop_jpeg_b64: list[str] = Field(default_factory=list, description="A few aligned crops (JPEG, base64).")
+
+
+class Report(_Model):
+    schema_version: str = SCHEMA_VERSION
+    veracity_version: str
+    source: SourceInfo
+    media: MediaSummary
+    deepfake_score: float | None = Field(ge=0, le=1, description="Fused score; null when no detector applied.")
+    label: Label
+    reasons: list[str]
+    provenance: Provenance
+    detectors: list[DetectorReport]
+    timeline: list[TimelinePoint]
+    faces: list[FaceSummary]
+    warnings: list[str] = Field(default_factory=list)
+    model_versions: dict[str, str]
+    fusion_version: str
+    timings_ms: dict[str, float]
+    elapsed_ms: float = Field(ge=0)
+
+
+class ErrorReport(_Model):
+    """One failed input of a batch: the batch goes on."""
+
+    source: str
+    error: dict[str, str] = Field(description="{code, message}")

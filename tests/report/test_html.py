@@ -1,0 +1,240 @@
+"""The HTML report: self-contained, escaped, timeline drawn as SVG."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from veracity.report.html import REASON_TEXT, render_html, write_html
+from veracity.report.model import (
+    DetectorReport,
+    FaceSummary,
+    MediaSummary,
+    Provenance,
+    Report,
+    SourceInfo,
+    TimelinePoint,
+)
+
+SHA = "ab" * 32
+EXTERNAL = re.compile(r"""(?:src|href|xlink:href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+def _jpeg_b64() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 150, 120)).save(buf, format="JPEG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _detector(name: str, score: float | None, **kw: object) -> DetectorReport:
+    fields: dict[str, object] = {
+        "name": name, "version": f"{name}-v1", "applied": score is not None, "score": score,
+        "confidence": 0.8 if score is not None else 0.0, "elapsed_ms": 12.5,
+    }
+    fields.update(kw)
+    return DetectorReport.model_validate(fields)
+
+
+def _report(**kw: object) -> Report:
+    fields: dict[str, object] = {
+        "veracity_version": "0.1.0",
+        "source": SourceInfo(name="clip.mp4", sha256=SHA, size_bytes=2_345_678),
+        "media": MediaSummary(kind="video", container="mp4", width=640, height=360,
+                              duration_s=4.0, fps=25.0, frame_count=100, video_codec="h264",
+                              audio_codec="aac", has_audio=True, audio_sample_rate=16000,
+                              frames_analysed=40, dense_windows=[(1.0, 2.0)]),
+        "deepfake_score": 0.82,
+        "label": "manipulated",
+        "reasons": ["lip_audio_mismatch", "weird_new_code"],
+        "provenance": Provenance(note="not built yet"),
+        "detectors": [
+            _detector("av_sync", 0.9, reasons=["lip_audio_mismatch"], weight=0.7,
+                      evidence={"corr": 0.12, "lag_frames": 3, "speech": True,
+                                "per_window": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}),
+            _detector("temporal", 0.4, weight=0.3, evidence={"jitter": 1.5}),
+            _detector("spectral", None, not_applicable="no_faces_large_enough"),
+        ],
+        "timeline": [
+            TimelinePoint(t=t / 2, faces=1 if t != 3 else 0,
+                          scores={"av_sync": 0.5 + t / 20, "temporal": 0.4 - t / 40})
+            for t in range(9)
+        ],
+        "faces": [FaceSummary(track_id=0, first_s=0.0, last_s=4.0, observations=38,
+                              crop_jpeg_b64=[_jpeg_b64()])],
+        "warnings": ["audio track shorter than video"],
+        "model_versions": {"av_sync": "av_sync-v1", "temporal": "temporal-v1"},
+        "fusion_version": "fusion-v1",
+        "timings_ms": {"probe": 3.0, "decode": 120.0, "faces": 300.0, "total": 480.0},
+        "elapsed_ms": 480.0,
+    }
+    fields.update(kw)
+    return Report.model_validate(fields)
+
+
+def _image_report() -> Report:
+    return _report(
+        source=SourceInfo(name="photo.jpg", sha256=SHA, size_bytes=50_000),
+        media=MediaSummary(kind="image", container="jpeg", width=512, height=512,
+                           frames_analysed=1),
+        deepfake_score=0.2, label="authentic", reasons=[],
+        detectors=[_detector("spectral", 0.2, weight=1.0)],
+        timeline=[TimelinePoint(t=0.0, faces=1, scores={"spectral": 0.2})],
+        faces=[FaceSummary(track_id=0, first_s=0.0, last_s=0.0, observations=1)],
+        warnings=[], timings_ms={"total": 50.0}, elapsed_ms=50.0,
+    )
+
+
+def _inconclusive_report() -> Report:
+    return _report(
+        media=MediaSummary(kind="audio", container="wav", duration_s=3.0, has_audio=True,
+                           frames_analysed=0),
+        deepfake_score=None, label="inconclusive", reasons=[],
+        detectors=[_detector("av_sync", None, not_applicable="no_video")],
+        timeline=[], faces=[], warnings=[],
+    )
+
+
+class _Collector(HTMLParser):
+    """Tags and attributes, and a check that the document parses into balanced sections."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(doc: str, name: str) -> list[dict[str, str | None]]:
+    parser = _Collector()
+    parser.feed(doc)
+    return [attrs for tag, attrs in parser.tags if tag == name]
+
+
+def _assert_self_contained(doc: str) -> None:
+    assert not EXTERNAL.search(doc)
+    assert "http://" not in doc
+    assert "https://" not in doc
+    assert "<script" not in doc.lower()
+    assert "@import" not in doc
+    for img in _tags(doc, "img"):
+        assert (img.get("src") or "").startswith("data:image/jpeg;base64,")
+
+
+def test_video_report_structure() -> None:
+    doc = render_html(_report())
+    assert doc.startswith("<!DOCTYPE html>")
+    _assert_self_contained(doc)
+    assert doc.count("<svg viewBox") == 1
+    svg = doc[doc.index("<svg viewBox"): doc.index("</svg>", doc.index("<svg viewBox"))]
+    assert svg.count("<polyline") == 2  # one per detector present in the timeline scores
+    assert 'data-detector="av_sync"' in svg
+    assert 'data-detector="temporal"' in svg
+    assert 'data-detector="spectral"' not in svg
+    assert svg.count("<circle") >= 18  # 9 dots per series, plus legend markers
+    assert 'class="dense"' in svg
+    assert ">av_sync</text>" in svg  # legend
+    assert "faces" in svg
+    assert 'data-label="manipulated"' in doc
+    assert ">manipulated</span>" in doc
+    assert "0.82" in doc
+    assert REASON_TEXT["lip_audio_mismatch"] in doc
+    assert "weird_new_code" in doc
+    assert "no_faces_large_enough" in doc
+    assert SHA in doc
+    assert "audio track shorter than video" in doc
+    assert "70%" in doc  # av_sync weight
+    assert "… (6 items)" in doc
+    imgs = _tags(doc, "img")
+    assert len(imgs) == 1
+    assert "Track 0" in doc
+
+
+def test_polyline_points_stay_inside_plot() -> None:
+    doc = render_html(_report())
+    for match in re.finditer(r'<polyline points="([^"]+)"', doc):
+        for pair in match.group(1).split():
+            x, y = (float(v) for v in pair.split(","))
+            assert 0 <= x <= 960
+            assert 0 <= y <= 400
+
+
+def test_file_name_is_escaped() -> None:
+    evil = "<script>alert(1)</script>.mp4"
+    report = _report(
+        source=SourceInfo(name=evil, sha256=SHA, size_bytes=1),
+        reasons=['"><img src=x onerror=alert(2)>'],
+        warnings=["<b>bold</b>"],
+    )
+    doc = render_html(report)
+    assert evil not in doc
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" in doc
+    assert "<script" not in doc.lower()
+    assert "onerror=alert(2)>" not in doc
+    assert "<b>bold</b>" not in doc
+    assert _tags(doc, "img") == [{"alt": "face track 0 crop 1",
+                                  "src": "data:image/jpeg;base64," + _jpeg_b64()}]
+
+
+def test_detector_name_is_escaped_in_svg() -> None:
+    name = "<evil&det>"
+    report = _report(
+        detectors=[_detector(name, 0.5, weight=1.0)],
+        timeline=[TimelinePoint(t=0.5 * i, faces=1, scores={name: 0.5}) for i in range(4)],
+    )
+    doc = render_html(report)
+    assert name not in doc
+    assert "&lt;evil&amp;det&gt;" in doc
+    assert doc.count("<polyline") == 1
+
+
+def test_still_image_has_no_timeline() -> None:
+    doc = render_html(_image_report())
+    _assert_self_contained(doc)
+    assert "No timeline for a still image." in doc
+    assert "<polyline" not in doc
+    assert 'data-label="authentic"' in doc
+    assert "No detector raised a reason." in doc
+    assert "no crops kept" in doc
+
+
+def test_inconclusive_without_score() -> None:
+    doc = render_html(_inconclusive_report())
+    _assert_self_contained(doc)
+    assert 'data-label="inconclusive"' in doc
+    assert "no detector applied" in doc
+    assert "No timeline" in doc
+    assert "<polyline" not in doc
+    assert "no_video" in doc
+    assert "No face was tracked." in doc
+
+
+def test_timeline_without_scores_still_draws_faces() -> None:
+    report = _report(timeline=[TimelinePoint(t=0.5 * i, faces=i % 2) for i in range(6)])
+    doc = render_html(report)
+    assert "<polyline" not in doc
+    assert "no per-frame detector scores" in doc
+    assert "face(s)" in doc
+
+
+@pytest.mark.parametrize("duration", [0.4, 7.0, 95.0, 600.0])
+def test_axis_ticks_for_any_duration(duration: float) -> None:
+    media = MediaSummary(kind="video", container="mp4", duration_s=duration, fps=25.0,
+                         frames_analysed=3)
+    points = [TimelinePoint(t=duration * f, faces=1, scores={"av_sync": 0.5}) for f in (0, .5, 1)]
+    doc = render_html(_report(media=media, timeline=points))
+    ticks = re.findall(r'<text class="tk" x="[^"]+" y="[^"]+" text-anchor="middle">([^<]+)<', doc)
+    assert 3 <= len(ticks) <= 12
+    assert ticks[0] in {"0", "0:00"}
+
+
+def test_write_html(tmp_path: Path) -> None:
+    out = write_html(_report(), tmp_path / "sub" / "report.html")
+    assert out.exists()
+    assert out.read_text(encoding="utf-8") == render_html(_report())
