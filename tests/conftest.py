@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from tests.synth import make_video
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,8 +9,16 @@ import av
 import numpy as np
 
 
-def make_video(path: Path, *, seconds: float = 2.0, fps: int = 25, size: tuple[int, int] = (160, 120),
-               audio: bool = True, codec: str = "libx264", container: str | None = None) -> Path:
+def make_video(
+    path: Path,
+    *,
+    seconds: float = 2.0,
+    fps: int = 25,
+    size: tuple[int, int] = (160, 120),
+    audio: bool = True,
+    codec: str = "libx264",
+    container: str | None = None,
+) -> Path:
     """A small moving-gradient H.264 (+ AAC tone) clip, made with PyAV."""
     w, h = size
     with av.open(str(path), "w", format=container) as out:
@@ -33,7 +41,7 @@ def make_video(path: Path, *, seconds: float = 2.0, fps: int = 25, size: tuple[i
             t = np.arange(int(seconds * sr)) / sr
             tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
             for k in range(0, tone.shape[0] - chunk + 1, chunk):
-                af = av.AudioFrame.from_ndarray(tone[None, k:k + chunk], format="flt", layout="mono")
+                af = av.AudioFrame.from_ndarray(tone[None, k : k + chunk], format="flt", layout="mono")
                 af.sample_rate = sr
                 af.pts = k
                 af.time_base = Fraction(1, sr)

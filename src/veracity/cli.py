@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -22,18 +23,59 @@ from veracity.config import Options, Settings
 from veracity.errors import ConfigError, InputError, VeracityError
 from veracity.report.model import ErrorReport, Report
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Offline deepfake forensics: analyse video, images and audio on your own machine.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Offline deepfake forensics: analyse video, images and audio on your own machine.",
+)
 err = Console(stderr=True)
 
-MEDIA_SUFFIXES = frozenset({
-    ".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".gif",
-    ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".avif",
-    ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus",
-})
+MEDIA_SUFFIXES = frozenset(
+    {
+        ".mp4",
+        ".mov",
+        ".m4v",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".flv",
+        ".3gp",
+        ".gif",
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".webp",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".avif",
+        ".wav",
+        ".mp3",
+        ".m4a",
+        ".aac",
+        ".flac",
+        ".ogg",
+        ".opus",
+    }
+)
 
-LABEL_STYLE = {"authentic": "green", "suspicious": "yellow", "manipulated": "red",
-               "synthetic": "magenta", "inconclusive": "grey50"}
+LABEL_STYLE = {
+    "authentic": "green",
+    "suspicious": "yellow",
+    "manipulated": "red",
+    "synthetic": "magenta",
+    "inconclusive": "grey50",
+}
+
+
+def _err(message: str) -> None:
+    """One plain line on stderr: no markup, so names with [brackets] print as they are."""
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -44,8 +86,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Veracity command line."""
 
@@ -56,8 +99,15 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES
-                              and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+            out.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file()
+                    and f.suffix.lower() in MEDIA_SUFFIXES
+                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                )
+            )
         else:
             out.append(p)
     return out
@@ -72,24 +122,33 @@ def _summary_line(report: Report) -> str:
 def _print_report(report: Report, console: Console) -> None:
     style = LABEL_STYLE.get(report.label, "white")
     score = "n/a" if report.deepfake_score is None else f"{report.deepfake_score:.3f}"
-    console.print(f"[bold]{report.source.name}[/bold]  [{style}]{report.label.upper()}[/{style}]  "
-                  f"deepfake_score={score}  reasons={', '.join(report.reasons) or '-'}")
+    console.print(
+        f"[bold]{escape(report.source.name)}[/bold]  [{style}]{report.label.upper()}[/{style}]  "
+        f"deepfake_score={score}  reasons={escape(', '.join(report.reasons)) or '-'}"
+    )
     m = report.media
     dims = f"{m.width}x{m.height}" if m.width else ""
     dur = f"{m.duration_s:.1f}s" if m.duration_s else ""
-    console.print(f"  {m.kind} {m.container} {dims} {dur}  frames analysed: {m.frames_analysed}  "
-                  f"faces: {len(report.faces)} track(s)  time: {report.elapsed_ms / 1000:.2f}s")
+    console.print(
+        f"  {m.kind} {m.container} {dims} {dur}  frames analysed: {m.frames_analysed}  "
+        f"faces: {len(report.faces)} track(s)  time: {report.elapsed_ms / 1000:.2f}s"
+    )
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("detector", "score", "conf", "weight", "reasons / why not applied"):
         table.add_column(col)
     for d in report.detectors:
-        table.add_row(d.name, "-" if d.score is None else f"{d.score:.3f}", f"{d.confidence:.2f}",
-                      f"{d.weight:.2f}", ", ".join(d.reasons) if d.applied else f"n/a: {d.not_applicable}")
+        table.add_row(
+            d.name,
+            "-" if d.score is None else f"{d.score:.3f}",
+            f"{d.confidence:.2f}",
+            f"{d.weight:.2f}",
+            ", ".join(d.reasons) if d.applied else f"n/a: {d.not_applicable}",
+        )
     console.print(table)
     if not report.provenance.checked:
-        console.print(f"  provenance: not checked ({report.provenance.note})")
+        console.print(f"  provenance: not checked ({escape(report.provenance.note or '')})")
     for w in report.warnings:
-        console.print(f"  [yellow]warning:[/yellow] {w}")
+        console.print(f"  [yellow]warning:[/yellow] {escape(w)}")
 
 
 def _error_payload(path: Path, exc: BaseException) -> ErrorReport:
@@ -102,10 +161,15 @@ def _error_payload(path: Path, exc: BaseException) -> ErrorReport:
 def analyze(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (folders are searched recursively).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report(s) as JSON on stdout.")] = False,
-    report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report: a file for one "
-                                                "input, a folder for several.")] = None,
-    frames: Annotated[int, typer.Option("--frames", min=1, max=512, help="Sparse frames sampled across a video.")] = Options().frames,
-    detectors: Annotated[str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all).")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write an HTML report: a file for one input, a folder for several.")
+    ] = None,
+    frames: Annotated[
+        int, typer.Option("--frames", min=1, max=512, help="Sparse frames sampled across a video.")
+    ] = Options().frames,
+    detectors: Annotated[
+        str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all).")
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Print tracebacks of internal errors.")] = False,
 ) -> None:
     """Analyse media and print a verdict with per-detector evidence."""
@@ -113,8 +177,9 @@ def analyze(
     from veracity.report.html import write_html
 
     try:
-        options = Options(frames=frames, detectors=tuple(d.strip() for d in detectors.split(",") if d.strip())
-                          if detectors else None)
+        options = Options(
+            frames=frames, detectors=tuple(d.strip() for d in detectors.split(",") if d.strip()) if detectors else None
+        )
         if options.detectors is not None:
             from veracity.detectors import registry
 
@@ -122,11 +187,11 @@ def analyze(
                 registry.spec(name)
         settings = Settings.from_env()
     except ConfigError as exc:
-        err.print(f"error: {exc}", highlight=False)
+        _err(f"error: {exc}")
         raise typer.Exit(2) from exc
     inputs = expand_inputs(paths)
     if not inputs:
-        err.print("error: no media files found in the given paths", highlight=False)
+        _err("error: no media files found in the given paths")
         raise typer.Exit(2)
     batch = len(inputs) > 1 or any(p.is_dir() for p in paths)
     if report is not None and batch:
@@ -136,21 +201,30 @@ def analyze(
     input_errors = internal_errors = 0
     analyzer = Analyzer(settings)
     out = Console()
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal) as progress:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
         task = progress.add_task("analysing", total=len(inputs))
         for path in inputs:
+
             def stage(name: str, _path: Path = path) -> None:
                 progress.update(task, description=f"{_path.name[:40]} · {name}")
+
             try:
                 rep = analyzer.analyze(path, options, progress=stage)
             except InputError as exc:
                 errors.append(_error_payload(path, exc))
-                err.print(f"error: {exc} [{exc.code}]", highlight=False, soft_wrap=True)
+                _err(f"error: {exc} [{exc.code}]")
                 input_errors += 1
             except Exception as exc:  # a bug must not lose the rest of the batch
                 errors.append(_error_payload(path, exc))
-                err.print(f"internal error: {path}: {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True)
+                _err(f"internal error: {path}: {type(exc).__name__}: {exc}")
                 if debug:
                     err.print(traceback.format_exc())
                 internal_errors += 1
@@ -165,15 +239,17 @@ def analyze(
     analyzer.close()
     if as_json:
         if batch:
-            payload = {"reports": [r.model_dump(mode="json") for r in reports],
-                       "errors": [e.model_dump(mode="json") for e in errors]}
+            payload = {
+                "reports": [r.model_dump(mode="json") for r in reports],
+                "errors": [e.model_dump(mode="json") for e in errors],
+            }
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         elif reports:
             sys.stdout.write(reports[0].model_dump_json(indent=2) + "\n")
         else:
             sys.stdout.write(errors[0].model_dump_json(indent=2) + "\n")
     elif batch:
-        err.print(f"{len(reports)} analysed, {len(errors)} failed", highlight=False)
+        _err(f"{len(reports)} analysed, {len(errors)} failed")
     # A bug outranks bad input: 1 tells the operator to look at Veracity, 2 at the files.
     raise typer.Exit(1 if internal_errors else 2 if input_errors else 0)
 
@@ -182,9 +258,22 @@ def analyze(
 def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List detectors, their versions and model cards."""
     from veracity.detectors import registry
-    from veracity.models.cards import describe_models
+    from veracity.errors import ModelUnavailable
+    from veracity.models.cards import load_card
 
-    rows = describe_models()
+    rows: list[dict[str, object]] = []
+    for spec in registry.SPECS:
+        row: dict[str, object] = {"name": spec.name, "summary": spec.summary, "model": spec.card}
+        row["version"] = registry.create(spec.name).version
+        if spec.card:
+            try:
+                card = load_card(spec.card)
+            except ModelUnavailable as exc:
+                row["card_error"] = str(exc)
+            else:
+                row["version"] = card.version
+                row["card"] = card.model_dump(mode="json", exclude={"params"})
+        rows.append(row)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
@@ -192,11 +281,12 @@ def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for row in rows:
         table.add_row(str(row["name"]), str(row["version"]), str(row.get("model") or "-"), str(row["summary"]))
     Console().print(table)
-    _ = registry
 
 
 @app.command()
-def schema(out: Annotated[Path | None, typer.Option("--out", help="Write to a file instead of stdout.")] = None) -> None:
+def schema(
+    out: Annotated[Path | None, typer.Option("--out", help="Write to a file instead of stdout.")] = None,
+) -> None:
     """Print the JSON schema of the report."""
     text = json.dumps(Report.model_json_schema(), indent=2) + "\n"
     if out is None:
@@ -209,23 +299,25 @@ def schema(out: Annotated[Path | None, typer.Option("--out", help="Write to a fi
 def train(
     name: Annotated[str, typer.Argument(help="What to train: av_sync or spectral.")],
     data: Annotated[Path, typer.Option("--data", help="The shared data folder.")] = Path("../shared/data"),
-    out: Annotated[Path | None, typer.Option("--out", help="Where to write the model card (default: the package's).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the model card (default: the package's).")
+    ] = None,
 ) -> None:
     """Train a model on ../shared/data/train and write it with its card."""
     if not (data / "MANIFEST.tsv").is_file():
-        err.print(f"error: {data} has no MANIFEST.tsv", highlight=False)
+        _err(f"error: {data} has no MANIFEST.tsv")
         raise typer.Exit(2)
     pkg_data = Path(__file__).resolve().parent / "models" / "data"
     if name == "av_sync":
         from veracity.models.train import av_sync as trainer_av
 
-        trainer_av.train(data, out or pkg_data / "av_sync-v1.json", log=lambda m: err.print(m, highlight=False))
+        trainer_av.train(data, out or pkg_data / "av_sync-v1.json", log=_err)
     elif name == "spectral":
         from veracity.models.train import spectral as trainer_sp
 
         trainer_sp.train_spectral(data, out or pkg_data / "spectral-v1.json")
     else:
-        err.print(f"error: nothing to train named {name!r} (av_sync, spectral)", highlight=False)
+        _err(f"error: nothing to train named {name!r} (av_sync, spectral)")
         raise typer.Exit(2)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from veracity import __version__
@@ -65,8 +66,7 @@ class Analyzer:
             self._mesher.close()
             self._mesher = None
 
-    def analyze(self, source: Path | str, options: Options | None = None,
-                progress: Progress | None = None) -> Report:
+    def analyze(self, source: Path | str, options: Options | None = None, progress: Progress | None = None) -> Report:
         options = options or Options()
         note = progress or (lambda _stage: None)
         started = time.perf_counter()
@@ -122,14 +122,20 @@ def _ms(t: float) -> float:
     return (time.perf_counter() - t) * 1000.0
 
 
-def _jpeg_b64(rgb: np.ndarray, size: int = 112) -> str:
+def _jpeg_b64(rgb: npt.NDArray[np.uint8], size: int = 112) -> str:
     buf = io.BytesIO()
     Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS).save(buf, format="JPEG", quality=85)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def build_report(media: DecodedMedia, faces: FaceResult, results: list[DetectorResult],
-                 verdict: Verdict, fusion_version: str, timings: dict[str, float]) -> Report:
+def build_report(
+    media: DecodedMedia,
+    faces: FaceResult,
+    results: list[DetectorResult],
+    verdict: Verdict,
+    fusion_version: str,
+    timings: dict[str, float],
+) -> Report:
     info = media.info
     windows = sorted({f.window for f in media.frames if f.window is not None})
     dense_windows = []
@@ -147,31 +153,47 @@ def build_report(media: DecodedMedia, faces: FaceResult, results: list[DetectorR
     stamps = {round(f.t, 3) for f in media.frames}
     scores_at: dict[float, dict[str, float]] = defaultdict(dict)
     for r in results:
-        for ts, s in r.frame_scores.items():
-            key = round(ts, 3)
+        for when, value in r.frame_scores.items():
+            key = round(when, 3)
             stamps.add(key)
-            scores_at[key][r.name] = round(float(s), 4)
-    timeline = [TimelinePoint(t=ts, faces=faces_at.get(ts, 0), scores=scores_at.get(ts, {}))
-                for ts in sorted(stamps)]
+            scores_at[key][r.name] = round(float(value), 4)
+    timeline = [TimelinePoint(t=ts, faces=faces_at.get(ts, 0), scores=scores_at.get(ts, {})) for ts in sorted(stamps)]
 
     face_summaries = []
     for track in faces.tracks:
         if not track.observations:
             continue
         crop_times = sorted(track.crops)
-        picks = [crop_times[i] for i in np.linspace(0, len(crop_times) - 1, min(_CROPS_PER_TRACK, len(crop_times))).astype(int)] if crop_times else []
-        face_summaries.append(FaceSummary(
-            track_id=track.track_id, first_s=round(track.start, 3), last_s=round(track.end, 3),
-            observations=len(track.observations),
-            crop_jpeg_b64=[_jpeg_b64(track.crops[tc]) for tc in dict.fromkeys(picks)],
-        ))
+        picks = (
+            [
+                crop_times[i]
+                for i in np.linspace(0, len(crop_times) - 1, min(_CROPS_PER_TRACK, len(crop_times))).astype(int)
+            ]
+            if crop_times
+            else []
+        )
+        face_summaries.append(
+            FaceSummary(
+                track_id=track.track_id,
+                first_s=round(track.start, 3),
+                last_s=round(track.end, 3),
+                observations=len(track.observations),
+                crop_jpeg_b64=[_jpeg_b64(track.crops[tc]) for tc in dict.fromkeys(picks)],
+            )
+        )
 
     detectors = [
         DetectorReport(
-            name=r.name, version=r.version, applied=r.applied,
-            score=None if r.score is None else round(r.score, 4), confidence=round(r.confidence, 4),
-            reasons=list(r.reasons), not_applicable=r.not_applicable, evidence=dict(r.evidence),
-            weight=round(verdict.weights.get(r.name, 0.0), 4), elapsed_ms=round(r.elapsed_ms, 2),
+            name=r.name,
+            version=r.version,
+            applied=r.applied,
+            score=None if r.score is None else round(r.score, 4),
+            confidence=round(r.confidence, 4),
+            reasons=list(r.reasons),
+            not_applicable=r.not_applicable,
+            evidence=dict(r.evidence),
+            weight=round(verdict.weights.get(r.name, 0.0), 4),
+            elapsed_ms=round(r.elapsed_ms, 2),
         )
         for r in results
     ]
@@ -179,11 +201,20 @@ def build_report(media: DecodedMedia, faces: FaceResult, results: list[DetectorR
         veracity_version=__version__,
         source=SourceInfo(name=info.path.name, sha256=info.sha256, size_bytes=info.size_bytes),
         media=MediaSummary(
-            kind=info.kind, container=info.container, width=info.width, height=info.height,
-            duration_s=info.duration_s, fps=info.fps, frame_count=info.frame_count,
-            video_codec=info.video_codec, audio_codec=info.audio_codec, has_audio=media.audio is not None,
-            audio_sample_rate=info.audio_sample_rate, animated=info.animated,
-            frames_analysed=len(media.frames), dense_windows=dense_windows,
+            kind=info.kind,
+            container=info.container,
+            width=info.width,
+            height=info.height,
+            duration_s=info.duration_s,
+            fps=info.fps,
+            frame_count=info.frame_count,
+            video_codec=info.video_codec,
+            audio_codec=info.audio_codec,
+            has_audio=media.audio is not None,
+            audio_sample_rate=info.audio_sample_rate,
+            animated=info.animated,
+            frames_analysed=len(media.frames),
+            dense_windows=dense_windows,
         ),
         deepfake_score=None if verdict.score is None else round(verdict.score, 4),
         label=verdict.label,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from tests.synth import make_video
+
 from veracity.config import Limits, Options
 from veracity.errors import (
     CorruptMedia,
@@ -26,10 +26,14 @@ from veracity.media import decode, plan_sampling, probe
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose IHDR claims the given size, with one tiny (wrong-sized) IDAT."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def _zero(tmp: Path) -> Path:
@@ -102,7 +106,9 @@ CASES: list[tuple[str, Callable[[Path], Path], type[VeracityError]]] = [
 
 
 @pytest.mark.parametrize(("make", "expected"), [(m, e) for _, m, e in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_raises_typed_error(tmp_path: Path, make: Callable[[Path], Path], expected: type[VeracityError]) -> None:
+def test_bad_input_raises_typed_error(
+    tmp_path: Path, make: Callable[[Path], Path], expected: type[VeracityError]
+) -> None:
     path = make(tmp_path)
     limits = Limits()
     with pytest.raises(expected) as info:

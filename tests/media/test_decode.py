@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from tests.synth import make_video
+
 from veracity.config import Limits, Options
 from veracity.errors import CorruptMedia
 from veracity.media import decode, load, plan_sampling, probe
@@ -101,8 +101,9 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
     assert media.frames[0].rgb.shape[:2] == (100, 40)
 
 
-@pytest.mark.parametrize(("size", "side", "expected"), [((1920, 1080), 640, (640, 360)),
-                                                        ((320, 240), 640, (320, 240)),
-                                                        ((1081, 1921), 1280, (720, 1280))])
+@pytest.mark.parametrize(
+    ("size", "side", "expected"),
+    [((1920, 1080), 640, (640, 360)), ((320, 240), 640, (320, 240)), ((1081, 1921), 1280, (720, 1280))],
+)
 def test_scaled_size(size: tuple[int, int], side: int, expected: tuple[int, int]) -> None:
     assert scaled_size(*size, side) == expected

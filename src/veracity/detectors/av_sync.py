@@ -10,9 +10,7 @@ does not. The statistic is that peak minus the median |r| at the other lags ("pr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +19,10 @@ from veracity.detectors.base import AnalysisContext, Applicability, DetectorResu
 from veracity.errors import ModelUnavailable
 from veracity.faces.types import MOUTH_INNER_BOTTOM, MOUTH_INNER_TOP, FaceObservation, FaceTrack
 from veracity.media.types import Audio
+from veracity.models.cards import load_card
 
 NAME = "av_sync"
-MODEL_FILE = "av_sync-v1.json"
+CARD_NAME = "av_sync-v1"
 
 HOP_S = 0.01
 N_FFT = 512
@@ -48,18 +47,21 @@ class SyncModel:
     scale: float
 
     @classmethod
-    def load(cls, name: str = MODEL_FILE) -> SyncModel:
-        try:
-            raw = json.loads(resources.files("veracity.models").joinpath("data", name).read_text())
-        except (FileNotFoundError, json.JSONDecodeError) as exc:
-            raise ModelUnavailable(f"av_sync model {name} missing or unreadable: {exc}") from exc
-        p = raw["params"]
-        w = np.asarray(p["weights"], dtype=np.float64)
+    def load(cls, name: str = CARD_NAME) -> SyncModel:
+        card = load_card(name)  # verifies the payload's sha256
+        p = card.params or {}
+        w = np.asarray(p.get("weights", []), dtype=np.float64)
         if w.shape != (N_MELS * (2 * CONTEXT + 1) + 1,):
-            raise ModelUnavailable(f"av_sync model {name} has {w.shape[0]} weights, expected "
-                                   f"{N_MELS * (2 * CONTEXT + 1) + 1}")
-        return cls(version=str(raw["version"]), weights=w, grid_fps=float(p["grid_fps"]),
-                   centre=float(p["centre"]), scale=float(p["scale"]))
+            raise ModelUnavailable(
+                f"av_sync model {name} has {w.shape[0]} weights, expected {N_MELS * (2 * CONTEXT + 1) + 1}"
+            )
+        return cls(
+            version=card.version,
+            weights=w,
+            grid_fps=float(p["grid_fps"]),
+            centre=float(p["centre"]),
+            scale=float(p["scale"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +75,11 @@ class WindowSync:
     speech_ratio: float
 
 
-def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = 16_000,
-                   fmin: float = 80.0, fmax: float = 7600.0) -> FloatArray:
+def mel_filterbank(
+    n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = 16_000, fmin: float = 80.0, fmax: float = 7600.0
+) -> FloatArray:
     def hz_to_mel(h: FloatArray) -> FloatArray:
-        return 2595.0 * np.log10(1.0 + h / 700.0)
+        return np.asarray(2595.0 * np.log10(1.0 + h / 700.0), dtype=np.float64)
 
     mels = np.linspace(hz_to_mel(np.array(fmin)), hz_to_mel(np.array(fmax)), n_mels + 2)
     hz = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
@@ -108,7 +111,8 @@ def speech_mask(mel: FloatArray) -> npt.NDArray[np.bool_]:
         return np.zeros(0, dtype=bool)
     energy = 10.0 * np.log10(np.exp(mel[:, 3:15]).sum(axis=1) + 1e-10)
     floor, peak = float(np.percentile(energy, 10)), float(np.percentile(energy, 99))
-    return (energy > floor + 12.0) & (energy > peak - 40.0) & (peak - floor > 15.0)
+    mask = (energy > floor + 12.0) & (energy > peak - 40.0) & (peak - floor > 15.0)
+    return np.asarray(mask, dtype=bool)
 
 
 def mouth_opening(obs: FaceObservation) -> float:
@@ -150,8 +154,9 @@ class WindowFeatures:
     speech_ratio: float
 
 
-def window_features(obs: list[FaceObservation], mel_t: FloatArray, mel: FloatArray,
-                    speech: npt.NDArray[np.bool_], grid_fps: float) -> WindowFeatures | None:
+def window_features(
+    obs: list[FaceObservation], mel_t: FloatArray, mel: FloatArray, speech: npt.NDArray[np.bool_], grid_fps: float
+) -> WindowFeatures | None:
     """Put mouth opening and audio on one grid for one window; None when there is too little."""
     pts = [(o.t, mouth_opening(o)) for o in obs if o.landmarks is not None]
     pts = [(t, m) for t, m in pts if np.isfinite(m)]
@@ -169,12 +174,12 @@ def window_features(obs: list[FaceObservation], mel_t: FloatArray, mel: FloatArr
         return None
     cell = max(1, int(round(1.0 / grid_fps / HOP_S)))
     box = np.ones(cell) / cell
-    bands = np.stack([np.interp(grid, mel_t, np.convolve(mel[:, j], box, mode="same"))
-                      for j in range(mel.shape[1])], axis=1)
+    bands = np.stack(
+        [np.interp(grid, mel_t, np.convolve(mel[:, j], box, mode="same")) for j in range(mel.shape[1])], axis=1
+    )
     bands = (bands - bands.mean(axis=0)) / (bands.std(axis=0) + 1e-6)
     stacked = np.concatenate([np.roll(bands, k, axis=0) for k in range(-CONTEXT, CONTEXT + 1)], axis=1)
-    return WindowFeatures(start=start, end=end, mouth=mouth, audio=stacked,
-                          speech_ratio=float(speech[inside].mean()))
+    return WindowFeatures(start=start, end=end, mouth=mouth, audio=stacked, speech_ratio=float(speech[inside].mean()))
 
 
 def window_sync(feats: WindowFeatures, weights: FloatArray, grid_fps: float) -> WindowSync | None:
@@ -187,9 +192,15 @@ def window_sync(feats: WindowFeatures, weights: FloatArray, grid_fps: float) -> 
     peak = float(np.nanmax(r[near]))
     prominence = peak - float(np.nanmedian(np.abs(r[~near])))
     best = int(np.nanargmax(r))
-    return WindowSync(start=feats.start, end=feats.end, prominence=prominence, peak_r=peak,
-                      best_lag_s=float(lag_s[best]), best_r=float(r[best]),
-                      speech_ratio=feats.speech_ratio)
+    return WindowSync(
+        start=feats.start,
+        end=feats.end,
+        prominence=prominence,
+        peak_r=peak,
+        best_lag_s=float(lag_s[best]),
+        best_r=float(r[best]),
+        speech_ratio=feats.speech_ratio,
+    )
 
 
 def speaker_windows(ctx: AnalysisContext, grid_fps: float) -> tuple[list[WindowFeatures], float]:
@@ -253,9 +264,14 @@ class AVSyncDetector:
         confidence = clamp01(0.35 + 0.65 * min(1.0, seconds / 8.0)) * clamp01(min(1.0, speech / 0.4))
         best = max(windows, key=lambda w: w.best_r)
         return DetectorResult(
-            name=NAME, version=self.version, score=score, confidence=confidence,
+            name=NAME,
+            version=self.version,
+            score=score,
+            confidence=confidence,
             reasons=("lip_audio_mismatch",) if score >= 0.5 else (),
-            frame_scores={round((w.start + w.end) / 2, 3): round(s, 4) for w, s in zip(windows, window_scores, strict=True)},
+            frame_scores={
+                round((w.start + w.end) / 2, 3): round(s, 4) for w, s in zip(windows, window_scores, strict=True)
+            },
             evidence={
                 "prominence": round(prominence, 4),
                 "peak_correlation": round(float(np.average([w.peak_r for w in windows], weights=lengths)), 4),

@@ -14,17 +14,32 @@ class DetectorSpec:
     name: str
     target: str  # "module:Class"
     summary: str
+    card: str | None = None  # model card in veracity/models/data, when the detector has weights
 
 
 SPECS: tuple[DetectorSpec, ...] = (
-    DetectorSpec("av_sync", "veracity.detectors.av_sync:AVSyncDetector",
-                 "mouth opening against the speech envelope (lip_audio_mismatch)"),
-    DetectorSpec("physiology", "veracity.detectors.physiology:PhysiologyDetector",
-                 "blink rate and shape; head pose whole face vs central region (Yang et al. 2019)"),
-    DetectorSpec("temporal", "veracity.detectors.temporal:TemporalDetector",
-                 "landmark jitter and face-box flicker between consecutive frames"),
-    DetectorSpec("spectral", "veracity.detectors.spectral:SpectralDetector",
-                 "azimuthally averaged power spectrum, logistic model (GAN up-sampling peaks)"),
+    DetectorSpec(
+        "av_sync",
+        "veracity.detectors.av_sync:AVSyncDetector",
+        "learned audio-to-mouth prediction against mouth opening (lip_audio_mismatch)",
+        "av_sync-v1",
+    ),
+    DetectorSpec(
+        "physiology",
+        "veracity.detectors.physiology:PhysiologyDetector",
+        "blink rate and shape; head pose whole face vs central region (Yang et al. 2019)",
+    ),
+    DetectorSpec(
+        "temporal",
+        "veracity.detectors.temporal:TemporalDetector",
+        "landmark jitter and face-box flicker between consecutive frames",
+    ),
+    DetectorSpec(
+        "spectral",
+        "veracity.detectors.spectral:SpectralDetector",
+        "azimuthally averaged power spectrum, logistic model (GAN up-sampling peaks)",
+        "spectral-v1",
+    ),
 )
 
 

@@ -36,11 +36,13 @@ def find_faces(media: DecodedMedia, mesher: FaceMesher, *, keep_crops: bool = Tr
         by_time = {f.t: f for f in sparse}
         for track in tracks:
             for obs in track.observations:
-                frame = by_time.get(obs.t)
-                if obs.role in ("sparse", "still") and frame is not None:
-                    track.crops[obs.t] = align_crop(frame.rgb, obs, CROP_SIZE)
+                source = by_time.get(obs.t)
+                if obs.role in ("sparse", "still") and source is not None:
+                    track.crops[obs.t] = align_crop(source.rgb, obs, CROP_SIZE)
     return FaceResult(
-        tracks=tracks, frames_seen=len(sparse) + n_dense, frames_with_faces=frames_with,
+        tracks=tracks,
+        frames_seen=len(sparse) + n_dense,
+        frames_with_faces=frames_with,
         elapsed_ms=(time.perf_counter() - started) * 1000.0,
     )
 

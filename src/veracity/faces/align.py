@@ -38,13 +38,16 @@ def align_crop(rgb: npt.NDArray[np.uint8], obs: FaceObservation, size: int = 224
         src = five_points(obs) * np.array([w / obs.frame_size[0], h / obs.frame_size[1]])
         matrix, _ = cv2.estimateAffinePartial2D(src, template(size), method=cv2.LMEDS)
         if matrix is not None:
-            return np.asarray(cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_AREA,
-                                             borderMode=cv2.BORDER_REFLECT101), dtype=np.uint8)
+            return np.asarray(
+                cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101),
+                dtype=np.uint8,
+            )
     return box_crop(rgb, obs.box, size)
 
 
-def box_crop(rgb: npt.NDArray[np.uint8], box: tuple[float, float, float, float], size: int,
-             expand: float = 1.3) -> npt.NDArray[np.uint8]:
+def box_crop(
+    rgb: npt.NDArray[np.uint8], box: tuple[float, float, float, float], size: int, expand: float = 1.3
+) -> npt.NDArray[np.uint8]:
     """A square crop around a normalised box, expanded and clamped, resized to ``size``."""
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = box

@@ -44,7 +44,9 @@ class FaceMesher:
     def _get_static(self) -> Any:
         if self._static is None:
             self._static = self._solutions().face_mesh.FaceMesh(
-                static_image_mode=True, max_num_faces=self.max_faces, refine_landmarks=True,
+                static_image_mode=True,
+                max_num_faces=self.max_faces,
+                refine_landmarks=True,
                 min_detection_confidence=_MIN_DETECTION,
             )
         return self._static
@@ -52,8 +54,11 @@ class FaceMesher:
     def _get_video(self) -> Any:
         if self._video is None:
             self._video = self._solutions().face_mesh.FaceMesh(
-                static_image_mode=False, max_num_faces=self.max_faces, refine_landmarks=True,
-                min_detection_confidence=_MIN_DETECTION, min_tracking_confidence=0.5,
+                static_image_mode=False,
+                max_num_faces=self.max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=_MIN_DETECTION,
+                min_tracking_confidence=0.5,
             )
         return self._video
 
@@ -62,7 +67,8 @@ class FaceMesher:
             # Full-range model: finds faces down to a few percent of the frame that the mesh's
             # own short-range detector misses.
             self._detector = self._solutions().face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=_MIN_DETECTION,
+                model_selection=1,
+                min_detection_confidence=_MIN_DETECTION,
             )
         return self._detector
 
@@ -101,8 +107,12 @@ class FaceMesher:
         graph.reset()
         cropped: list[list[FaceObservation]] = []
         for f in frames:
-            xa, ya, xb, yb = (int(roi[0] * f.width), int(roi[1] * f.height),
-                              int(roi[2] * f.width), int(roi[3] * f.height))
+            xa, ya, xb, yb = (
+                int(roi[0] * f.width),
+                int(roi[1] * f.height),
+                int(roi[2] * f.width),
+                int(roi[3] * f.height),
+            )
             crop = np.ascontiguousarray(f.rgb[ya:yb, xa:xb])
             offset = (xa / f.width, ya / f.height, (xb - xa) / f.width, (yb - ya) / f.height)
             cropped.append(self._mesh(graph, f, offset=offset, crop=crop))
@@ -115,7 +125,9 @@ class FaceMesher:
             dets = result.detections or []
             if not dets:
                 continue
-            rb = max(dets, key=lambda d: d.location_data.relative_bounding_box.width).location_data.relative_bounding_box
+            rb = max(
+                dets, key=lambda d: d.location_data.relative_bounding_box.width
+            ).location_data.relative_bounding_box
             side = max(rb.width * f.width, rb.height * f.height) * 2.5
             cx, cy = (rb.xmin + rb.width / 2) * f.width, (rb.ymin + rb.height / 2) * f.height
             x0, x1 = max(0.0, cx - side / 2) / f.width, min(f.width, cx + side / 2) / f.width
@@ -126,8 +138,14 @@ class FaceMesher:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _mesh(self, graph: Any, frame: Frame, *, offset: tuple[float, float, float, float] | None = None,
-              crop: npt.NDArray[np.uint8] | None = None) -> list[FaceObservation]:
+    def _mesh(
+        self,
+        graph: Any,
+        frame: Frame,
+        *,
+        offset: tuple[float, float, float, float] | None = None,
+        crop: npt.NDArray[np.uint8] | None = None,
+    ) -> list[FaceObservation]:
         image = frame.rgb if crop is None else crop
         result = graph.process(image)
         out: list[FaceObservation] = []
@@ -143,8 +161,16 @@ class FaceMesher:
             box = _box_from_points(pts)
             if box is None:
                 continue
-            out.append(FaceObservation(t=frame.t, role=frame.role, window=frame.window, box=box,
-                                       landmarks=pts, frame_size=(frame.width, frame.height)))
+            out.append(
+                FaceObservation(
+                    t=frame.t,
+                    role=frame.role,
+                    window=frame.window,
+                    box=box,
+                    landmarks=pts,
+                    frame_size=(frame.width, frame.height),
+                )
+            )
         return out
 
     def _detect_then_mesh(self, frame: Frame) -> list[FaceObservation]:
@@ -171,12 +197,29 @@ class FaceMesher:
                 meshed = self._mesh(self._get_static(), frame, offset=offset, crop=crop)[:1]
             if meshed:
                 o = meshed[0]
-                out.append(FaceObservation(t=o.t, role=o.role, window=o.window, box=o.box,
-                                           landmarks=o.landmarks, frame_size=o.frame_size, score=score))
+                out.append(
+                    FaceObservation(
+                        t=o.t,
+                        role=o.role,
+                        window=o.window,
+                        box=o.box,
+                        landmarks=o.landmarks,
+                        frame_size=o.frame_size,
+                        score=score,
+                    )
+                )
             else:
-                out.append(FaceObservation(t=frame.t, role=frame.role, window=frame.window,
-                                           box=(x0, y0, x1, y1), landmarks=None,
-                                           frame_size=(frame.width, frame.height), score=score))
+                out.append(
+                    FaceObservation(
+                        t=frame.t,
+                        role=frame.role,
+                        window=frame.window,
+                        box=(x0, y0, x1, y1),
+                        landmarks=None,
+                        frame_size=(frame.width, frame.height),
+                        score=score,
+                    )
+                )
         return out
 
 

@@ -46,7 +46,11 @@ def assign_tracks(observations: Iterable[FaceObservation], *, min_affinity: floa
         # join its track twice at one timestamp, once per role.
         live = [tr for tr in tracks if t - tr.end <= _MAX_GAP_S]
         pairs = sorted(
-            ((_affinity(tr.observations[-1], o), ti, oi) for ti, tr in enumerate(live) for oi, o in enumerate(same_time)),
+            (
+                (_affinity(tr.observations[-1], o), ti, oi)
+                for ti, tr in enumerate(live)
+                for oi, o in enumerate(same_time)
+            ),
             reverse=True,
         )
         used_t: set[int] = set()

@@ -49,7 +49,7 @@ class FaceObservation:
         if self.landmarks is None:
             raise ValueError("observation has no landmarks")
         w, h = self.frame_size
-        return self.landmarks.astype(np.float64) * np.array([w, h, w])
+        return np.asarray(self.landmarks, dtype=np.float64) * np.array([w, h, w], dtype=np.float64)
 
     @property
     def box_size(self) -> float:

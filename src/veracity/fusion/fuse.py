@@ -3,7 +3,8 @@
 Weights and thresholds are versioned data (``data/fusion-*.json``), not literals. A detector that
 did not apply is left out, never counted as 0.5. The rule is a confidence- and weight-weighted
 mean in logit space, so one confident detector can carry the verdict while uncertain ones barely
-move it.
+move it; when the total evidence (sum of weight x confidence) is small, the fused logit shrinks
+toward 0 so a lone weak detector yields "suspicious" at most.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FusionParams(BaseModel):
     thresholds: Thresholds
     reason_min_score: float = Field(gt=0, lt=1)
     logit_clip: float = Field(gt=0)
+    evidence_mass_full: float = Field(default=0.5, gt=0)
 
     @classmethod
     def load(cls, name: str = DEFAULT_FUSION) -> FusionParams:
@@ -75,6 +77,8 @@ def fuse(results: list[DetectorResult], params: FusionParams) -> Verdict:
         return Verdict(score=None, label="inconclusive", reasons=())
     shares = {k: v / total for k, v in raw.items()}
     z = sum(shares[r.name] * _logit(r.score or 0.0, params.logit_clip) for r in used)
+    # Weak total evidence (few, unconfident detectors) pulls the score toward 0.5.
+    z *= min(1.0, total / params.evidence_mass_full)
     score = sigmoid(z)
     reasons: list[str] = []
     for r in sorted(used, key=lambda r: -(r.score or 0.0)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import av
 import av.error
 import numpy as np
+import numpy.typing as npt
 
 from veracity.errors import CorruptMedia
 from veracity.media.types import AUDIO_RATE, Audio, MediaInfo
@@ -19,7 +20,7 @@ def load_audio(info: MediaInfo, *, max_seconds: float = 900.0) -> tuple[Audio | 
     if not info.has_audio:
         return None, []
     warnings: list[str] = []
-    chunks: list[np.ndarray] = []
+    chunks: list[npt.NDArray[np.float32]] = []
     total = 0
     limit = int(max_seconds * AUDIO_RATE)
     path = str(info.path)
@@ -29,7 +30,7 @@ def load_audio(info: MediaInfo, *, max_seconds: float = 900.0) -> tuple[Audio | 
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    data = out.to_ndarray().reshape(-1)
+                    data = np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1)
                     chunks.append(data)
                     total += data.shape[0]
                 if total >= limit:
@@ -37,7 +38,7 @@ def load_audio(info: MediaInfo, *, max_seconds: float = 900.0) -> tuple[Audio | 
                     break
             else:
                 for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32).reshape(-1))
     except av.error.FFmpegError as exc:
         if not chunks:
             raise CorruptMedia(f"audio stream cannot be decoded: {exc}", path=path) from exc

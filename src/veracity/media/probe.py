@@ -112,8 +112,13 @@ def probe(path: Path, limits: Limits, *, sha256: str | None = None) -> MediaInfo
     if image is not None and not image[3]:
         fmt, width, height, _, _ = image
         return MediaInfo(
-            path=path, kind="image", container=fmt.lower(), size_bytes=size, sha256=digest,
-            width=width, height=height,
+            path=path,
+            kind="image",
+            container=fmt.lower(),
+            size_bytes=size,
+            sha256=digest,
+            width=width,
+            height=height,
         )
 
     try:
@@ -137,9 +142,7 @@ def _probe_container(
 ) -> MediaInfo:
     videos = [s for s in container.streams.video if not _is_cover_art(s)]
     audios = list(container.streams.audio)
-    container_duration = (
-        container.duration / av.time_base if container.duration and container.duration > 0 else None
-    )
+    container_duration = container.duration / av.time_base if container.duration and container.duration > 0 else None
     astream = audios[0] if audios else None
     audio_fields = {
         "has_audio": astream is not None,
@@ -164,9 +167,19 @@ def _probe_container(
             )
         frames = int(vs.frames) if vs.frames else (int(round(duration * fps)) if duration and fps else None)
         return MediaInfo(
-            path=path, kind="video", container=fmt, size_bytes=size, sha256=digest,
-            width=width, height=height, duration_s=duration, fps=fps, frame_count=frames,
-            video_codec=vs.codec_context.name, animated=animated, **audio_fields,  # type: ignore[arg-type]
+            path=path,
+            kind="video",
+            container=fmt,
+            size_bytes=size,
+            sha256=digest,
+            width=width,
+            height=height,
+            duration_s=duration,
+            fps=fps,
+            frame_count=frames,
+            video_codec=vs.codec_context.name,
+            animated=animated,
+            **audio_fields,  # type: ignore[arg-type]
         )
     if astream is not None:
         duration = None
@@ -179,8 +192,13 @@ def _probe_container(
                 path=str(path),
             )
         return MediaInfo(
-            path=path, kind="audio", container=fmt, size_bytes=size, sha256=digest,
-            duration_s=duration, **audio_fields,  # type: ignore[arg-type]
+            path=path,
+            kind="audio",
+            container=fmt,
+            size_bytes=size,
+            sha256=digest,
+            duration_s=duration,
+            **audio_fields,  # type: ignore[arg-type]
         )
     raise UnsupportedMedia("container holds no video or audio stream", path=str(path))
 

@@ -92,9 +92,7 @@ def _convert(frame: av.VideoFrame, max_side: int) -> npt.NDArray[np.uint8]:
         rgb = frame.to_ndarray(format="rgb24")
     else:
         # FAST_BILINEAR: 1.3 ms a 1080p frame against 3.1 ms for the default (measured here).
-        rgb = frame.reformat(
-            width=w, height=h, format="rgb24", interpolation="FAST_BILINEAR"
-        ).to_ndarray()
+        rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray()
     return _rotate(np.asarray(rgb, dtype=np.uint8), int(getattr(frame, "rotation", 0) or 0))
 
 
@@ -160,7 +158,9 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                         side = plan.sparse_max_side if tg.role == "sparse" else plan.dense_max_side
                         if (tg.role, side) not in kept:
                             kept[(tg.role, side)] = _convert(frame, side)
-                            frames.append(Frame(t=max(ft, 0.0), rgb=kept[(tg.role, side)], role=tg.role, window=tg.window))
+                            frames.append(
+                                Frame(t=max(ft, 0.0), rgb=kept[(tg.role, side)], role=tg.role, window=tg.window)
+                            )
                         i += 1
                     got = True
                     break

@@ -60,7 +60,7 @@ class DetectorReport(_Model):
     confidence: float = Field(ge=0, le=1)
     reasons: list[str] = Field(default_factory=list)
     not_applicable: str | None = None
-    evidence: dict[str, float | int | str | bool | None | list[float] | list[int] | list[str]] = Field(
+    evidence: dict[str, float | int | str | bool | list[float] | list[int] | list[str] | None] = Field(
         default_factory=dict
     )
     weight: float = Field(default=0.0, ge=0, description="Share of the fused score (0 when not applied).")

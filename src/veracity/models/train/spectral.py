@@ -66,6 +66,7 @@ class Item:
     label: int  # 1 fake, 0 real
     group: str  # training: the folder (train/images_fake/sdxl_style_preview); eval: source repo
     detail: str
+    source_repo: str
     license: str
 
 
@@ -95,7 +96,7 @@ def _items(rows: Sequence[dict[str, str]], data_root: Path, split: str,
             continue
         group = "/".join(rel.split("/")[:3]) if split == "train" else row["source_repo"]
         out.append(Item(path, rel, int(row["label"] == "fake"), group, row["detail"],
-                        row["license"]))
+                        row["source_repo"], row["license"]))
     if missing:
         log(f"warning: {missing} {split} rows listed in MANIFEST.tsv have no file")
     listed = {i.rel for i in out}
@@ -361,13 +362,13 @@ def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progr
     params = model.params()
     params["l2"] = L2
     training_data = []
-    licenses = {it.group: it.license for it in items}
+    origin = {it.group: (it.source_repo, it.license) for it in items}
     for group in sorted(used):
         fake = group.startswith("train/images_fake")
         training_data.append(TrainingSet(name=group, label="fake" if fake else "real",
                                          count=used[group],
-                                         source="MANIFEST.tsv source_repo",
-                                         license=licenses[group][:200]))
+                                         source=origin[group][0],
+                                         license=origin[group][1][:200]))
     card = ModelCard(
         name=CARD_NAME,
         version=SpectralDetector.version,
