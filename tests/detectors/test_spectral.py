@@ -21,6 +21,7 @@ from veracity.detectors.spectral import (
     SIZE,
     SpectralDetector,
     SpectralModel,
+    face_square,
     feature_config,
     regions,
     spectrum_features,
@@ -154,6 +155,7 @@ def test_image_without_faces_is_scored_on_the_centre_square() -> None:
     assert result.score is not None
     assert 0.0 <= result.score <= 1.0
     assert 0.0 < result.confidence <= 0.5
+    assert result.confidence == pytest.approx(0.25)  # one region: half the base
     assert set(result.frame_scores) == {0.0}
     assert result.evidence["n_regions"] == 1
     assert result.evidence["region_source"] == "frame"
@@ -174,6 +176,24 @@ def test_faces_are_cut_at_native_resolution() -> None:
     result = SpectralDetector().run(ctx)
     assert result.evidence["region_source"] == "face"
     assert result.evidence["n_upsampled"] == 0
+
+
+@pytest.mark.parametrize(("box", "corner"), [((0.45, 0.45, 0.55, 0.55), (272, 172)),
+                                             ((0.0, 0.0, 0.1, 0.1), (0, 0)),
+                                             ((0.9, 0.85, 1.0, 0.95), (800 - SIZE, 600 - SIZE))])
+def test_small_faces_get_context_instead_of_upsampling(
+        box: tuple[float, float, float, float], corner: tuple[int, int]) -> None:
+    rgb = np.zeros((600, 800, 3), dtype=np.uint8)
+    rgb[:, :, 0] = np.arange(800)[None, :] % 256
+    rgb[:, :, 1] = np.arange(600)[:, None] % 256
+    sq = face_square(rgb, box)
+    assert sq.shape == (SIZE, SIZE, 3)
+    assert (int(sq[0, 0, 0]), int(sq[0, 0, 1])) == (corner[0] % 256, corner[1] % 256)
+
+
+def test_image_smaller_than_the_feature_size_is_used_whole() -> None:
+    rgb = np.zeros((100, 120, 3), dtype=np.uint8)
+    assert face_square(rgb, (0.2, 0.2, 0.5, 0.5)).shape == (100, 100, 3)
 
 
 def test_video_frames_give_frame_scores() -> None:

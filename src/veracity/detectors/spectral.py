@@ -211,16 +211,18 @@ class Region:
 
 
 def face_square(rgb: npt.NDArray[np.uint8], box: tuple[float, float, float, float],
-                expand: float = FACE_EXPAND) -> npt.NDArray[np.uint8]:
-    """The square around a normalised face box, expanded and clamped, at native resolution (no
-    resampling: the spectrum is what is measured)."""
+                expand: float = FACE_EXPAND, min_side: int = SIZE) -> npt.NDArray[np.uint8]:
+    """The square around a normalised face box, expanded, at native resolution (no resampling:
+    the spectrum is what is measured). A face smaller than ``min_side`` gets more context
+    instead of being up-sampled later; the square is shifted, not cut, at the frame border."""
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = box
+    side = max((x1 - x0) * w, (y1 - y0) * h) * expand
+    side = int(round(min(max(side, float(min_side), 4.0), w, h)))
     cx, cy = (x0 + x1) / 2 * w, (y0 + y1) / 2 * h
-    half = max(max((x1 - x0) * w, (y1 - y0) * h) * expand / 2, 2.0)
-    xa, xb = int(max(0, cx - half)), int(min(w, cx + half))
-    ya, yb = int(max(0, cy - half)), int(min(h, cy + half))
-    return rgb[ya:yb, xa:xb]
+    xa = int(round(min(max(cx - side / 2, 0.0), w - side)))
+    ya = int(round(min(max(cy - side / 2, 0.0), h - side)))
+    return rgb[ya:ya + side, xa:xa + side]
 
 
 def regions(media: DecodedMedia, faces: FaceResult, *, limit: int = MAX_REGIONS) -> list[Region]:
@@ -285,7 +287,7 @@ class SpectralDetector:
         upsampled = sum(r.side < SIZE for r in regs)
         native_share = 1.0 - upsampled / len(regs)
         # Few regions, or regions too small to hold the top octave, earn less trust.
-        confidence = BASE_CONFIDENCE * min(1.0, len(regs) / FULL_CONFIDENCE_REGIONS) * (
+        confidence = BASE_CONFIDENCE * min(1.0, math.sqrt(len(regs) / FULL_CONFIDENCE_REGIONS)) * (
             0.4 + 0.6 * native_share)
         return DetectorResult(
             name=self.name,
