@@ -92,10 +92,14 @@ _IDX, _INSIDE, _CENTRES, _ON_AXIS = _radial_index()
 _WINDOW = np.outer(np.hanning(SIZE), np.hanning(SIZE))
 
 
-def radial_spectrum(gray: FloatArray) -> FloatArray:
-    """log10 of the azimuthally averaged, Hann-windowed power spectrum, ``N_BINS`` values."""
-    x = (gray - gray.mean()) * _WINDOW
-    power = np.abs(np.fft.fft2(x)) ** 2 / (SIZE * SIZE)
+def power_spectrum(gray: FloatArray) -> FloatArray:
+    """|FFT|^2 of the mean-removed, Hann-windowed ``SIZE``x``SIZE`` image (unshifted)."""
+    return np.asarray(np.abs(np.fft.fft2((gray - gray.mean()) * _WINDOW)) ** 2, dtype=np.float64)
+
+
+def radial_spectrum(raw_power: FloatArray) -> FloatArray:
+    """log10 of the azimuthally averaged power spectrum, ``N_BINS`` values."""
+    power = raw_power / (SIZE * SIZE)
     sums = np.bincount(_IDX[_INSIDE], weights=power[_INSIDE], minlength=N_BINS)
     counts = np.bincount(_IDX[_INSIDE], minlength=N_BINS)
     return np.asarray(np.log10(sums / np.maximum(counts, 1) + 1e-12), dtype=np.float64)
@@ -110,7 +114,8 @@ def spectrum_features(rgb: npt.NDArray[np.uint8]) -> FloatArray:
     Level (contrast) is not kept: only the shape of the spectrum is.
     """
     gray = normalise_region(rgb)
-    logp = radial_spectrum(gray)
+    power = power_spectrum(gray)
+    logp = radial_spectrum(power)
     logf = np.log10(_CENTRES)
     lo, hi = FIT_BINS
     slope, intercept = np.polyfit(logf[lo:hi], logp[lo:hi], 1)
@@ -118,9 +123,6 @@ def spectrum_features(rgb: npt.NDArray[np.uint8]) -> FloatArray:
     fit_spread = float(np.std(resid[lo:hi]))
     high = resid[HIGH_FROM:]
     top = float(np.mean(resid[N_BINS * 3 // 4:]))
-
-    x = (gray - gray.mean()) * _WINDOW
-    power = np.abs(np.fft.fft2(x)) ** 2
     upper = _INSIDE & (_IDX >= N_BINS // 2)
     axis = float(np.mean(power[upper & (_ON_AXIS > 0)]) + 1e-12)
     diag = float(np.mean(power[upper & (_ON_AXIS == 0)]) + 1e-12)
