@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from veracity.errors import ModelUnavailable
+from veracity.media.probe import sha256_file
 
 DATA_PACKAGE = "veracity.models"
 DATA_DIR = "data"
@@ -78,12 +79,9 @@ def params_sha256(params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(params).encode("ascii")).hexdigest()
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def file_sha256(path: Path) -> str:
+    """The weights file's sha256 (the same streaming hash the media stage uses)."""
+    return sha256_file(path)
 
 
 def parse_card(text: str, *, origin: str) -> ModelCard:
