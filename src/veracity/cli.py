@@ -7,6 +7,7 @@ a batch never stops the batch: it is reported and the rest are analysed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -321,7 +322,25 @@ def train(
         raise typer.Exit(2)
 
 
+def _silence_native_stderr() -> None:
+    """MediaPipe's C++ (glog/absl/TFLite) writes INFO and W-lines straight to file descriptor 2,
+    drowning the one-line errors. Python keeps the real stderr on a duplicate descriptor; native
+    code gets /dev/null. VERACITY_NATIVE_LOGS=1 keeps them."""
+    if os.environ.get("VERACITY_NATIVE_LOGS") == "1":
+        return
+    try:
+        sys.stderr.flush()
+        kept = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(kept, "w", buffering=1)
+    except OSError:
+        return
+
+
 def main() -> None:
+    _silence_native_stderr()
     app()
 
 

@@ -87,6 +87,7 @@ def fuse(results: list[DetectorResult], params: FusionParams) -> Verdict:
     label: Label
     if score < params.thresholds.suspicious:
         label = "authentic"
+        reasons = []  # a lone detector's reason does not explain an authentic verdict
     elif score < params.thresholds.manipulated:
         label = "suspicious"
     else:
