@@ -37,6 +37,7 @@ from veracity.detectors.base import (
     clamp01,
     sigmoid,
 )
+from veracity.faces.track import consecutive_runs
 from veracity.faces.types import LEFT_EYE, RIGHT_EYE, FaceObservation, FaceTrack
 from veracity.media.types import MediaKind
 
@@ -254,34 +255,6 @@ def _dense_usable(track: FaceTrack) -> list[FaceObservation]:
             and _usable(o)]
 
 
-def consecutive_runs(obs: Sequence[FaceObservation],
-                     frame_times: Sequence[float]) -> list[list[FaceObservation]]:
-    """Split one window's observations (time-ordered) where a decoded frame has no face.
-
-    With the window's frame times known, consecutive means adjacent decoded frames; without
-    them (hand-built inputs), a gap over 1.75x the median spacing breaks the run.
-    """
-    if not obs:
-        return []
-    times = sorted(frame_times)
-    runs: list[list[FaceObservation]] = [[obs[0]]]
-    if len(times) >= 2:
-        arr = np.asarray(times)
-        pos = [int(np.argmin(np.abs(arr - o.t))) for o in obs]
-        for k in range(1, len(obs)):
-            if pos[k] - pos[k - 1] == 1:
-                runs[-1].append(obs[k])
-            else:
-                runs.append([obs[k]])
-        return runs
-    gaps = np.diff([o.t for o in obs])
-    med = float(np.median(gaps)) if gaps.size else 0.0
-    for k in range(1, len(obs)):
-        if med > 0 and 0 < gaps[k - 1] <= 1.75 * med:
-            runs[-1].append(obs[k])
-        else:
-            runs.append([obs[k]])
-    return runs
 
 
 def _run_seconds(t: FloatArray, step: float) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -67,3 +67,32 @@ def assign_tracks(observations: Iterable[FaceObservation], *, min_affinity: floa
                 tid = len(tracks)
                 tracks.append(FaceTrack(track_id=tid, observations=[replace(o, track_id=tid)]))
     return tracks
+
+def consecutive_runs(obs: Sequence[FaceObservation],
+                     frame_times: Sequence[float]) -> list[list[FaceObservation]]:
+    """Split one window's observations (time-ordered) where a decoded frame has no face.
+
+    With the window's frame times known, consecutive means adjacent decoded frames; without
+    them (hand-built inputs), a gap over 1.75x the median spacing breaks the run.
+    """
+    if not obs:
+        return []
+    runs: list[list[FaceObservation]] = [[obs[0]]]
+    times = sorted(frame_times)
+    if len(times) >= 2:
+        arr = np.asarray(times)
+        pos = [int(np.argmin(np.abs(arr - o.t))) for o in obs]
+        for k in range(1, len(obs)):
+            if pos[k] - pos[k - 1] == 1:
+                runs[-1].append(obs[k])
+            else:
+                runs.append([obs[k]])
+        return runs
+    gaps = np.diff([o.t for o in obs])
+    med = float(np.median(gaps)) if gaps.size else 0.0
+    for k in range(1, len(obs)):
+        if med > 0 and 0 < gaps[k - 1] <= 1.75 * med:
+            runs[-1].append(obs[k])
+        else:
+            runs.append([obs[k]])
+    return runs

@@ -156,15 +156,7 @@ def _probe_container(
         width, height = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
         _check_pixels(width, height, limits, path)
         fps = _rate(vs.average_rate) or _rate(vs.guessed_rate)
-        duration = None
-        if vs.duration and vs.time_base:
-            duration = float(vs.duration * vs.time_base)
-        duration = duration or container_duration
-        if duration is not None and duration > limits.max_duration_s:
-            raise MediaTooLarge(
-                f"duration {duration:.0f} s is over the {limits.max_duration_s:.0f} s limit",
-                path=str(path),
-            )
+        duration = _duration(vs, container_duration, limits, path)
         frames = int(vs.frames) if vs.frames else (int(round(duration * fps)) if duration and fps else None)
         return MediaInfo(
             path=path,
@@ -182,15 +174,7 @@ def _probe_container(
             **audio_fields,  # type: ignore[arg-type]
         )
     if astream is not None:
-        duration = None
-        if astream.duration and astream.time_base:
-            duration = float(astream.duration * astream.time_base)
-        duration = duration or container_duration
-        if duration is not None and duration > limits.max_duration_s:
-            raise MediaTooLarge(
-                f"duration {duration:.0f} s is over the {limits.max_duration_s:.0f} s limit",
-                path=str(path),
-            )
+        duration = _duration(astream, container_duration, limits, path)
         return MediaInfo(
             path=path,
             kind="audio",
@@ -201,6 +185,18 @@ def _probe_container(
             **audio_fields,  # type: ignore[arg-type]
         )
     raise UnsupportedMedia("container holds no video or audio stream", path=str(path))
+
+
+def _duration(stream: av.stream.Stream, fallback: float | None, limits: Limits, path: Path) -> float | None:
+    """The stream's duration (else the container's), refused when over the limit."""
+    duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+    duration = duration or fallback
+    if duration is not None and duration > limits.max_duration_s:
+        raise MediaTooLarge(
+            f"duration {duration:.0f} s is over the {limits.max_duration_s:.0f} s limit",
+            path=str(path),
+        )
+    return duration
 
 
 def _is_cover_art(stream: av.video.stream.VideoStream) -> bool:
