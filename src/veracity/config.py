@@ -66,6 +66,19 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     onnx_threads: int = 1
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "veracity")
+    # Where the embedded deployment keeps its database, keys and stored media.
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "veracity")
+    # SQLAlchemy URL; None means the embedded SQLite file ``data_dir / "veracity.db"``.
+    database_url: str | None = None
+    # PEM bundle of trust anchors for C2PA; None means no trust list (good signatures are Valid).
+    trust_anchors: Path | None = None
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'veracity.db'}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,8 +102,13 @@ class Settings:
             max_image_side=int(num("MAX_IMAGE_SIDE", base.max_image_side)),
         )
         cache = env.get(_ENV_PREFIX + "CACHE_DIR")
+        data = env.get(_ENV_PREFIX + "DATA_DIR")
+        anchors = env.get(_ENV_PREFIX + "TRUST_ANCHORS")
         return cls(
             limits=limits,
             onnx_threads=max(1, int(num("ONNX_THREADS", 1))),
             cache_dir=Path(cache) if cache else Path.home() / ".cache" / "veracity",
+            data_dir=Path(data) if data else Path.home() / ".local" / "share" / "veracity",
+            database_url=env.get(_ENV_PREFIX + "DATABASE_URL") or None,
+            trust_anchors=Path(anchors) if anchors else None,
         )
