@@ -85,8 +85,17 @@ class Server:
 
     def _spawn(self, log: object) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "veracity.cli", "serve", "--port", str(self.port), "--no-bootstrap-admin",
-             "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "veracity.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--no-bootstrap-admin",
+                "--log-level",
+                "warning",
+            ],
             env=self.env,
             stdout=log,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT,
@@ -112,9 +121,23 @@ def make_keys(data_dir: Path, env: dict[str, str]) -> dict[str, str]:
     keys = {}
     for role in ("analyst", "reviewer", "signer", "admin"):
         out = subprocess.run(
-            [sys.executable, "-m", "veracity.cli", "apikey", "create", "--role", role, "--name", f"test {role}",
-             "--json"],
-            env=env, capture_output=True, text=True, check=True, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "veracity.cli",
+                "apikey",
+                "create",
+                "--role",
+                role,
+                "--name",
+                f"test {role}",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         keys[role] = json.loads(out.stdout)["api_key"]
     return keys
@@ -194,9 +217,9 @@ class MediaServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def wait_posts(self, n: int, timeout: float = 30.0, where: Callable[[Recorded], bool] = lambda r: True) -> list[
-        Recorded
-    ]:
+    def wait_posts(
+        self, n: int, timeout: float = 30.0, where: Callable[[Recorded], bool] = lambda r: True
+    ) -> list[Recorded]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:

@@ -58,8 +58,11 @@ def test_analyze_video_answers_202_when_the_wait_is_over(api: Api) -> None:
 def test_job_lifecycle_report_list_and_media_deleted(api: Api) -> None:
     image = png_bytes(1)
     with api.server.client(api.keys["analyst"]) as c:
-        r = c.post("/api/v1/jobs", files={"file": ("still.png", image, "image/png")},
-                   data={"options": json.dumps({"frames": 4})})
+        r = c.post(
+            "/api/v1/jobs",
+            files={"file": ("still.png", image, "image/png")},
+            data={"options": json.dumps({"frames": 4})},
+        )
         assert r.status_code == 202, r.text
         job_id = r.json()["job_id"]
         job = wait_job(c, job_id)
@@ -78,8 +81,11 @@ def test_job_lifecycle_report_list_and_media_deleted(api: Api) -> None:
         assert all(j["result"] is None for j in listed["items"])  # lists stay small
     # The uploaded media is gone (random names only; nothing kept without keep_media).
     leftover = {p.name for p in api.storage.iterdir()} if api.storage.exists() else set()
-    assert not any(hashlib.sha256(p.read_bytes()).hexdigest() == hashlib.sha256(image).hexdigest()
-                   for p in api.storage.iterdir() if p.name in leftover)
+    assert not any(
+        hashlib.sha256(p.read_bytes()).hexdigest() == hashlib.sha256(image).hexdigest()
+        for p in api.storage.iterdir()
+        if p.name in leftover
+    )
 
 
 def test_keep_media_keeps_the_file(api: Api) -> None:
@@ -120,8 +126,11 @@ def test_batches_of_files_and_urls(api: Api) -> None:
         assert c.get(f"/api/v1/batches/{batch_id}").json()["counts"]["succeeded"] == 2
         url_batch = c.get(f"/api/v1/batches/{r2.json()['batch_id']}").json()
         assert url_batch["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1}
-        failed = [j for j in c.get("/api/v1/jobs", params={"batch_id": r2.json()["batch_id"]}).json()["items"]
-                  if j["status"] == "failed"]
+        failed = [
+            j
+            for j in c.get("/api/v1/jobs", params={"batch_id": r2.json()["batch_id"]}).json()["items"]
+            if j["status"] == "failed"
+        ]
         assert failed[0]["error"]["code"] == "fetch_failed"
 
 
@@ -170,8 +179,10 @@ def test_oversize_upload_is_refused_while_streaming(api: Api) -> None:
             yield big[i : i + 65536]
 
     boundary = "b0undary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.mp4\"\r\n"
-            "Content-Type: video/mp4\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
 
     def body() -> object:
         yield head
@@ -180,8 +191,11 @@ def test_oversize_upload_is_refused_while_streaming(api: Api) -> None:
 
     before = set(api.storage.iterdir()) if api.storage.exists() else set()
     with api.server.client(api.keys["analyst"]) as c:
-        r = c.post("/api/v1/jobs", content=body(),  # type: ignore[arg-type]
-                   headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        r = c.post(
+            "/api/v1/jobs",
+            content=body(),  # type: ignore[arg-type]
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
         _error(r, 413, "media_too_large")
         # A declared length over the cap is refused before reading.
         r2 = c.post("/api/v1/jobs", files={"file": ("big.mp4", big)})
@@ -192,8 +206,11 @@ def test_oversize_upload_is_refused_while_streaming(api: Api) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [
-        ({"content": b"--x\r\nnot a real multipart", "headers": {"Content-Type": "multipart/form-data; boundary=x"}},
-         400, "bad_request"),
+        (
+            {"content": b"--x\r\nnot a real multipart", "headers": {"Content-Type": "multipart/form-data; boundary=x"}},
+            400,
+            "bad_request",
+        ),
         ({"content": b"--x--\r\n", "headers": {"Content-Type": "multipart/form-data"}}, 400, "bad_request"),
         ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 422, "validation_error"),
         ({"json": {"url": "http://x", "unknown": 1}}, 422, "validation_error"),
@@ -262,9 +279,23 @@ def test_health_ready_metrics(api: Api) -> None:
 def test_openapi_has_stable_operation_ids(api: Api) -> None:
     spec = httpx.get(f"{api.server.url}/openapi.json").json()
     ids = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
-    assert {"analyzeVideo", "createJob", "listJobs", "getJob", "getJobReport", "reviewJob", "createBatch",
-            "getBatch", "healthz", "readyz", "metrics", "createKey", "listKeys", "revokeKey",
-            "verifyAudit"} <= ids
+    assert {
+        "analyzeVideo",
+        "createJob",
+        "listJobs",
+        "getJob",
+        "getJobReport",
+        "reviewJob",
+        "createBatch",
+        "getBatch",
+        "healthz",
+        "readyz",
+        "metrics",
+        "createKey",
+        "listKeys",
+        "revokeKey",
+        "verifyAudit",
+    } <= ids
     body = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "multipart/form-data"}
     assert "JobCreate" in spec["components"]["schemas"]

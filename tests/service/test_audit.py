@@ -58,8 +58,9 @@ def test_rehashed_row_still_breaks_the_next_link(ctx: ServiceContext) -> None:
         row = s.get(AuditEntry, 3)
         assert row is not None
         row.actor = "key:forged"
-        row.hash = audit.entry_hash(row.prev_hash, audit.canonical(row.seq, row.at, row.actor, row.action, row.object,
-                                                                   row.detail))
+        row.hash = audit.entry_hash(
+            row.prev_hash, audit.canonical(row.seq, row.at, row.actor, row.action, row.object, row.detail)
+        )
     with ctx.tx() as s:
         v = audit.verify(s)
     assert (4, "broken_link") in {(p.seq, p.kind) for p in v.problems}
@@ -88,8 +89,14 @@ def test_cli_audit_verify_exit_codes(ctx: ServiceContext, tmp_path: Path) -> Non
     env.pop("VERACITY_DATABASE_URL", None)
 
     def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "veracity.cli", "audit", "verify", "--json"], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "veracity.cli", "audit", "verify", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     ok = run()
     assert ok.returncode == 0, ok.stderr
@@ -98,8 +105,11 @@ def test_cli_audit_verify_exit_codes(ctx: ServiceContext, tmp_path: Path) -> Non
         s.execute(update(AuditEntry).where(AuditEntry.seq == 5).values(actor="key:tampered"))
     bad = run()
     assert bad.returncode == 1
-    assert json.loads(bad.stdout)["problems"][0] == {"seq": 5, "kind": "edited",
-                                                     "message": "content does not match its hash"}
+    assert json.loads(bad.stdout)["problems"][0] == {
+        "seq": 5,
+        "kind": "edited",
+        "message": "content does not match its hash",
+    }
 
 
 def test_concurrent_appends_keep_one_chain(tmp_path: Path) -> None:

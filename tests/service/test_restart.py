@@ -37,8 +37,9 @@ def test_restart_resumes_queued_and_interrupted_jobs(tmp_path: Path, tiny_video:
     with ctx.storage.writer(10**7) as w:
         w.write(png_bytes(99))
     with ctx.tx() as s:
-        job, _ = jobs.create_job(s, Principal("someone", "analyst"), settings,
-                                 media=jobs.StoredMedia(w.name, w.sha256, w.size, "orphan.png"))
+        job, _ = jobs.create_job(
+            s, Principal("someone", "analyst"), settings, media=jobs.StoredMedia(w.name, w.sha256, w.size, "orphan.png")
+        )
     assert jobs.claim(ctx.sessions, job.id, "dead-worker") is not None
     ids.append(job.id)
     ctx.engine.dispose()

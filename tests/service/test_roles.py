@@ -38,10 +38,12 @@ def test_matrix_covers_every_operation(api: Api) -> None:
 
 
 @pytest.mark.parametrize("who", [None, *ROLES])
-@pytest.mark.parametrize(("method", "template", "kwargs", "permission"), ENDPOINTS,
-                         ids=[f"{m} {p}" for m, p, _, _ in ENDPOINTS])
-def test_role_matrix(api: Api, who: str | None, method: str, template: str, kwargs: dict[str, object],
-                     permission: str | None) -> None:
+@pytest.mark.parametrize(
+    ("method", "template", "kwargs", "permission"), ENDPOINTS, ids=[f"{m} {p}" for m, p, _, _ in ENDPOINTS]
+)
+def test_role_matrix(
+    api: Api, who: str | None, method: str, template: str, kwargs: dict[str, object], permission: str | None
+) -> None:
     path = template.format(job_id=MISSING, batch_id=MISSING, key_id="nosuchkey")
     with api.server.client(api.keys[who] if who else None) as c:
         r = c.request(method, path, **kwargs)  # type: ignore[arg-type]

@@ -20,15 +20,17 @@ def fake_dns(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]
     return resolve
 
 
-DNS = fake_dns({
-    "public.example": ["93.184.216.34"],
-    "internal.example": ["10.1.2.3"],
-    "mixed.example": ["93.184.216.34", "192.168.1.5"],  # one private answer is enough to refuse
-    "meta.example": ["169.254.169.254"],
-    "v6local.example": ["::1"],
-    "mapped.example": ["::ffff:127.0.0.1"],
-    "cgnat.example": ["100.100.100.200"],
-})
+DNS = fake_dns(
+    {
+        "public.example": ["93.184.216.34"],
+        "internal.example": ["10.1.2.3"],
+        "mixed.example": ["93.184.216.34", "192.168.1.5"],  # one private answer is enough to refuse
+        "meta.example": ["169.254.169.254"],
+        "v6local.example": ["::1"],
+        "mapped.example": ["::ffff:127.0.0.1"],
+        "cgnat.example": ["100.100.100.200"],
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -93,8 +95,14 @@ def test_is_public_table() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:8000/x.mp4", "http://10.0.0.1/x.mp4", "http://169.254.169.254/latest/meta-data/",
-     "http://localhost/x.mp4", "http://[::1]/x.mp4", "file:///etc/passwd"],
+    [
+        "http://127.0.0.1:8000/x.mp4",
+        "http://10.0.0.1/x.mp4",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost/x.mp4",
+        "http://[::1]/x.mp4",
+        "file:///etc/passwd",
+    ],
 )
 def test_api_refuses_before_creating_a_job(api: Api, url: str) -> None:
     with api.server.client(api.keys["analyst"]) as c:

@@ -22,8 +22,9 @@ def test_sign_and_verify() -> None:
     assert not webhooks.verify_signature("s3cret-s3cret-s3cret", str(now), b'{"a":2}', sig)  # body changed
     assert not webhooks.verify_signature("other-secret-value!", str(now), b'{"a":1}', sig)  # wrong secret
     old = now - 3600
-    assert not webhooks.verify_signature("s3cret-s3cret-s3cret", str(old), b'{"a":1}',
-                                         webhooks.sign("s3cret-s3cret-s3cret", old, b'{"a":1}'))  # replay
+    assert not webhooks.verify_signature(
+        "s3cret-s3cret-s3cret", str(old), b'{"a":1}', webhooks.sign("s3cret-s3cret-s3cret", old, b'{"a":1}')
+    )  # replay
     assert not webhooks.verify_signature("s3cret-s3cret-s3cret", "nan", b"", sig)
 
 
@@ -41,9 +42,16 @@ def test_default_secrets_refused_outside_development(tmp_path: object) -> None:
 
 
 def test_settings_from_env_reads_service_settings() -> None:
-    s = Settings.from_env({"VERACITY_URL_ALLOWLIST": "10.0.0.0/8, media.local", "VERACITY_SYNC_WAIT_S": "3",
-                           "VERACITY_BROKER_URL": "redis://h:6379/1", "VERACITY_KEEP_MEDIA": "true",
-                           "VERACITY_ENV": "production", "VERACITY_STORAGE_DIR": "/srv/media"})
+    s = Settings.from_env(
+        {
+            "VERACITY_URL_ALLOWLIST": "10.0.0.0/8, media.local",
+            "VERACITY_SYNC_WAIT_S": "3",
+            "VERACITY_BROKER_URL": "redis://h:6379/1",
+            "VERACITY_KEEP_MEDIA": "true",
+            "VERACITY_ENV": "production",
+            "VERACITY_STORAGE_DIR": "/srv/media",
+        }
+    )
     assert s.url_allowlist == ("10.0.0.0/8", "media.local")
     assert s.sync_wait_s == 3.0 and s.broker_url == "redis://h:6379/1" and s.keep_media
     assert not s.is_development and str(s.effective_storage_dir) == "/srv/media"
@@ -79,5 +87,6 @@ def test_failed_job_is_reported_too(api: Api) -> None:
     post = api.media.wait_posts(1, where=lambda p: p.path == "/hook/failed")[0]
     body = json.loads(post.body)
     assert body["status"] == "failed" and body["error"]["code"] == "fetch_failed"
-    assert webhooks.verify_signature(WEBHOOK_SECRET, post.headers["x-veracity-timestamp"], post.body,
-                                     post.headers["x-veracity-signature"])
+    assert webhooks.verify_signature(
+        WEBHOOK_SECRET, post.headers["x-veracity-timestamp"], post.body, post.headers["x-veracity-signature"]
+    )
