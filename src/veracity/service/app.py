@@ -138,7 +138,7 @@ def create_app(
         ctx = context or open_context(settings)
         ctx.start(workers=start_workers)
         app.state.ctx = ctx
-        app.state.metrics = Metrics(ctx.sessions, ctx.queue_depth)
+        app.state.metrics = Metrics(ctx.read_sessions, ctx.queue_depth)
         try:
             yield
         finally:

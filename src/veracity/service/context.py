@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.config import Settings
 from veracity.service.auth import RateLimiter
-from veracity.service.db import is_sqlite, make_engine, make_sessionmaker, migrate
+from veracity.service.db import is_sqlite, make_engine, make_read_sessionmaker, make_sessionmaker, migrate
 from veracity.service.dispatch import Dispatcher, EmbeddedPool, Sweeper
 from veracity.service.runner import JobRunner
 from veracity.service.storage import Storage
@@ -30,6 +30,7 @@ class ServiceContext:
     storage: Storage
     limiter: RateLimiter
     webhook_secret: str
+    read_sessions: sessionmaker[Session]
     dispatcher: Dispatcher | None = None
     sweeper: Sweeper | None = None
     extras: dict[str, object] = field(default_factory=dict)
@@ -38,6 +39,12 @@ class ServiceContext:
     def tx(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any exception."""
         with self.sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (never takes SQLite's write lock; do not write in it)."""
+        with self.read_sessions.begin() as session:
             yield session
 
     def submit(self, job_id: str) -> None:
@@ -85,6 +92,7 @@ def open_context(settings: Settings, *, run_migrations: bool | None = None) -> S
         storage=Storage(settings.effective_storage_dir),
         limiter=RateLimiter(settings.rate_limit_per_min),
         webhook_secret=resolve_secret(settings),
+        read_sessions=make_read_sessionmaker(engine),
     )
 
 

@@ -30,7 +30,7 @@ def get_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send Authorization: Bearer <key>")
-    with ctx.tx() as session:
+    with ctx.read() as session:
         principal = authenticate(session, credentials.credentials)
     ctx.limiter.check(principal.key_id)
     request.state.principal = principal

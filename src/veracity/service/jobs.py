@@ -73,6 +73,11 @@ def create_job(
     this key, the earlier job is returned and ``created`` is False (the caller drops its upload)."""
     if (media is None) == (url is None):
         raise BadRequest("give either an upload or a URL")
+    # Resolve names before touching the database: no lock is held while DNS answers.
+    if url is not None:
+        check_url(url, settings, resolver)  # early answer; the worker checks every hop again
+    if callback_url is not None:
+        check_url(callback_url, settings, resolver)
     if idempotency_key is not None:
         if not 1 <= len(idempotency_key) <= 200:
             raise BadRequest("Idempotency-Key must be 1 to 200 characters")
@@ -81,10 +86,6 @@ def create_job(
         )
         if existing is not None:
             return existing, False
-    if url is not None:
-        check_url(url, settings, resolver)  # early answer; the worker checks every hop again
-    if callback_url is not None:
-        check_url(callback_url, settings, resolver)
     opts = options or JobOptions()
     name = media.original_name if media else url.rsplit("/", 1)[-1].split("?", 1)[0] if url else ""
     job = Job(

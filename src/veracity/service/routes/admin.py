@@ -72,7 +72,7 @@ def verify_audit(
     principal: AuditReader,
     expect_head: Annotated[str | None, Query(max_length=64, pattern=r"^[0-9a-f]{64}$")] = None,
 ) -> AuditVerifyPublic:
-    with ctx.tx() as s:
+    with ctx.read() as s:
         v = audit.verify(s, expect_head=expect_head)
     return AuditVerifyPublic(
         ok=v.ok,

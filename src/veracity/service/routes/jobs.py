@@ -216,7 +216,7 @@ async def analyze_video(
     )
     deadline = time.monotonic() + (ctx.settings.sync_wait_s if wait is None else wait)
     while True:
-        current = await run_in_threadpool(jobs.load, ctx.sessions, job.id)
+        current = await run_in_threadpool(jobs.load, ctx.read_sessions, job.id)
         assert current is not None
         if current.status in ("succeeded", "failed") or time.monotonic() >= deadline:
             break
@@ -270,7 +270,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> JobList:
-    with ctx.tx() as s:
+    with ctx.read() as s:
         rows, total = jobs.list_jobs(s, principal, status=status, batch_id=batch_id, limit=limit, offset=offset)
         return JobList(
             items=[jobs.to_public(j, include_result=False) for j in rows], total=total, limit=limit, offset=offset
@@ -285,11 +285,12 @@ def list_jobs(
     responses=errors(401, 403, 404, 422, 429),
 )
 def get_job(ctx: ContextDep, principal: Analyst, job_id: str) -> JobPublic:
-    with ctx.tx() as s:
+    with ctx.read() as s:
         job = jobs.get_job(s, principal, job_id)
-        if job.status == "succeeded":
+    if job.status == "succeeded":
+        with ctx.tx() as s:
             jobs.record_result_read(s, principal, job, "get_job")
-        return jobs.to_public(job)
+    return jobs.to_public(job)
 
 
 @router.get(
@@ -422,7 +423,7 @@ async def create_batch(request: Request, ctx: ContextDep, principal: Analyst) ->
     responses=errors(401, 403, 404, 422, 429),
 )
 def get_batch(ctx: ContextDep, principal: Analyst, batch_id: str) -> BatchPublic:
-    with ctx.tx() as s:
+    with ctx.read() as s:
         return jobs.batch_status(s, principal, batch_id)
 
 
