@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
-from tests.service.helpers import Server, server_env
+from tests.service.helpers import WEBHOOK_SECRET, MediaServer, Server, server_env
 from tests.synth import make_video
 
 from veracity.config import Settings
-from veracity.service import audit
+from veracity.service import audit, webhooks
 from veracity.service.commands import create_key
 from veracity.service.models import AuditEntry, Job
 
@@ -94,6 +94,8 @@ def test_kill_a_worker_mid_job_and_every_job_completes_once(database: str, tmp_p
     server = Server(tmp_path, env).start()
     workers: list[subprocess.Popen[bytes]] = []
     engine = create_engine(database)
+    hooks = MediaServer().__enter__()
+    hooks.fail_next = 1  # the first delivery fails: the Celery webhook task retries it
     try:
         settings = Settings(data_dir=tmp_path, database_url=database, broker_url=REDIS, queue_name=queue)
         key = create_key(settings, "admin", "scaled test")["api_key"]
@@ -108,7 +110,8 @@ def test_kill_a_worker_mid_job_and_every_job_completes_once(database: str, tmp_p
             ready = c.get("/readyz").json()
             assert ready["checks"]["broker"] == "ok", ready
             for i in range(20):
-                r = c.post("/api/v1/jobs", files={"file": (f"{i}.mp4", clip)})
+                data = {"callback_url": hooks.url(f"/hook/{i}")} if i < 3 else {}
+                r = c.post("/api/v1/jobs", files={"file": (f"{i}.mp4", clip)}, data=data)
                 assert r.status_code == 202, r.text
                 ids.append(r.json()["job_id"])
 
@@ -146,6 +149,13 @@ def test_kill_a_worker_mid_job_and_every_job_completes_once(database: str, tmp_p
         assert all(n == 1 for n in completed.values()), completed  # exactly once
         assert len(results) == 20
         assert attempts[killed_job] >= 2  # it was re-run by the surviving worker
+        # Webhooks from the workers: one signed, successful delivery per job that asked (after retries).
+        posts = hooks.wait_posts(4, timeout=60)
+        assert {p.path for p in posts} == {f"/hook/{i}" for i in range(3)}
+        for p in posts:
+            assert webhooks.verify_signature(
+                WEBHOOK_SECRET, p.headers["x-veracity-timestamp"], p.body, p.headers["x-veracity-signature"]
+            )
         from sqlalchemy.orm import Session
 
         with Session(engine) as s:
@@ -161,6 +171,7 @@ def test_kill_a_worker_mid_job_and_every_job_completes_once(database: str, tmp_p
                     w.wait()
         server.stop()
         engine.dispose()
+        hooks.__exit__()
         r = redis.Redis.from_url(REDIS)
         r.delete(queue)
         r.close()

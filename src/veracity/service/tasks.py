@@ -8,6 +8,7 @@ into a no-op. Each worker process builds one :class:`JobRunner` (one Analyzer, m
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from celery import Celery
@@ -67,7 +68,7 @@ def make_celery(settings: Settings) -> Celery:
         if job is None or not job.callback_url:
             return False
         body = jobs.to_public(job).model_dump_json().encode()
-        one = settings.__class__(**{**_fields(settings), "webhook_retries": 1})
+        one = replace(settings, webhook_retries=1)  # one try per task run; Celery does the backoff
         ok, _ = webhooks.deliver(job.callback_url, body, r.webhook_secret, one)
         attempts = self.request.retries + 1
         if ok:
@@ -81,7 +82,3 @@ def make_celery(settings: Settings) -> Celery:
 
     app.conf.veracity_settings = settings
     return app
-
-
-def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
