@@ -368,6 +368,9 @@ def serve(
     from veracity.service import commands
 
     settings = _service_settings()
+    from veracity.service.webhooks import resolve_secret
+
+    _service_call(resolve_secret, settings)  # outside development: refuse default or missing secrets
     first_key = _service_call(commands.bootstrap_admin, settings) if bootstrap_admin else None
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     facts = {

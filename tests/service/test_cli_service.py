@@ -81,3 +81,10 @@ def test_serve_zero_config_first_start(tmp_path: Path) -> None:
     # Second start: the database has a key, so none is printed.
     again = run(env, "apikey", "list", "--json")
     assert len(json.loads(again.stdout)) == 1
+
+
+def test_serve_refuses_default_secrets_outside_development(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "VERACITY_ENV": "production", "VERACITY_WEBHOOK_SECRET": "changeme"}
+    out = run(env, "serve", "--port", str(free_port()))
+    assert out.returncode == 2
+    assert "VERACITY_WEBHOOK_SECRET" in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -26,7 +26,7 @@ def key_row(row: ApiKey) -> dict[str, Any]:
 
 
 def create_key(settings: Settings, role: str, name: str) -> dict[str, Any]:
-    ctx = open_context(settings)
+    ctx = open_context(settings, secrets=False)
     try:
         with ctx.tx() as s:
             row, secret = auth.create_key(s, role=role, name=name, actor=f"cli:{os.getenv('USER', 'local')}")
@@ -36,7 +36,7 @@ def create_key(settings: Settings, role: str, name: str) -> dict[str, Any]:
 
 
 def list_keys(settings: Settings) -> list[dict[str, Any]]:
-    ctx = open_context(settings)
+    ctx = open_context(settings, secrets=False)
     try:
         with ctx.tx() as s:
             return [key_row(r) for r in auth.list_keys(s)]
@@ -45,7 +45,7 @@ def list_keys(settings: Settings) -> list[dict[str, Any]]:
 
 
 def revoke_key(settings: Settings, key_id: str) -> dict[str, Any]:
-    ctx = open_context(settings)
+    ctx = open_context(settings, secrets=False)
     try:
         with ctx.tx() as s:
             return key_row(auth.revoke_key(s, key_id, actor=f"cli:{os.getenv('USER', 'local')}"))
@@ -54,7 +54,7 @@ def revoke_key(settings: Settings, key_id: str) -> dict[str, Any]:
 
 
 def verify_audit(settings: Settings, expect_head: str | None) -> audit.Verification:
-    ctx = open_context(settings)
+    ctx = open_context(settings, secrets=False)
     try:
         with ctx.tx() as s:
             return audit.verify(s, expect_head=expect_head)
@@ -65,7 +65,7 @@ def verify_audit(settings: Settings, expect_head: str | None) -> audit.Verificat
 def migrate(settings: Settings) -> str | None:
     from veracity.service.db import current_revision
 
-    ctx = open_context(settings, run_migrations=True)
+    ctx = open_context(settings, run_migrations=True, secrets=False)
     try:
         return current_revision(ctx.engine)
     finally:
@@ -74,7 +74,7 @@ def migrate(settings: Settings) -> str | None:
 
 def bootstrap_admin(settings: Settings) -> str | None:
     """On a database with no keys at all, create an admin key and return it (printed once)."""
-    ctx = open_context(settings)
+    ctx = open_context(settings, secrets=False)
     try:
         with ctx.tx() as s:
             if s.scalar(select(func.count()).select_from(ApiKey)):
@@ -89,7 +89,9 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, log_lev
     import uvicorn
 
     from veracity.service.app import create_app
+    from veracity.service.webhooks import resolve_secret
 
+    resolve_secret(settings)  # refuse a missing/default secret outside development before binding a port
     if workers is not None:
         settings = replace(settings, workers=workers)
     app = create_app(settings)

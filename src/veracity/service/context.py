@@ -78,8 +78,12 @@ class ServiceContext:
         self.engine.dispose()
 
 
-def open_context(settings: Settings, *, run_migrations: bool | None = None) -> ServiceContext:
-    """Connect (and migrate: always for SQLite, for other databases unless told not to)."""
+def open_context(settings: Settings, *, run_migrations: bool | None = None, secrets: bool = True) -> ServiceContext:
+    """Connect (and migrate: always for SQLite, for other databases unless told not to).
+
+    ``secrets=False`` is for admin commands (keys, audit) that send no webhooks, so they work on a
+    production database without the webhook secret at hand.
+    """
     engine = make_engine(settings.effective_database_url)
     if run_migrations is None:
         run_migrations = True
@@ -91,7 +95,7 @@ def open_context(settings: Settings, *, run_migrations: bool | None = None) -> S
         sessions=make_sessionmaker(engine),
         storage=Storage(settings.effective_storage_dir),
         limiter=RateLimiter(settings.rate_limit_per_min),
-        webhook_secret=resolve_secret(settings),
+        webhook_secret=resolve_secret(settings) if secrets else "",
         read_sessions=make_read_sessionmaker(engine),
     )
 
