@@ -46,6 +46,7 @@ def test_schemathesis_finds_no_server_error(tmp_path: Path) -> None:
             timeout=300,
             check=False,
             env=env,
+            cwd=tmp_path,  # schemathesis writes its cache (.schemathesis/) in the working folder
         )
     finally:
         server.stop()
