@@ -569,6 +569,12 @@ def _provenance(report: Report) -> str:
         ("Content credential", _yes_no(p.credential_present)),
         ("Validation state", _e(p.validation_state) if p.validation_state else "—"),
     ]
+    if p.trust:
+        rows.append(("Credential", _e(p.trust)))
+    if p.signer:
+        rows.append(("Signer", _e(p.signer + (f" (issuer {p.issuer})" if p.issuer else ""))))
+    for key, value in p.metadata.items():
+        rows.append((_e(key.replace("_", " ").capitalize()), _e(value)))
     if p.digital_source_type:
         source_type = f'<span class="mono">{_e(p.digital_source_type)}</span>'
         rows.append(("Digital source type", source_type))
