@@ -100,7 +100,11 @@ def _root(
     """Veracity command line."""
 
 
-def expand_inputs(paths: list[Path]) -> list[Path]:
+# verify also reads formats analyze does not decode (C2PA can sign DNG, PDF, SVG, AVI, ...).
+VERIFY_SUFFIXES = MEDIA_SUFFIXES | {".dng", ".pdf", ".svg", ".avi", ".heif", ".jxl", ".m4s", ".c2pa"}
+
+
+def expand_inputs(paths: list[Path], suffixes: frozenset[str] = MEDIA_SUFFIXES) -> list[Path]:
     """Files as given (any extension: media is detected by content); folders recursively, keeping
     files with a media extension so READMEs and manifests beside the media are not 'analysed'."""
     out: list[Path] = []
@@ -111,7 +115,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
                     f
                     for f in p.rglob("*")
                     if f.is_file()
-                    and f.suffix.lower() in MEDIA_SUFFIXES
+                    and f.suffix.lower() in suffixes
                     and not any(part.startswith(".") for part in f.relative_to(p).parts)
                 )
             )
@@ -405,7 +409,7 @@ def verify(
             settings = replace(settings, trust_anchors=trust_anchors)
     except ConfigError as exc:
         raise _fail(exc) from exc
-    inputs = expand_inputs(paths)
+    inputs = expand_inputs(paths, VERIFY_SUFFIXES)
     if not inputs:
         _err("error: no media files found in the given paths")
         raise typer.Exit(2)
@@ -416,16 +420,27 @@ def verify(
     errors: list[ErrorReport] = []
     worst = 0
     out = Console()
-    for path in inputs:
-        try:
-            res = verify_file(path, settings, sidecar=manifest, fragments=fragment, watermarks=not no_watermarks)
-        except Exception as exc:
-            errors.append(_error_payload(path, exc))
-            worst = max(worst, _fail(exc).exit_code)
-            continue
-        results.append(res)
-        if not as_json:
-            _print_verify(res, out)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal or len(inputs) < 2,
+    ) as progress:
+        task = progress.add_task("verifying", total=len(inputs))
+        for path in inputs:
+            progress.update(task, description=path.name[:40])
+            try:
+                res = verify_file(path, settings, sidecar=manifest, fragments=fragment, watermarks=not no_watermarks)
+            except Exception as exc:
+                errors.append(_error_payload(path, exc))
+                worst = max(worst, _fail(exc).exit_code)
+            else:
+                results.append(res)
+                if not as_json:
+                    _print_verify(res, out)
+            progress.advance(task)
     if as_json:
         batch = len(inputs) > 1 or any(p.is_dir() for p in paths)
         if batch:

@@ -32,10 +32,10 @@ N_CHIPS = TILE // CHIP  # per side
 ID_BITS = 32
 CRC_BITS = 16
 N_BITS = ID_BITS + CRC_BITS
-STRENGTH = 2.2  # luminance levels per chip unit, before texture masking
+STRENGTH = 2.6  # luminance levels per chip unit, before texture masking
 SYNC_Z_MIN = 6.0
 SYNC_WEIGHT = 0.6  # sync chips are summed over the whole tile, data chips over 12: data gets more
-CHASE_BITS, CHASE_FLIPS = 10, 2  # soft-decision repair: try flipping the least reliable bits
+CHASE_BITS, CHASE_FLIPS = 12, 3  # soft-decision repair: try flipping the least reliable bits
 MAX_SIDE = 1024  # detection reads at most this much of the centre
 _SEED = 0x76776D31  # "vwm1"
 
@@ -134,7 +134,7 @@ def _residual(y: F64) -> npt.NDArray[np.float32]:
     float32 and a box filter: this and the resampling below are most of the detection time."""
     y32 = y.astype(np.float32)
     r = y32 - cv2.GaussianBlur(y32, (0, 0), 2.5)
-    local = np.sqrt(cv2.blur(r * r, (17, 17))) + 1.0
+    local = np.sqrt(np.maximum(cv2.blur(r * r, (17, 17)), 0.0)) + 1.0
     return np.asarray(r / local, dtype=np.float32)
 
 
