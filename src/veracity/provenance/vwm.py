@@ -36,7 +36,7 @@ STRENGTH = 2.6  # luminance levels per chip unit, before texture masking
 SYNC_Z_MIN = 6.0
 SYNC_WEIGHT = 0.6  # sync chips are summed over the whole tile, data chips over 12: data gets more
 CHASE_BITS, CHASE_FLIPS = 12, 3  # soft-decision repair: try flipping the least reliable bits
-MAX_SIDE = 1024  # detection reads at most this much of the centre
+MAX_SIDE = 768  # detection reads at most this much of the centre (64 tiles at full size)
 _SEED = 0x76776D31  # "vwm1"
 
 F64 = npt.NDArray[np.float64]
@@ -166,7 +166,7 @@ def _fold(r: npt.NDArray[np.float32], scale: float) -> F64:
     if th < 1 or tw < 1:
         return np.zeros((TILE, TILE))
     tiles = rs[: th * TILE, : tw * TILE].reshape(th, TILE, tw, TILE)
-    return np.asarray(tiles.sum(axis=(0, 2), dtype=np.float64), dtype=np.float64)
+    return np.asarray(tiles.sum(axis=0).sum(axis=1), dtype=np.float64)
 
 
 def _sync(folded: F64) -> tuple[float, int, int]:
