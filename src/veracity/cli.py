@@ -377,6 +377,12 @@ def _print_verify(result: ProvenanceResult, console: Console) -> None:
         state = f"found, payload {w.payload}" if w.found else "not found"
         acc = f", bit accuracy {w.bit_accuracy:.2f}" if w.bit_accuracy is not None else ""
         console.print(f"  watermark {w.name}: {escape(state)} (confidence {w.confidence:.2f}{acc})")
+    if result.signing_record:
+        r = result.signing_record
+        console.print(
+            f"  signing record {escape(r['signing_id'])}: consent {escape(r['consent_id'])}/{escape(r['scope'])}, "
+            f"generator {escape(r['generator'])}, signed {escape(r['signed_at'])}"
+        )
     for key, value in result.metadata.model_dump(exclude_defaults=True).items():
         console.print(f"  metadata {key}: {escape(str(value))}")
     if result.reasons:

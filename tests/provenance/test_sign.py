@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from veracity.config import Settings
 from veracity.errors import ConsentRefused, SigningKeyError, UnsupportedMedia
@@ -78,6 +79,19 @@ def test_round_trip(
         ours = [w for w in plain.watermarks if w.name == "veracity_v1"]
         assert ours and ours[0].found and ours[0].payload == res.signing_id
         assert "watermark_detected" in plain.reasons
+        # The watermark alone leads back to the signing record, even with the manifest stripped.
+        assert plain.signing_record is not None
+        assert plain.signing_record["consent_id"] == consent.id
+        stripped = tmp_path / f"stripped.{kind}"
+        with Image.open(out) as im:  # re-saving drops the manifest (APP11 / caBX) and keeps the pixels
+            if kind == "jpg":
+                im.convert("RGB").save(stripped, quality=90)
+            else:
+                im.save(stripped)
+        again = verify_file(stripped, settings)
+        assert not again.c2pa.present
+        assert again.signing_record is not None and again.signing_record["signing_id"] == res.signing_id
+        assert "watermark_detected" in again.reasons
 
     assert keys.ca is not None
     trusted = verify_file(out, replace(settings, trust_anchors=keys.ca), watermarks=False)

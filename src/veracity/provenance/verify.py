@@ -37,6 +37,11 @@ class ProvenanceResult(BaseModel):
     watermarks: list[WatermarkHit] = Field(default_factory=list)
     metadata: MetadataFacts = Field(default_factory=MetadataFacts)
     reasons: list[str] = Field(default_factory=list, description="declared_ai_generated, watermark_detected, ...")
+    signing_record: dict[str, str] | None = Field(
+        default=None,
+        description="Our signing record named by a veracity_v1 watermark, from this installation's database "
+        "(works even when the C2PA manifest was stripped).",
+    )
 
     @property
     def watermarks_found(self) -> list[str]:
@@ -88,7 +93,10 @@ def verify_file(
         reasons.append(CREDENTIAL_INVALID)
     if meta.declares_ai:
         reasons.append(METADATA_AI)
+    ours = next((w for w in hits if w.name == "veracity_v1" and w.found and w.payload), None)
+    record = _signing_record(ours.payload, settings) if ours is not None and ours.payload else None
     return ProvenanceResult(
+        signing_record=record,
         name=path.name,
         format=mime,
         c2pa=cred,
@@ -97,3 +105,32 @@ def verify_file(
         metadata=meta,
         reasons=reasons,
     )
+
+
+def _signing_record(signing_id: str, settings: Settings) -> dict[str, str] | None:
+    """Look the watermark's id up in the local registry, if there is one (never creates it)."""
+    if settings.database_url is None and not (settings.data_dir / "veracity.db").is_file():
+        return None
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from veracity.provenance.consent import ConsentStore
+
+    try:
+        store = ConsentStore.open(settings)
+        try:
+            rec = store.get_signing(signing_id)
+        finally:
+            store.close()
+    except SQLAlchemyError:
+        return None  # an unreachable registry must not turn a verification into an error
+    if rec is None:
+        return None
+    return {
+        "signing_id": rec.id,
+        "consent_id": rec.consent_id,
+        "scope": rec.scope,
+        "generator": rec.generator,
+        "output_name": rec.output_name,
+        "output_sha256": rec.output_sha256,
+        "signed_at": rec.created_at.isoformat(),
+    }
