@@ -44,6 +44,9 @@ REASON_TEXT: dict[str, str] = {
     "landmark_jitter": "Facial landmarks jitter between frames more than a real face moves.",
     "box_flicker": "The face region flickers in size or position from frame to frame.",
     "spectral_artifacts": "The image spectrum shows periodic peaks left by generative up-sampling.",
+    "declared_ai_generated": "A valid content credential declares the media as made by a generative model.",
+    "watermark_detected": "An invisible watermark that generators embed in their output was found.",
+    "credential_invalid": "The content credential does not verify: the file changed after it was signed.",
 }
 
 _PALETTE = (
