@@ -44,6 +44,9 @@ REASON_TEXT: dict[str, str] = {
     "landmark_jitter": "Facial landmarks jitter between frames more than a real face moves.",
     "box_flicker": "The face region flickers in size or position from frame to frame.",
     "spectral_artifacts": "The image spectrum shows periodic peaks left by generative up-sampling.",
+    "declared_ai_generated": "A valid content credential declares the media as made by a generative model.",
+    "watermark_detected": "An invisible watermark that generators embed in their output was found.",
+    "credential_invalid": "The content credential does not verify: the file changed after it was signed.",
 }
 
 _PALETTE = (
@@ -569,6 +572,12 @@ def _provenance(report: Report) -> str:
         ("Content credential", _yes_no(p.credential_present)),
         ("Validation state", _e(p.validation_state) if p.validation_state else "—"),
     ]
+    if p.trust:
+        rows.append(("Credential", _e(p.trust)))
+    if p.signer:
+        rows.append(("Signer", _e(p.signer + (f" (issuer {p.issuer})" if p.issuer else ""))))
+    for key, value in p.metadata.items():
+        rows.append((_e(key.replace("_", " ").capitalize()), _e(value)))
     if p.digital_source_type:
         source_type = f'<span class="mono">{_e(p.digital_source_type)}</span>'
         rows.append(("Digital source type", source_type))
