@@ -16,7 +16,16 @@ from pathlib import Path
 
 from veracity.report.model import DetectorReport, Report, TimelinePoint
 
-__all__ = ["REASON_TEXT", "render_html", "write_html"]
+__all__ = [
+    "LABEL_COLOURS",
+    "LABEL_TEXT",
+    "REASON_TEXT",
+    "render_html",
+    "series_colours",
+    "timeline_message",
+    "timeline_svg",
+    "write_html",
+]
 
 LABEL_COLOURS: dict[str, str] = {
     "authentic": "#1a7f37",
@@ -313,27 +322,47 @@ def _legend(items: Sequence[tuple[str, str]], x0: float, width: float) -> tuple[
     return "".join(out), y + 10
 
 
-def _timeline(report: Report) -> str:
-    points: list[TimelinePoint] = sorted(report.timeline, key=lambda p: p.t)
+def timeline_message(report: Report) -> str:
+    """Why there is no timeline for this report, or "" when there is one to draw."""
+    points = report.timeline
     media = report.media
     still = media.kind == "image" and not media.animated
     if still or (points and max(p.t for p in points) <= 0):
-        msg = "No timeline for a still image."
-    elif not points:
-        msg = "No timeline: nothing was analysed over time for this input."
-    else:
-        msg = ""
+        return "No timeline for a still image."
+    if not points:
+        return "No timeline: nothing was analysed over time for this input."
+    return ""
+
+
+def series_colours(report: Report) -> dict[str, str]:
+    """Detector -> line colour, the same in the report, its timeline and the web UI."""
+    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(_series_names(report))}
+
+
+def timeline_svg(report: Report) -> str:
+    """The per-detector score chart as one ``<svg>`` element, or "" when there is no timeline.
+
+    The root carries the plot geometry (``data-left``, ``data-plot-w``, ``data-span``,
+    ``data-width``) and every dot its time (``data-t``), so a page script can map a pointer
+    position back to a time; the static report simply ignores those attributes.
+    """
+    if timeline_message(report):
+        return ""
+    return _timeline_svg(report, sorted(report.timeline, key=lambda p: p.t))
+
+
+def _timeline(report: Report) -> str:
+    msg = timeline_message(report)
     if msg:
         return (f'<section class="card chart" id="timeline"><h2>Timeline</h2>'
                 f'<div class="empty">{_e(msg)}</div></section>')
-    return (f'<section class="card chart" id="timeline"><h2>Timeline</h2>'
-            f"{_timeline_svg(report, points)}</section>")
+    return f'<section class="card chart" id="timeline"><h2>Timeline</h2>{timeline_svg(report)}</section>'
 
 
 def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
     media = report.media
     names = _series_names(report)
-    colours = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
+    colours = series_colours(report)
     show_faces = media.kind != "audio"
 
     width, left, right = 960.0, 46.0, 18.0
@@ -362,7 +391,9 @@ def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
 
     parts: list[str] = [
         f'<svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-        f'aria-label="Per-detector scores over time" font-family="system-ui,sans-serif">',
+        f'aria-label="Per-detector scores over time" font-family="system-ui,sans-serif" '
+        f'data-left="{left:.1f}" data-plot-w="{plot_w:.1f}" data-span="{span:.4f}" '
+        f'data-width="{width:.0f}" data-top="{top:.1f}" data-bottom="{axis_y:.1f}">',
         "<style>.lg{font-size:12px;fill:#374151}.tk{font-size:11px;fill:#6b7280}"
         ".ax{font-size:11px;fill:#374151;font-weight:600}</style>",
         legend,
@@ -421,7 +452,8 @@ def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
         parts.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" '
                      f'stroke-width="1.8" stroke-linejoin="round" stroke-opacity="0.9"/>')
         for t, v in series:
-            parts.append(f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="{r}" fill="{colour}">'
+            parts.append(f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="{r}" fill="{colour}" '
+                         f'data-t="{t:.3f}">'
                          f"<title>{_e(name)} · {t:.2f} s · {v:.3f}</title></circle>")
         parts.append("</g>")
 
