@@ -53,8 +53,12 @@ class RichProvenance(Provenance):
 
 def detector(name: str, score: float | None, **kw: object) -> DetectorReport:
     fields: dict[str, object] = {
-        "name": name, "version": f"{name}-v1", "applied": score is not None, "score": score,
-        "confidence": 0.8 if score is not None else 0.0, "elapsed_ms": 12.5,
+        "name": name,
+        "version": f"{name}-v1",
+        "applied": score is not None,
+        "score": score,
+        "confidence": 0.8 if score is not None else 0.0,
+        "elapsed_ms": 12.5,
     }
     fields.update(kw)
     return DetectorReport.model_validate(fields)
@@ -64,21 +68,40 @@ def video_report(**kw: object) -> Report:
     fields: dict[str, object] = {
         "veracity_version": "0.1.0",
         "source": SourceInfo(name="clip.mp4", sha256=SHA, size_bytes=2_345_678),
-        "media": MediaSummary(kind="video", container="mp4", width=640, height=360, duration_s=4.0, fps=25.0,
-                              frame_count=100, video_codec="h264", audio_codec="aac", has_audio=True,
-                              audio_sample_rate=16000, frames_analysed=40, dense_windows=[(1.0, 2.0)]),
+        "media": MediaSummary(
+            kind="video",
+            container="mp4",
+            width=640,
+            height=360,
+            duration_s=4.0,
+            fps=25.0,
+            frame_count=100,
+            video_codec="h264",
+            audio_codec="aac",
+            has_audio=True,
+            audio_sample_rate=16000,
+            frames_analysed=40,
+            dense_windows=[(1.0, 2.0)],
+        ),
         "deepfake_score": 0.82,
         "label": "manipulated",
         "reasons": ["lip_audio_mismatch", "weird_new_code"],
         "provenance": Provenance(checked=True),
         "detectors": [
-            detector("av_sync", 0.9, reasons=["lip_audio_mismatch"], weight=0.7,
-                     evidence={"corr": 0.12, "lag_frames": 3, "speech": True}),
+            detector(
+                "av_sync",
+                0.9,
+                reasons=["lip_audio_mismatch"],
+                weight=0.7,
+                evidence={"corr": 0.12, "lag_frames": 3, "speech": True},
+            ),
             detector("temporal", 0.4, weight=0.3, evidence={"jitter": 1.5}),
             detector("spectral", None, not_applicable="region_too_small"),
         ],
-        "timeline": [TimelinePoint(t=t / 2, faces=1 if t != 3 else 0,
-                                   scores={"av_sync": 0.5 + t / 20, "temporal": 0.4 - t / 40}) for t in range(9)],
+        "timeline": [
+            TimelinePoint(t=t / 2, faces=1 if t != 3 else 0, scores={"av_sync": 0.5 + t / 20, "temporal": 0.4 - t / 40})
+            for t in range(9)
+        ],
         "faces": [FaceSummary(track_id=0, first_s=0.0, last_s=4.0, observations=38, crop_jpeg_b64=[image_b64()])],
         "warnings": ["audio track shorter than video"],
         "model_versions": {"av_sync": "av_sync-v1"},
@@ -94,10 +117,13 @@ def image_report(**kw: object) -> Report:
     base: dict[str, object] = {
         "source": SourceInfo(name="photo.jpg", sha256=SHA, size_bytes=50_000),
         "media": MediaSummary(kind="image", container="jpeg", width=512, height=512, frames_analysed=1),
-        "deepfake_score": 0.2, "label": "authentic", "reasons": [],
+        "deepfake_score": 0.2,
+        "label": "authentic",
+        "reasons": [],
         "detectors": [detector("spectral", 0.2, weight=1.0)],
         "timeline": [TimelinePoint(t=0.0, faces=1, scores={"spectral": 0.2})],
-        "faces": [], "warnings": [],
+        "faces": [],
+        "warnings": [],
     }
     base.update(kw)
     return video_report(**base)
@@ -107,8 +133,13 @@ def audio_report() -> Report:
     return video_report(
         source=SourceInfo(name="voice.wav", sha256=SHA, size_bytes=90_000),
         media=MediaSummary(kind="audio", container="wav", duration_s=3.0, has_audio=True, frames_analysed=0),
-        deepfake_score=None, label="inconclusive", reasons=[],
-        detectors=[detector("av_sync", None, not_applicable="not_video")], timeline=[], faces=[], warnings=[],
+        deepfake_score=None,
+        label="inconclusive",
+        reasons=[],
+        detectors=[detector("av_sync", None, not_applicable="not_video")],
+        timeline=[],
+        faces=[],
+        warnings=[],
     )
 
 
@@ -141,14 +172,20 @@ class FakeBackend:
         self.keys_by_secret[secret] = (row, Principal(row.id, name, frozenset({role})))
         return secret
 
-    def add_job(self, report: Report | None, *, status: str = "done", media: Path | None = None,
-                created: datetime | None = None) -> str:
+    def add_job(
+        self, report: Report | None, *, status: str = "done", media: Path | None = None, created: datetime | None = None
+    ) -> str:
         n = next(self._ids)
         job_id = f"job{n}"
-        view = JobView(id=job_id, status=status, source_name=report.source.name if report else "upload.bin",
-                       created_at=created or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
-                       kind=report.media.kind if report else None, label=report.label if report else None,
-                       score=report.deepfake_score if report else None)
+        view = JobView(
+            id=job_id,
+            status=status,
+            source_name=report.source.name if report else "upload.bin",
+            created_at=created or datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
+            kind=report.media.kind if report else None,
+            label=report.label if report else None,
+            score=report.deepfake_score if report else None,
+        )
         self.jobs_by_id[job_id] = _Job(view, report, media)
         return job_id
 
@@ -168,8 +205,9 @@ class FakeBackend:
         data = stream.read()
         if not data:
             raise UiError(400, "unsupported_media", "The file is empty.")
-        report = video_report(source=SourceInfo(name=filename, sha256=hashlib.sha256(data).hexdigest(),
-                                                size_bytes=len(data)))
+        report = video_report(
+            source=SourceInfo(name=filename, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+        )
         job_id = self.add_job(report, status="running")
         self._log(who, "job.created", job_id)
         return job_id
@@ -214,7 +252,7 @@ class FakeBackend:
         if query.reviewed:
             out = [j for j in out if (j.review is not None) == (query.reviewed == "yes")]
         out.sort(key=lambda j: j.created_at or datetime.min.replace(tzinfo=UTC), reverse=True)
-        return out[query.offset: query.offset + query.limit]
+        return out[query.offset : query.offset + query.limit]
 
     def review_queue(self, who: Principal, limit: int) -> list[JobView]:
         return [j.view for j in self.jobs_by_id.values() if j.view.status == "done" and j.view.review is None][:limit]
@@ -227,7 +265,7 @@ class FakeBackend:
         self._log(who, "review.created", job_id, ground_truth)
 
     def audit(self, who: Principal, limit: int, offset: int) -> list[AuditRow]:
-        return list(reversed(self.audit_rows))[offset: offset + limit]
+        return list(reversed(self.audit_rows))[offset : offset + limit]
 
     def keys(self, who: Principal) -> list[KeyRow]:
         return [row for row, _ in self.keys_by_secret.values()]

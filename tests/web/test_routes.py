@@ -78,11 +78,14 @@ def test_pages_need_a_session(client: TestClient) -> None:
     assert client.get("/ui/jobs/x/status").status_code == 401
 
 
-@pytest.mark.parametrize(("role", "allowed"), [
-    ("analyst", {"analyze", "history"}),
-    ("reviewer", {"analyze", "history", "review"}),
-    ("admin", {"analyze", "history", "review", "audit", "keys", "consent"}),
-])
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        ("analyst", {"analyze", "history"}),
+        ("reviewer", {"analyze", "history", "review"}),
+        ("admin", {"analyze", "history", "review", "audit", "keys", "consent"}),
+    ],
+)
 def test_role_matrix(client: TestClient, backend: FakeBackend, role: str, allowed: set[str]) -> None:
     sign_in(client, backend.add_key("u", role))
     for page in ("analyze", "history", "review", "audit", "keys", "consent"):
@@ -99,8 +102,9 @@ def test_forms_need_the_csrf_token(client: TestClient, backend: FakeBackend) -> 
     files = {"file": ("clip.mp4", io.BytesIO(b"\x00\x00\x00\x18ftypmp42"), "video/mp4")}
     assert client.post("/ui/analyze", files=files, data={"csrf_token": "wrong"}).status_code == 403
     files = {"file": ("clip.mp4", io.BytesIO(b"\x00\x00\x00\x18ftypmp42"), "video/mp4")}
-    cross = client.post("/ui/analyze", files=files, data={"csrf_token": token},
-                        headers={"origin": "https://evil.example"})
+    cross = client.post(
+        "/ui/analyze", files=files, data={"csrf_token": token}, headers={"origin": "https://evil.example"}
+    )
     assert cross.status_code == 403
     assert not backend.jobs_by_id
 
@@ -123,8 +127,9 @@ def test_upload_to_result_flow(client: TestClient, backend: FakeBackend) -> None
     assert client.get(f"{job_url}/report.json").json()["label"] == "manipulated"
     html = client.get(f"{job_url}/report.html")
     assert html.text.startswith("<!DOCTYPE html>")
-    review = client.post(f"{job_url}/review", data={"csrf_token": token, "ground_truth": "manipulated",
-                                                    "comment": "mouth drifts"})
+    review = client.post(
+        f"{job_url}/review", data={"csrf_token": token, "ground_truth": "manipulated", "comment": "mouth drifts"}
+    )
     assert review.status_code == 303
     assert backend.jobs_by_id[job_id].view.review is not None
     assert "mouth drifts" in client.get(job_url).text
@@ -204,8 +209,9 @@ def test_static_assets_are_local_and_names_checked(client: TestClient) -> None:
     assert client.get("/ui/static/nope.css").status_code == 404
 
 
-def test_frame_endpoint_serves_a_jpeg_of_kept_media(client: TestClient, backend: FakeBackend,
-                                                    sample_video: Path) -> None:
+def test_frame_endpoint_serves_a_jpeg_of_kept_media(
+    client: TestClient, backend: FakeBackend, sample_video: Path
+) -> None:
     job = backend.add_job(video_report(), media=sample_video)
     no_media = backend.add_job(video_report())
     sign_in(client, backend.add_key("ana", "analyst"))

@@ -37,9 +37,22 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNOR
 
 def _render(report: object, **extra: object) -> str:
     ctx = result_context(report, JobView(id="job1", status="done", source_name="x"))  # type: ignore[arg-type]
-    return environment().get_template("result.html").render(
-        request_path="/ui/jobs/job1", who=None, nav=[], prefix="/ui", csrf="tok", csrf_field="csrf_token",
-        can_review=True, ground_truth=GROUND_TRUTH, **ctx, **extra)
+    return (
+        environment()
+        .get_template("result.html")
+        .render(
+            request_path="/ui/jobs/job1",
+            who=None,
+            nav=[],
+            prefix="/ui",
+            csrf="tok",
+            csrf_field="csrf_token",
+            can_review=True,
+            ground_truth=GROUND_TRUTH,
+            **ctx,
+            **extra,
+        )
+    )
 
 
 @pytest.mark.parametrize(("score", "end_x", "end_y"), [(0.0, None, None), (0.5, 100.0, 20.0), (1.0, 180.0, 100.0)])
@@ -93,10 +106,19 @@ def test_data_uri_accepts_images_only() -> None:
 
 def test_face_heatmaps_pair_with_crops_and_evidence_heatmaps_are_found() -> None:
     heat = image_b64((255, 0, 0), "PNG")
-    face = HeatFace(track_id=1, first_s=0.0, last_s=2.0, observations=5, crop_jpeg_b64=[image_b64(), image_b64()],
-                    heatmap_png_b64=[heat, heat], score=0.7)
-    report = video_report(faces=[face], detectors=[detector("face_artifacts", 0.7, weight=1.0,
-                                                            evidence={"heatmap_png_b64": heat, "n": 2})])
+    face = HeatFace(
+        track_id=1,
+        first_s=0.0,
+        last_s=2.0,
+        observations=5,
+        crop_jpeg_b64=[image_b64(), image_b64()],
+        heatmap_png_b64=[heat, heat],
+        score=0.7,
+    )
+    report = video_report(
+        faces=[face],
+        detectors=[detector("face_artifacts", 0.7, weight=1.0, evidence={"heatmap_png_b64": heat, "n": 2})],
+    )
     views = face_views(report)
     assert views[0].has_heatmap
     assert all(c.heatmap and c.heatmap.startswith("data:image/png") for c in views[0].crops)
@@ -120,8 +142,14 @@ def test_provenance_states_in_words() -> None:
     assert provenance_view(Provenance()).state_tone == "none"
     absent = provenance_view(Provenance(checked=True))
     assert "No content credential" in absent.state_text
-    valid = provenance_view(Provenance(checked=True, credential_present=True, validation_state="Valid",
-                                       status_codes=["signingCredential.untrusted"]))
+    valid = provenance_view(
+        Provenance(
+            checked=True,
+            credential_present=True,
+            validation_state="Valid",
+            status_codes=["signingCredential.untrusted"],
+        )
+    )
     assert valid.state_text == "Signed, signer not on your trust list."
     assert "invalid" not in valid.state_text.lower()
     trusted = provenance_view(Provenance(checked=True, credential_present=True, validation_state="Trusted"))
@@ -132,9 +160,13 @@ def test_provenance_states_in_words() -> None:
 
 def test_provenance_renders_whatever_fields_exist() -> None:
     prov = RichProvenance(
-        checked=True, credential_present=True, validation_state="Valid", signer="Example CA",
+        checked=True,
+        credential_present=True,
+        validation_state="Valid",
+        signer="Example CA",
         digital_source_type="http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
-        watermarks=["StableDiffusionV1"], claim_generator="veracity/0.1",
+        watermarks=["StableDiffusionV1"],
+        claim_generator="veracity/0.1",
         actions=[{"action": "c2pa.created", "softwareAgent": "gen"}],
         ingredients=[{"title": "parent.jpg", "ingredients": [{"title": "grandparent.jpg"}]}],
     )
@@ -165,8 +197,9 @@ def test_tree_bounds_depth() -> None:
 
 def test_result_page_escapes_untrusted_strings_and_loads_nothing_external() -> None:
     evil = '<script>alert("x")</script>'
-    report = video_report(reasons=[evil], warnings=[evil],
-                          detectors=[detector("av_sync", 0.9, weight=1.0, evidence={evil: evil})])
+    report = video_report(
+        reasons=[evil], warnings=[evil], detectors=[detector("av_sync", 0.9, weight=1.0, evidence={evil: evil})]
+    )
     doc = _render(report)
     assert "<script>alert" not in doc
     assert "&lt;script&gt;" in doc
@@ -176,7 +209,7 @@ def test_result_page_escapes_untrusted_strings_and_loads_nothing_external() -> N
 
 def test_result_page_sections_per_media_kind() -> None:
     video = _render(video_report())
-    assert 'data-timeline' in video and "<polyline" in video
+    assert "data-timeline" in video and "<polyline" in video
     assert 'id="timeline-data"' in video
     assert 'href="/ui/jobs/job1/report.html"' in video and 'href="/ui/jobs/job1/report.json"' in video
     image = _render(image_report())

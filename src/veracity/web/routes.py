@@ -5,7 +5,6 @@ Handlers check the session and CSRF, call the backend, and render; they decide n
 jobs, keys or reviews themselves.
 """
 
-
 import inspect
 import re
 from collections.abc import Callable
@@ -36,10 +35,21 @@ __all__ = ["PREFIX", "build_router"]
 
 PREFIX = "/ui"
 _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\.(css|js|svg|png|ico)$")
-_STATIC_TYPES = {"css": "text/css; charset=utf-8", "js": "text/javascript; charset=utf-8",
-                 "svg": "image/svg+xml", "png": "image/png", "ico": "image/x-icon"}
-_NAV = [("analyze", "Analyze"), ("history", "History"), ("review", "Review queue"),
-        ("audit", "Audit log"), ("keys", "API keys"), ("consent", "Consent")]
+_STATIC_TYPES = {
+    "css": "text/css; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "ico": "image/x-icon",
+}
+_NAV = [
+    ("analyze", "Analyze"),
+    ("history", "History"),
+    ("review", "Review queue"),
+    ("audit", "Audit log"),
+    ("keys", "API keys"),
+    ("consent", "Consent"),
+]
 _ROLES = ("analyst", "reviewer", "admin")
 
 BackendGetter = Callable[[Request], UiBackend]
@@ -58,9 +68,18 @@ def _is_https(request: Request) -> bool:
 def _page(request: Request, template: str, who: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     key = request.cookies.get(SESSION_COOKIE)
     nav = [(slug, title) for slug, title in _NAV if who is not None and who.can(slug)]
-    html = environment().get_template(template).render(
-        request_path=request.url.path, who=who, nav=nav, prefix=PREFIX,
-        csrf=csrf_token(key) if key and who else "", csrf_field=CSRF_FIELD, **ctx,
+    html = (
+        environment()
+        .get_template(template)
+        .render(
+            request_path=request.url.path,
+            who=who,
+            nav=nav,
+            prefix=PREFIX,
+            csrf=csrf_token(key) if key and who else "",
+            csrf_field=CSRF_FIELD,
+            **ctx,
+        )
     )
     return HTMLResponse(html, status_code=status, headers=security_headers())
 
@@ -129,8 +148,11 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         res = resources.files("veracity.web").joinpath("static", name)
         if not res.is_file():
             return Response(status_code=404)
-        return Response(res.read_bytes(), media_type=_STATIC_TYPES[name.rsplit(".", 1)[1]],
-                        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+        return Response(
+            res.read_bytes(),
+            media_type=_STATIC_TYPES[name.rsplit(".", 1)[1]],
+            headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
 
     # ---------------------------------------------------------------- sign in / out
 
@@ -153,8 +175,15 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         who = b.authenticate(key) if key else None
         if who is None:
             new = new_pre_token()
-            resp = _page(request, "signin.html", None, status=401, next=nxt, pre_csrf=new,
-                         error="That API key is not valid or has been revoked.")
+            resp = _page(
+                request,
+                "signin.html",
+                None,
+                status=401,
+                next=nxt,
+                pre_csrf=new,
+                error="That API key is not valid or has been revoked.",
+            )
             resp.set_cookie(PRE_CSRF_COOKIE, new, **cookie_kwargs(secure=_is_https(request), max_age=3600))  # type: ignore[arg-type]
             return resp
         done = RedirectResponse(nxt or f"{PREFIX}/", status_code=303)
@@ -169,6 +198,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             resp = RedirectResponse(f"{PREFIX}/signin", status_code=303)
             resp.delete_cookie(SESSION_COOKIE, path=PREFIX)
             return resp
+
         return await run(request, who, go)
 
     # ---------------------------------------------------------------- analyze
@@ -184,6 +214,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         def go() -> Response:
             user = need(request, who, "analyze")
             return _page(request, "analyze.html", user, error="")
+
         return await run(request, who, go)
 
     @router.post("/analyze")
@@ -198,9 +229,11 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             elif url:
                 job_id = b.submit_url(user, url)
             else:
-                return _page(request, "analyze.html", user, status=400,
-                             error="Choose a file or paste a URL to analyze.")
+                return _page(
+                    request, "analyze.html", user, status=400, error="Choose a file or paste a URL to analyze."
+                )
             return RedirectResponse(f"{PREFIX}/jobs/{quote(job_id)}", status_code=303)
+
         return await run(request, who, go)
 
     # ---------------------------------------------------------------- a job
@@ -219,8 +252,8 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
                 return _page(request, "progress.html", user, job=job)
             frames = f"{PREFIX}/jobs/{quote(job_id)}/frame" if b.media_path(user, job_id) else None
             ctx = result_context(report, job, frames_url=frames)
-            return _page(request, "result.html", user, can_review=user.can("review"),
-                         ground_truth=GROUND_TRUTH, **ctx)
+            return _page(request, "result.html", user, can_review=user.can("review"), ground_truth=GROUND_TRUTH, **ctx)
+
         return await run(request, who, go)
 
     @router.get("/jobs/{job_id}/status")
@@ -230,9 +263,17 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         job = b.job(who, job_id)
         if job is None:
             return JSONResponse({"error": {"code": "not_found", "message": "no such job"}}, status_code=404)
-        return JSONResponse({"id": job.id, "status": job.status, "progress": job.progress, "stage": job.stage,
-                             "finished": job.finished, "error": job.error},
-                            headers={"Cache-Control": "no-store"})
+        return JSONResponse(
+            {
+                "id": job.id,
+                "status": job.status,
+                "progress": job.progress,
+                "stage": job.stage,
+                "finished": job.finished,
+                "error": job.error,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     @router.get("/jobs/{job_id}/report.html")
     async def job_report_html(request: Request, job_id: str, who: Who, b: Backend) -> Response:
@@ -242,6 +283,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             if report is None:
                 raise UiError(404, "not_found", "No report for this job yet.")
             return HTMLResponse(render_html(report), headers={"X-Content-Type-Options": "nosniff"})
+
         return await run(request, who, go)
 
     @router.get("/jobs/{job_id}/report.json")
@@ -251,13 +293,18 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             report = b.report(user, job_id)
             if report is None:
                 raise UiError(404, "not_found", "No report for this job yet.")
-            return Response(report.model_dump_json(indent=2), media_type="application/json",
-                            headers={"Content-Disposition": f'inline; filename="{_safe_file(job_id)}.json"'})
+            return Response(
+                report.model_dump_json(indent=2),
+                media_type="application/json",
+                headers={"Content-Disposition": f'inline; filename="{_safe_file(job_id)}.json"'},
+            )
+
         return await run(request, who, go)
 
     @router.get("/jobs/{job_id}/frame")
-    async def job_frame(request: Request, job_id: str, who: Who, b: Backend,
-                        t: Annotated[float, Query(ge=0, le=86400)] = 0.0) -> Response:
+    async def job_frame(
+        request: Request, job_id: str, who: Who, b: Backend, t: Annotated[float, Query(ge=0, le=86400)] = 0.0
+    ) -> Response:
         def go() -> Response:
             from veracity.media.still import frame_jpeg
 
@@ -265,8 +312,10 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             path = b.media_path(user, job_id)
             if path is None:
                 raise UiError(404, "not_found", "The media of this job was not kept.")
-            return Response(frame_jpeg(path, t), media_type="image/jpeg",
-                            headers={"Cache-Control": "private, max-age=3600"})
+            return Response(
+                frame_jpeg(path, t), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+            )
+
         return await run(request, who, go)
 
     @router.post("/jobs/{job_id}/review")
@@ -281,22 +330,41 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             b.submit_review(user, job_id, truth, comment)
             back = str(form.get("back") or "")
             return RedirectResponse(_safe_next(back) or f"{PREFIX}/jobs/{quote(job_id)}#review", status_code=303)
+
         return await run(request, who, go)
 
     # ---------------------------------------------------------------- lists
 
     @router.get("/history")
-    async def history(request: Request, who: Who, b: Backend, q: str = "", status: str = "", label: str = "",
-                      kind: str = "", reviewed: str = "",
-                      page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
+    async def history(
+        request: Request,
+        who: Who,
+        b: Backend,
+        q: str = "",
+        status: str = "",
+        label: str = "",
+        kind: str = "",
+        reviewed: str = "",
+        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    ) -> Response:
         def go() -> Response:
             user = need(request, who, "history")
-            query = JobQuery(text=q[:200], status=status, label=label, kind=kind, reviewed=reviewed,
-                             limit=50, offset=(page - 1) * 50)
+            query = JobQuery(
+                text=q[:200], status=status, label=label, kind=kind, reviewed=reviewed, limit=50, offset=(page - 1) * 50
+            )
             jobs = b.jobs(user, query)
-            return _page(request, "history.html", user, jobs=jobs, query=query, page=page,
-                         labels=("authentic", "suspicious", "manipulated", "synthetic", "inconclusive"),
-                         statuses=("queued", "running", "done", "failed"), kinds=("video", "image", "audio"))
+            return _page(
+                request,
+                "history.html",
+                user,
+                jobs=jobs,
+                query=query,
+                page=page,
+                labels=("authentic", "suspicious", "manipulated", "synthetic", "inconclusive"),
+                statuses=("queued", "running", "done", "failed"),
+                kinds=("video", "image", "audio"),
+            )
+
         return await run(request, who, go)
 
     @router.get("/review")
@@ -305,15 +373,18 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             user = need(request, who, "review")
             jobs = review_queue_order(b.review_queue(user, 100))
             return _page(request, "review.html", user, jobs=jobs, ground_truth=GROUND_TRUTH)
+
         return await run(request, who, go)
 
     @router.get("/audit")
-    async def audit(request: Request, who: Who, b: Backend,
-                    page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    async def audit(
+        request: Request, who: Who, b: Backend, page: Annotated[int, Query(ge=1, le=100_000)] = 1
+    ) -> Response:
         def go() -> Response:
             user = need(request, who, "audit")
             rows = b.audit(user, 100, (page - 1) * 100)
             return _page(request, "audit.html", user, rows=rows, page=page)
+
         return await run(request, who, go)
 
     @router.get("/keys")
@@ -321,6 +392,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         def go() -> Response:
             user = need(request, who, "keys")
             return _page(request, "keys.html", user, keys=b.keys(user), roles=_ROLES, created=None)
+
         return await run(request, who, go)
 
     @router.post("/keys")
@@ -334,6 +406,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
                 raise UiError(400, "bad_input", "A key needs a name and one of the roles: " + ", ".join(_ROLES) + ".")
             row, secret = b.create_key(user, name, role)
             return _page(request, "keys.html", user, keys=b.keys(user), roles=_ROLES, created=(row, secret))
+
         return await run(request, who, go)
 
     @router.post("/keys/{key_id}/revoke")
@@ -343,6 +416,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             await form_checked(request)
             b.revoke_key(user, key_id)
             return RedirectResponse(f"{PREFIX}/keys", status_code=303)
+
         return await run(request, who, go)
 
     @router.get("/consent")
@@ -350,6 +424,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         def go() -> Response:
             user = need(request, who, "consent")
             return _page(request, "consent.html", user, rows=b.consents(user))
+
         return await run(request, who, go)
 
     return router

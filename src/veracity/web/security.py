@@ -34,9 +34,11 @@ CSRF_FIELD = "csrf_token"
 # Everything is served from our own origin: scripts only from /ui/static, images from ourselves or
 # data: URIs (face crops and heatmaps are embedded in reports). Inline styles stay allowed for
 # the SVG charts, which colour their series with style/fill attributes.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def csrf_token(api_key: str) -> str:

@@ -306,13 +306,24 @@ def detector_cards(report: Report) -> list[DetectorCard]:
     cards = []
     for d in report.detectors:
         evidence = [(k, _fmt_evidence(v)) for k, v in d.evidence.items() if "heatmap" not in k.lower()]
-        cards.append(DetectorCard(
-            name=d.name, version=d.version, applied=d.applied, score=d.score,
-            score_text="—" if d.score is None else f"{d.score:.2f}", colour=score_colour(d.score),
-            confidence=d.confidence, weight_pct=round(d.weight * 100), looks_at=detector_looks_at(d.name),
-            why=_why(d), reasons=[(r, reason_text(r)) for r in d.reasons], evidence=evidence,
-            elapsed_ms=d.elapsed_ms, series_colour=colours.get(d.name),
-        ))
+        cards.append(
+            DetectorCard(
+                name=d.name,
+                version=d.version,
+                applied=d.applied,
+                score=d.score,
+                score_text="—" if d.score is None else f"{d.score:.2f}",
+                colour=score_colour(d.score),
+                confidence=d.confidence,
+                weight_pct=round(d.weight * 100),
+                looks_at=detector_looks_at(d.name),
+                why=_why(d),
+                reasons=[(r, reason_text(r)) for r in d.reasons],
+                evidence=evidence,
+                elapsed_ms=d.elapsed_ms,
+                series_colour=colours.get(d.name),
+            )
+        )
     # Applied detectors first, strongest signal first; the rest keep report order.
     return sorted(cards, key=lambda c: (not c.applied, -(c.score or 0.0) * c.weight_pct if c.applied else 0))
 
@@ -343,20 +354,31 @@ def tree(value: object, key: str = "", depth: int = 0) -> TreeNode:
         return TreeNode(key, "…")
     if isinstance(value, Mapping):
         title = _title_of(value)
-        kids = [tree(v, str(k), depth + 1) for k, v in value.items()
-                if v not in (None, [], {}, "") and not (title and v == title and key in ("", title))]
+        kids = [
+            tree(v, str(k), depth + 1)
+            for k, v in value.items()
+            if v not in (None, [], {}, "") and not (title and v == title and key in ("", title))
+        ]
         return TreeNode(key or title, "", kids)
     if isinstance(value, list | tuple):
         if all(isinstance(v, str | int | float | bool) for v in value):
             return TreeNode(key, ", ".join(_fmt_evidence(v) for v in value))
-        kids = [tree(v, _title_of(v) if isinstance(v, Mapping) else f"#{i + 1}", depth + 1)
-                for i, v in enumerate(value)]
+        kids = [
+            tree(v, _title_of(v) if isinstance(v, Mapping) else f"#{i + 1}", depth + 1) for i, v in enumerate(value)
+        ]
         return TreeNode(key, f"{len(value)} item{'s' if len(value) != 1 else ''}", kids)
     return TreeNode(key, _fmt_evidence(value))
 
 
-_KNOWN_PROV = {"credential_present", "validation_state", "status_codes", "digital_source_type",
-               "watermarks", "checked", "note"}
+_KNOWN_PROV = {
+    "credential_present",
+    "validation_state",
+    "status_codes",
+    "digital_source_type",
+    "watermarks",
+    "checked",
+    "note",
+}
 _SIGNER_KEYS = ("signer", "issuer", "signed_by", "signature_issuer", "common_name")
 _DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 _DST_TEXT = {
@@ -429,14 +451,21 @@ def provenance_view(p: Provenance) -> ProvenanceView:
     dst_short = dst.rsplit("/", 1)[-1] if isinstance(dst, str) else None
     actions = _find(data, ("actions",))
     ingredients = _find(data, ("ingredients",))
-    extra = {k: v for k, v in data.items()
-             if k not in _KNOWN_PROV and k not in ("actions", "ingredients", *_SIGNER_KEYS[:1])
-             and v not in (None, "", [], {})}
+    extra = {
+        k: v
+        for k, v in data.items()
+        if k not in _KNOWN_PROV
+        and k not in ("actions", "ingredients", *_SIGNER_KEYS[:1])
+        and v not in (None, "", [], {})
+    }
     facts = [tree(v, k) for k, v in extra.items()]
     wms = [tree(w, f"#{i + 1}") if not isinstance(w, str) else TreeNode(w) for i, w in enumerate(p.watermarks)]
     return ProvenanceView(
-        checked=p.checked, credential_present=p.credential_present, state=p.validation_state,
-        state_text=text, state_tone=tone,
+        checked=p.checked,
+        credential_present=p.credential_present,
+        state=p.validation_state,
+        state_text=text,
+        state_tone=tone,
         signer=signer if isinstance(signer, str) else (None if signer is None else _fmt_evidence(signer)),
         digital_source_type=dst if isinstance(dst, str) else None,
         digital_source_text=_DST_TEXT.get(dst_short or "") if dst_short else None,
@@ -444,7 +473,8 @@ def provenance_view(p: Provenance) -> ProvenanceView:
         watermarks=wms,
         actions=tree(actions, "actions").children if isinstance(actions, list) else [],
         ingredients=tree(ingredients, "ingredients").children if isinstance(ingredients, list) else [],
-        facts=facts, note=p.note,
+        facts=facts,
+        note=p.note,
     )
 
 
@@ -453,8 +483,12 @@ def provenance_view(p: Provenance) -> ProvenanceView:
 
 def media_rows(report: Report) -> list[tuple[str, str]]:
     m = report.media
-    rows = [("File", report.source.name), ("Kind", m.kind + (" (animated)" if m.animated else "")),
-            ("Container", m.container), ("Size", fmt_bytes(report.source.size_bytes))]
+    rows = [
+        ("File", report.source.name),
+        ("Kind", m.kind + (" (animated)" if m.animated else "")),
+        ("Container", m.container),
+        ("Size", fmt_bytes(report.source.size_bytes)),
+    ]
     if m.width and m.height:
         rows.append(("Resolution", f"{m.width} × {m.height}"))
     if m.duration_s is not None:
@@ -494,8 +528,9 @@ def result_context(report: Report, job: JobView | None = None, *, frames_url: st
         "timeline_svg": Markup(svg),  # drawn and escaped by report.html
         "timeline_message": timeline_message(report),
         "timeline_colours": series_colours(report),
-        "timeline_points": [{"t": p.t, "faces": p.faces, "scores": p.scores}
-                            for p in sorted(report.timeline, key=lambda p: p.t)],
+        "timeline_points": [
+            {"t": p.t, "faces": p.faces, "scores": p.scores} for p in sorted(report.timeline, key=lambda p: p.t)
+        ],
         "frames_url": frames_url,
         "faces": face_views(report),
         "evidence_heatmaps": evidence_heatmaps(report),
