@@ -9,10 +9,12 @@ import itertools
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from PIL import Image
 from pydantic import Field
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
 
 from veracity.report.model import (
     DetectorReport,
@@ -23,7 +25,7 @@ from veracity.report.model import (
     SourceInfo,
     TimelinePoint,
 )
-from veracity.web.backend import AuditRow, ConsentRow, JobQuery, KeyRow, Principal, UiError
+from veracity.web.backend import AuditRow, ConsentRow, JobQuery, KeyRow, PostedForm, Principal, UiError
 from veracity.web.view import JobView, ReviewView
 
 SHA = "ab" * 32
@@ -162,6 +164,7 @@ class FakeBackend:
     audit_rows: list[AuditRow] = field(default_factory=list)
     consent_rows: list[ConsentRow] = field(default_factory=list)
     finish_after_polls: int = 1
+    discarded: int = 0
     polls: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -201,18 +204,29 @@ class FakeBackend:
             return None
         return found[1]
 
-    def submit_upload(self, who: Principal, filename: str, stream: BinaryIO, content_type: str | None) -> str:
-        data = stream.read()
-        if not data:
+    async def read_upload(self, request: Request) -> PostedForm:
+        form = await request.form()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        upload = form.get("file")
+        if isinstance(upload, UploadFile) and upload.filename:
+            return PostedForm(fields, upload.filename, await upload.read())
+        return PostedForm(fields)
+
+    def discard(self, form: PostedForm) -> None:
+        self.discarded += 1
+
+    def submit_upload(self, who: Principal, form: PostedForm, keep_media: bool) -> str:
+        data = form.payload
+        if not isinstance(data, bytes) or not data or form.file_name is None:
             raise UiError(400, "unsupported_media", "The file is empty.")
         report = video_report(
-            source=SourceInfo(name=filename, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+            source=SourceInfo(name=form.file_name, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
         )
         job_id = self.add_job(report, status="running")
         self._log(who, "job.created", job_id)
         return job_id
 
-    def submit_url(self, who: Principal, url: str) -> str:
+    def submit_url(self, who: Principal, url: str, keep_media: bool) -> str:
         if not url.startswith("https://"):
             raise UiError(400, "url_not_allowed", "Only public https addresses are allowed.")
         job_id = self.add_job(video_report(), status="queued")

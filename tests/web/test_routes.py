@@ -149,13 +149,17 @@ def test_analyst_cannot_review(client: TestClient, backend: FakeBackend) -> None
 
 def test_url_submission_and_refusal_shown(client: TestClient, backend: FakeBackend) -> None:
     token = sign_in(client, backend.add_key("ana", "analyst"))
-    ok = client.post("/ui/analyze", data={"csrf_token": token, "url": "https://example.org/a.mp4"})
+    no_file = {"file": ("", b"", "application/octet-stream")}  # what a browser sends with no file chosen
+    ok = client.post("/ui/analyze", files=no_file, data={"csrf_token": token, "url": "https://example.org/a.mp4"})
     assert ok.status_code == 303
-    refused = client.post("/ui/analyze", data={"csrf_token": token, "url": "http://127.0.0.1/a.mp4"})
+    refused = client.post("/ui/analyze", files=no_file, data={"csrf_token": token, "url": "http://127.0.0.1/a.mp4"})
     assert refused.status_code == 400
     assert "Only public https" in refused.text
-    empty = client.post("/ui/analyze", data={"csrf_token": token})
+    discarded = backend.discarded
+    empty = client.post("/ui/analyze", files=no_file, data={"csrf_token": token})
     assert empty.status_code == 400
+    assert backend.discarded == discarded + 1  # the empty upload is dropped, not left in storage
+    assert client.post("/ui/analyze", data={"csrf_token": token, "url": "https://example.org/a.mp4"}).status_code == 415
 
 
 def test_history_filters_and_review_queue(client: TestClient, backend: FakeBackend) -> None:

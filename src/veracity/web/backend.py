@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
+
+from starlette.requests import Request
 
 from veracity.report.model import Report
 from veracity.web.view import JobView
@@ -22,6 +24,7 @@ __all__ = [
     "ConsentRow",
     "JobQuery",
     "KeyRow",
+    "PostedForm",
     "Principal",
     "UiBackend",
     "UiError",
@@ -30,8 +33,8 @@ __all__ = [
 # Which roles open which page. The service checks every call again; this only decides what the
 # navigation shows and which pages answer 403 before calling it.
 PAGE_ROLES: dict[str, frozenset[str]] = {
-    "analyze": frozenset({"analyst", "reviewer", "admin"}),
-    "history": frozenset({"analyst", "reviewer", "admin"}),
+    "analyze": frozenset({"analyst", "reviewer", "signer", "admin"}),
+    "history": frozenset({"analyst", "reviewer", "signer", "admin"}),
     "review": frozenset({"reviewer", "admin"}),
     "audit": frozenset({"admin"}),
     "keys": frozenset({"admin"}),
@@ -102,8 +105,18 @@ class ConsentRow:
     scope: Sequence[str] = field(default_factory=tuple)
     granted_by: str = ""
     expires: datetime | None = None
-    revoked: bool = False
+    state: str = "active"  # active | expired | revoked
     evidence_sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PostedForm:
+    """The analyze form as the backend received it: text fields, the file's client-side name (if a
+    file was sent), and the backend's own handle on the stored upload."""
+
+    fields: dict[str, str]
+    file_name: str | None = None
+    payload: object = None
 
 
 class UiBackend(Protocol):
@@ -112,9 +125,17 @@ class UiBackend(Protocol):
 
     def authenticate(self, api_key: str) -> Principal | None: ...
 
-    def submit_upload(self, who: Principal, filename: str, stream: BinaryIO, content_type: str | None) -> str: ...
+    async def read_upload(self, request: Request) -> PostedForm:
+        """Receive the multipart analyze form (the service streams the file to storage, capped)."""
+        ...
 
-    def submit_url(self, who: Principal, url: str) -> str: ...
+    def discard(self, form: PostedForm) -> None:
+        """Drop a received upload that will not become a job (bad CSRF token, empty form)."""
+        ...
+
+    def submit_upload(self, who: Principal, form: PostedForm, keep_media: bool) -> str: ...
+
+    def submit_url(self, who: Principal, url: str, keep_media: bool) -> str: ...
 
     def job(self, who: Principal, job_id: str) -> JobView | None: ...
 

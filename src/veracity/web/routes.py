@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.datastructures import UploadFile
+from starlette.concurrency import run_in_threadpool
 
+from veracity.errors import VeracityError
 from veracity.report.html import render_html
 from veracity.web.backend import JobQuery, Principal, UiBackend, UiError
 from veracity.web.security import (
@@ -50,7 +51,7 @@ _NAV = [
     ("keys", "API keys"),
     ("consent", "Consent"),
 ]
-_ROLES = ("analyst", "reviewer", "admin")
+_ROLES = ("analyst", "reviewer", "signer", "admin")
 
 BackendGetter = Callable[[Request], UiBackend]
 
@@ -110,25 +111,30 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             raise UiError(403, "forbidden", f"Your role ({who.role}) cannot open this page.")
         return who
 
-    async def form_checked(request: Request) -> dict[str, Any]:
-        """The posted form, after the CSRF token and (when sent) the Origin are checked."""
+    def check_origin(request: Request) -> None:
         origin = request.headers.get("origin")
         if origin and origin != "null" and origin.rstrip("/") != str(request.base_url).rstrip("/"):
             raise UiError(403, "csrf", "Cross-site form submission refused.")
-        form = await request.form()
+
+    def check_token(request: Request, token: object) -> None:
         key = request.cookies.get(SESSION_COOKIE)
-        token = form.get(CSRF_FIELD)
         if not key or not isinstance(token, str) or not same_token(token, csrf_token(key)):
             raise UiError(403, "csrf", "The form expired or did not come from this site; reload and try again.")
+
+    async def form_checked(request: Request) -> dict[str, Any]:
+        """A small url-encoded form, after the Origin (when sent) and the CSRF token are checked."""
+        check_origin(request)
+        form = await request.form()
+        check_token(request, form.get(CSRF_FIELD))
         return dict(form)
 
     # ---------------------------------------------------------------- errors as pages
 
     async def run(request: Request, who: Principal | None, fn: Callable[[], Any]) -> Response:
         try:
-            result = fn()
-            if inspect.isawaitable(result):
-                result = await result
+            # Page handlers call the backend, which does blocking database work: plain functions
+            # run in the thread pool; async ones (forms) hand their backend calls to it themselves.
+            result = await fn() if inspect.iscoroutinefunction(fn) else await run_in_threadpool(fn)
             if not isinstance(result, Response):  # pragma: no cover - a handler bug
                 raise TypeError("page handler returned no response")
             return result
@@ -172,7 +178,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         if not isinstance(token, str) or not same_token(token, request.cookies.get(PRE_CSRF_COOKIE)):
             return _error_page(request, None, 403, "Not allowed", "The sign-in form expired; reload and try again.")
         key = str(form.get("api_key") or "").strip()
-        who = b.authenticate(key) if key else None
+        who = await run_in_threadpool(b.authenticate, key) if key else None
         if who is None:
             new = new_pre_token()
             resp = _page(
@@ -221,17 +227,24 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
     async def analyze(request: Request, who: Who, b: Backend) -> Response:
         async def go() -> Response:
             user = need(request, who, "analyze")
-            form = await form_checked(request)
-            upload = form.get("file")
-            url = str(form.get("url") or "").strip()
-            if isinstance(upload, UploadFile) and upload.filename:
-                job_id = b.submit_upload(user, upload.filename, upload.file, upload.content_type)
-            elif url:
-                job_id = b.submit_url(user, url)
+            check_origin(request)
+            if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+                raise UiError(415, "unsupported_media_type", "Send the analyze form as multipart/form-data.")
+            posted = await b.read_upload(request)  # streamed to storage by the service, size-capped
+            url = posted.fields.get("url", "").strip()
+            keep = posted.fields.get("keep_media", "").lower() in ("1", "on", "true", "yes")
+            try:
+                check_token(request, posted.fields.get(CSRF_FIELD))
+                if not posted.file_name and not url:
+                    raise UiError(400, "bad_request", "Choose a file or paste a URL to analyze.")
+            except UiError:
+                await run_in_threadpool(b.discard, posted)
+                raise
+            if posted.file_name:
+                job_id = await run_in_threadpool(b.submit_upload, user, posted, keep)
             else:
-                return _page(
-                    request, "analyze.html", user, status=400, error="Choose a file or paste a URL to analyze."
-                )
+                await run_in_threadpool(b.discard, posted)
+                job_id = await run_in_threadpool(b.submit_url, user, url, keep)
             return RedirectResponse(f"{PREFIX}/jobs/{quote(job_id)}", status_code=303)
 
         return await run(request, who, go)
@@ -312,9 +325,11 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             path = b.media_path(user, job_id)
             if path is None:
                 raise UiError(404, "not_found", "The media of this job was not kept.")
-            return Response(
-                frame_jpeg(path, t), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-            )
+            try:
+                jpeg = frame_jpeg(path, t)
+            except VeracityError as exc:  # audio, a still image's codec PyAV cannot seek, a broken file
+                raise UiError(404, "no_frame", f"No frame to show: {exc}") from exc
+            return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
         return await run(request, who, go)
 
@@ -327,7 +342,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             if truth not in GROUND_TRUTH:
                 raise UiError(400, "bad_input", "Pick one of: " + ", ".join(GROUND_TRUTH) + ".")
             comment = str(form.get("comment") or "")[:4000]
-            b.submit_review(user, job_id, truth, comment)
+            await run_in_threadpool(b.submit_review, user, job_id, truth, comment)
             back = str(form.get("back") or "")
             return RedirectResponse(_safe_next(back) or f"{PREFIX}/jobs/{quote(job_id)}#review", status_code=303)
 
@@ -404,8 +419,9 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             name = str(form.get("name") or "").strip()[:100]
             if role not in _ROLES or not name:
                 raise UiError(400, "bad_input", "A key needs a name and one of the roles: " + ", ".join(_ROLES) + ".")
-            row, secret = b.create_key(user, name, role)
-            return _page(request, "keys.html", user, keys=b.keys(user), roles=_ROLES, created=(row, secret))
+            row, secret = await run_in_threadpool(b.create_key, user, name, role)
+            keys = await run_in_threadpool(b.keys, user)
+            return _page(request, "keys.html", user, keys=keys, roles=_ROLES, created=(row, secret))
 
         return await run(request, who, go)
 
@@ -414,7 +430,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
         async def go() -> Response:
             user = need(request, who, "keys")
             await form_checked(request)
-            b.revoke_key(user, key_id)
+            await run_in_threadpool(b.revoke_key, user, key_id)
             return RedirectResponse(f"{PREFIX}/keys", status_code=303)
 
         return await run(request, who, go)

@@ -371,6 +371,7 @@ def tree(value: object, key: str = "", depth: int = 0) -> TreeNode:
 
 
 _KNOWN_PROV = {
+    "trust",
     "credential_present",
     "validation_state",
     "status_codes",
@@ -446,6 +447,10 @@ def provenance_view(p: Provenance) -> ProvenanceView:
     data = p.model_dump()
     codes = [str(c) for c in p.status_codes]
     text, tone = _state(p)
+    trust = data.get("trust")
+    if isinstance(trust, str) and trust.strip() and p.checked:
+        # Provenance words its own verdict (e.g. "signed, signer not on your trust list").
+        text = trust.strip()[0].upper() + trust.strip()[1:] + ("" if trust.strip().endswith(".") else ".")
     signer = _find(data, _SIGNER_KEYS)
     dst = p.digital_source_type or _find(data, ("digital_source_type", "digitalSourceType"))
     dst_short = dst.rsplit("/", 1)[-1] if isinstance(dst, str) else None
