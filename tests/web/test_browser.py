@@ -161,85 +161,6 @@ def _image_loaded(page: Any, selector: str) -> None:
     )
 
 
-def test_upload_progress_verdict_timeline_heatmap_review_audit(
-    server: Server, browser: Any, shared_data: Path, shots: Path
-) -> None:
-    page = _page(browser)
-    _sign_in(page, server, "reviewer")
-    page.set_input_files("#file", str(shared_data / FAKE_VIDEO))
-    page.click("#analyze-submit")
-    page.wait_for_url(re.compile(r".*/ui/jobs/[0-9a-f-]+$"))
-    job_url = page.url
-    job_id = job_url.rsplit("/", 1)[1]
-
-    # Progress: the job page follows the job by polling until the result replaces it.
-    assert page.locator("#job-progress").count() == 1
-    seen: set[str] = set()
-    deadline = time.monotonic() + ANALYSIS_TIMEOUT_MS / 1000
-    while page.locator("#gauge").count() == 0:
-        assert time.monotonic() < deadline, f"no result after {ANALYSIS_TIMEOUT_MS} ms; stages seen {seen}"
-        stage = page.locator("#job-stage")
-        if stage.count():
-            with contextlib.suppress(playwright_sync.Error):  # the page may turn into the result meanwhile
-                seen.add(stage.inner_text(timeout=1_000).strip())
-        time.sleep(0.2)
-    assert seen, "the progress page never showed a stage"
-
-    # Verdict: gauge, label and plain-language text.
-    label = page.locator(".verdict-line .badge").get_attribute("data-label")
-    assert label in LABELS
-    assert re.fullmatch(r"\d\.\d\d|—", (page.locator("#score-text").text_content() or "").strip())
-    assert page.locator("#detectors article.det").count() >= 3
-
-    # Timeline: at least one detector series; pointing at it shows the frame from kept media.
-    assert page.locator("#timeline svg polyline").count() >= 1
-    chart = page.locator("[data-timeline]")
-    box = chart.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4)
-    page.wait_for_selector("#tl-frame:not([hidden])")
-    _image_loaded(page, "#tl-frame")
-    assert " s · " in page.locator("#tl-text").inner_text()
-
-    # Face heatmap (when the learned face detector supplied one), else the crop viewer.
-    heat = page.locator("button.crop[data-heatmap]")
-    crop = heat.first if heat.count() else page.locator("button.crop").first
-    crop.click()
-    page.wait_for_selector("#crop-dialog[open]")
-    _image_loaded(page, "#crop-img")
-    if heat.count():
-        _image_loaded(page, "#crop-heat")
-    page.keyboard.press("Escape")
-    page.wait_for_selector("#crop-dialog:not([open])", state="attached")
-    page.mouse.move(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.4)
-    page.screenshot(path=str(shots / "result_fake_video.png"), full_page=True)
-
-    # The HTML report and JSON links work with the session cookie.
-    assert page.request.get(server.url + page.locator("#link-report").get_attribute("href")).status == 200
-    report = page.request.get(server.url + page.locator("#link-json").get_attribute("href")).json()
-    assert report["label"] == label
-
-    # Review: ground truth + comment, shown back on the page.
-    page.check("input[name=ground_truth][value=manipulated]")
-    page.fill("#comment", "face boundary flickers near the jaw")
-    page.click(".review-form button[type=submit]")
-    page.wait_for_url(re.compile(r".*#review$"))
-    assert page.locator("#current-review .badge").get_attribute("data-label") == "manipulated"
-    assert "flickers near the jaw" in page.locator("#current-review").inner_text()
-    assert page.external_requests == []
-
-    # The admin sees the review in the audit log.
-    admin = _page(browser)
-    _sign_in(admin, server, "admin")
-    admin.click("nav a[href='/ui/audit']")
-    rows = admin.locator("#audit-table tbody tr")
-    texts = [rows.nth(i).inner_text() for i in range(rows.count())]
-    reviewed = [t for t in texts if "job.reviewed" in t and job_id in t]
-    assert reviewed, texts[:5]
-    assert "manipulated" in reviewed[0]
-    admin.context.close()
-    page.context.close()
-
-
 def test_keyboard_only_analyze_flow(server: Server, browser: Any, shared_data: Path) -> None:
     page = _page(browser)
     page.goto(f"{server.url}/ui/signin")
@@ -303,6 +224,94 @@ def test_result_screenshots(
         assert "No timeline" in page.locator("#timeline").inner_text()
     page.screenshot(path=str(shots / f"result_{name}.png"), full_page=True)
     assert page.external_requests == []
+    page.context.close()
+
+
+def test_upload_progress_verdict_timeline_heatmap_review_audit(
+    server: Server, browser: Any, shared_data: Path, shots: Path
+) -> None:
+    page = _page(browser)
+    _sign_in(page, server, "reviewer")
+    page.set_input_files("#file", str(shared_data / FAKE_VIDEO))
+    page.click("#analyze-submit")
+    page.wait_for_url(re.compile(r".*/ui/jobs/[0-9a-f-]+$"))
+    job_url = page.url
+    job_id = job_url.rsplit("/", 1)[1]
+
+    # Progress: the job page follows the job by polling until the result replaces it.
+    assert page.locator("#job-progress").count() == 1
+    seen: set[str] = set()
+    deadline = time.monotonic() + ANALYSIS_TIMEOUT_MS / 1000
+    while page.locator("#gauge").count() == 0:
+        assert time.monotonic() < deadline, f"no result after {ANALYSIS_TIMEOUT_MS} ms; stages seen {seen}"
+        stage = page.locator("#job-stage")
+        if stage.count():
+            with contextlib.suppress(playwright_sync.Error):  # the page may turn into the result meanwhile
+                seen.add(stage.inner_text(timeout=1_000).strip())
+        time.sleep(0.2)
+    assert seen, "the progress page never showed a stage"
+
+    # Verdict: gauge, label and plain-language text.
+    label = page.locator(".verdict-line .badge").get_attribute("data-label")
+    assert label in LABELS
+    assert re.fullmatch(r"\d\.\d\d|—", (page.locator("#score-text").text_content() or "").strip())
+    assert page.locator("#detectors article.det").count() >= 3
+
+    # Timeline: at least one detector series; pointing at it shows the frame from kept media.
+    assert page.locator("#timeline svg polyline").count() >= 1
+    chart = page.locator("[data-timeline]")
+    box = chart.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4)
+    page.wait_for_selector("#tl-frame:not([hidden])")
+    _image_loaded(page, "#tl-frame")
+    assert " s · " in page.locator("#tl-text").inner_text()
+
+    # Face heatmap (when the learned face detector supplied one), else the crop viewer.
+    heat = page.locator("button.crop.heatmap")
+    crop = heat.first if heat.count() else page.locator("button.crop").first
+    crop.click()
+    page.wait_for_selector("#crop-dialog[open]")
+    _image_loaded(page, "#crop-img")
+    if heat.count() and heat.first.get_attribute("data-heatmap"):
+        _image_loaded(page, "#crop-heat")
+    page.screenshot(path=str(shots / ("heatmap_viewer.png" if heat.count() else "crop_viewer.png")))
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#crop-dialog:not([open])", state="attached")
+    page.mouse.move(box["x"] + box["width"] * 0.62, box["y"] + box["height"] * 0.4)
+    page.screenshot(path=str(shots / "result_fake_video.png"), full_page=True)
+
+    # The HTML report and JSON links work with the session cookie.
+    assert page.request.get(server.url + page.locator("#link-report").get_attribute("href")).status == 200
+    report = page.request.get(server.url + page.locator("#link-json").get_attribute("href")).json()
+    assert report["label"] == label
+
+    # Review: ground truth + comment, shown back on the page.
+    page.check("input[name=ground_truth][value=manipulated]")
+    page.fill("#comment", "face boundary flickers near the jaw")
+    page.click(".review-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*#review$"))
+    assert page.locator("#current-review .badge").get_attribute("data-label") == "manipulated"
+    assert "flickers near the jaw" in page.locator("#current-review").inner_text()
+    assert page.external_requests == []
+
+    # The admin sees the review in the audit log.
+    admin = _page(browser)
+    _sign_in(admin, server, "admin")
+    admin.click("nav a[href='/ui/audit']")
+    rows = admin.locator("#audit-table tbody tr")
+    texts = [rows.nth(i).inner_text() for i in range(rows.count())]
+    reviewed = [t for t in texts if "job.reviewed" in t and job_id in t]
+    assert reviewed, texts[:5]
+    assert "manipulated" in reviewed[0]
+    admin.screenshot(path=str(shots / "page_audit.png"))
+    for slug in ("history", "review", "keys"):
+        admin.click(f"nav a[href='/ui/{slug}']")
+        admin.wait_for_url(re.compile(f".*/ui/{slug}$"))
+        admin.screenshot(path=str(shots / f"page_{slug}.png"))
+    history = admin.goto(f"{server.url}/ui/history?q={FAKE_VIDEO.rsplit('/', 1)[1][:8]}&reviewed=yes")
+    assert history.status == 200
+    assert admin.locator("#history-table tbody tr").count() == 1
+    admin.context.close()
     page.context.close()
 
 

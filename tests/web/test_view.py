@@ -16,7 +16,7 @@ from tests.web.synthetic import (
     video_report,
 )
 
-from veracity.report.model import Provenance
+from veracity.report.model import FaceSummary, Provenance
 from veracity.web.templating import environment
 from veracity.web.text import NOT_APPLICABLE_TEXT, reason_text
 from veracity.web.view import (
@@ -124,12 +124,39 @@ def test_face_heatmaps_pair_with_crops_and_evidence_heatmaps_are_found() -> None
     assert all(c.heatmap and c.heatmap.startswith("data:image/png") for c in views[0].crops)
     assert views[0].score == 0.7
     ctx = result_context(report)
-    assert [(d, k) for d, k, _ in ctx["evidence_heatmaps"]] == [("face_artifacts", "heatmap_png_b64")]
+    assert [h.detector for h in ctx["evidence_heatmaps"]] == ["face_artifacts"]  # no track id: shown apart
     card = ctx["detectors"][0]
     assert [k for k, _ in card.evidence] == ["n"]  # the image is shown, not printed as text
     doc = _render(report)
     assert doc.count("data-heatmap=") == 2
     assert "with heatmap" in doc
+
+
+def test_face_artifacts_heatmaps_go_under_their_track() -> None:
+    """The learned face detector's evidence: blended overlays with track ids, times and scores."""
+    overlay = image_b64((250, 80, 40))
+    ev = {
+        "heatmap_jpeg_b64": [overlay, overlay, "not an image"],
+        "heatmap_track_ids": [1, 7, 1],
+        "heatmap_t": [0.5, 1.25, 2.0],
+        "heatmap_scores": [0.91, 0.4, 0.2],
+        "heatmap_cells": [0.1, 0.9, 0.3],
+    }
+    faces = [
+        FaceSummary(track_id=1, first_s=0.0, last_s=3.0, observations=9, crop_jpeg_b64=[image_b64()]),
+        FaceSummary(track_id=2, first_s=0.0, last_s=3.0, observations=9, crop_jpeg_b64=[image_b64()]),
+    ]
+    report = video_report(faces=faces, detectors=[detector("face_artifacts", 0.8, weight=1.0, evidence=ev)])
+    views = {v.track_id: v for v in face_views(report)}
+    assert [h.caption for h in views[1].heatmaps] == ["face_artifacts heatmap · at 0.50 s · score 0.91"]
+    assert views[1].has_heatmap and not views[2].has_heatmap
+    ctx = result_context(report)
+    assert [h.track_id for h in ctx["evidence_heatmaps"]] == [7]  # no such face: listed on its own
+    card = ctx["detectors"][0]
+    assert card.evidence == []  # image lists and their indices are drawn, not printed
+    doc = _render(report)
+    assert doc.count('class="crop heatmap"') == 2
+    assert "face_artifacts heatmap · at 0.50 s · score 0.91" in doc
 
 
 def test_plain_faces_have_no_heatmap() -> None:

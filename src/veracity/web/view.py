@@ -26,6 +26,7 @@ __all__ = [
     "DetectorCard",
     "FaceView",
     "Gauge",
+    "HeatmapView",
     "JobView",
     "ProvenanceView",
     "ReviewView",
@@ -193,16 +194,37 @@ class FaceCrop:
 
 
 @dataclass(frozen=True, slots=True)
+class HeatmapView:
+    """One heatmap a detector drew (already blended over its face crop), with where and when."""
+
+    detector: str
+    src: str
+    track_id: int | None = None
+    t: float | None = None
+    score: float | None = None
+
+    @property
+    def caption(self) -> str:
+        parts = [f"{self.detector} heatmap"]
+        if self.t is not None:
+            parts.append(f"at {fmt_seconds(self.t)}")
+        if self.score is not None:
+            parts.append(f"score {self.score:.2f}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class FaceView:
     track_id: int
     span: str
     observations: int
     crops: list[FaceCrop]
     score: float | None = None
+    heatmaps: list[HeatmapView] = field(default_factory=list)
 
     @property
     def has_heatmap(self) -> bool:
-        return any(c.heatmap for c in self.crops)
+        return bool(self.heatmaps) or any(c.heatmap for c in self.crops)
 
 
 def _heatmaps_of(face: FaceSummary) -> list[str | None]:
@@ -223,6 +245,11 @@ def _score_of(face: FaceSummary) -> float | None:
 
 
 def face_views(report: Report) -> list[FaceView]:
+    """Each tracked face with its crops, and the detectors' heatmaps for that track."""
+    by_track: dict[int, list[HeatmapView]] = {}
+    for hm in evidence_heatmaps(report):
+        if hm.track_id is not None:
+            by_track.setdefault(hm.track_id, []).append(hm)
     views = []
     still = report.media.kind == "image"
     for f in report.faces:
@@ -235,21 +262,39 @@ def face_views(report: Report) -> list[FaceView]:
             h = heat[i] if i < len(heat) else (heat[0] if len(heat) == 1 else None)
             crops.append(FaceCrop(src, h, f"face {f.track_id}, crop {i + 1}"))
         span = fmt_seconds(f.first_s) if still else f"{fmt_seconds(f.first_s)} – {fmt_seconds(f.last_s)}"
-        views.append(FaceView(f.track_id, span, f.observations, crops, _score_of(f)))
+        views.append(FaceView(f.track_id, span, f.observations, crops, _score_of(f), by_track.get(f.track_id, [])))
     return views
 
 
-def evidence_heatmaps(report: Report) -> list[tuple[str, str, str]]:
-    """(detector, evidence key, data URI) for every heatmap image a detector put in its evidence."""
-    out = []
+def _nth(values: object, i: int) -> object:
+    return values[i] if isinstance(values, list) and i < len(values) else None
+
+
+def evidence_heatmaps(report: Report) -> list[HeatmapView]:
+    """Every heatmap image a detector put in its evidence (any ``*heatmap*`` key holding images),
+    matched by position with the ``heatmap_track_ids`` / ``heatmap_t`` / ``heatmap_scores`` lists
+    when the detector gives them (face_artifacts does)."""
+    out: list[HeatmapView] = []
     for d in report.detectors:
-        for key, value in d.evidence.items():
+        ev = d.evidence
+        for key, value in ev.items():
             if "heatmap" not in key.lower():
                 continue
-            for v in value if isinstance(value, list) else [value]:
+            for i, v in enumerate(value if isinstance(value, list) else [value]):
                 uri = data_uri(v)
-                if uri:
-                    out.append((d.name, key, uri))
+                if uri is None:
+                    continue
+                track, t, score = _nth(ev.get("heatmap_track_ids"), i), _nth(ev.get("heatmap_t"), i), None
+                score = _nth(ev.get("heatmap_scores"), i)
+                out.append(
+                    HeatmapView(
+                        detector=d.name,
+                        src=uri,
+                        track_id=track if isinstance(track, int) and not isinstance(track, bool) else None,
+                        t=float(t) if isinstance(t, int | float) and not isinstance(t, bool) else None,
+                        score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+                    )
+                )
     return out
 
 
@@ -538,7 +583,9 @@ def result_context(report: Report, job: JobView | None = None, *, frames_url: st
         ],
         "frames_url": frames_url,
         "faces": face_views(report),
-        "evidence_heatmaps": evidence_heatmaps(report),
+        "evidence_heatmaps": [
+            h for h in evidence_heatmaps(report) if h.track_id not in {f.track_id for f in report.faces}
+        ],
         "provenance": provenance_view(report.provenance),
         "media_rows": media_rows(report),
         "warnings": list(report.warnings),

@@ -187,7 +187,8 @@
         wraps.forEach(function (w) { w.hidden = !h; });
         heat.hidden = !h || !toggle.checked;
         if (h) heat.src = h; else heat.removeAttribute("src");
-        $("#crop-dialog-h").textContent = h ? "Face crop with heatmap" : "Face crop";
+        $("#crop-dialog-h").textContent = btn.getAttribute("data-caption") || (h ? "Face crop with heatmap" : "Face crop");
+        img.alt = btn.getAttribute("data-caption") || "Enlarged face crop";
         dialog.showModal();
       });
     });
