@@ -165,6 +165,7 @@ class FakeBackend:
     consent_rows: list[ConsentRow] = field(default_factory=list)
     finish_after_polls: int = 1
     discarded: int = 0
+    credentials: dict[str, dict[str, Any]] = field(default_factory=dict)
     polls: dict[str, int] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -252,6 +253,9 @@ class FakeBackend:
     def media_path(self, who: Principal, job_id: str) -> Path | None:
         job = self.jobs_by_id.get(job_id)
         return job.media if job else None
+
+    def credential(self, who: Principal, job_id: str) -> dict[str, Any] | None:
+        return self.credentials.get(job_id)
 
     def jobs(self, who: Principal, query: JobQuery) -> list[JobView]:
         out = [j.view for j in self.jobs_by_id.values()]

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.web.synthetic import FakeBackend, image_report, video_report
 
+from veracity.report.model import Provenance
 from veracity.web.routes import build_router
 from veracity.web.security import CSP, SESSION_COOKIE, csrf_token
 
@@ -226,3 +227,15 @@ def test_frame_endpoint_serves_a_jpeg_of_kept_media(
     assert frame.content[:2] == b"\xff\xd8"
     assert client.get(f"/ui/jobs/{no_media}/frame", params={"t": 0.5}).status_code == 404
     assert "data-frames-url" not in client.get(f"/ui/jobs/{no_media}").text
+
+
+def test_result_page_shows_the_full_credential_of_kept_media(
+    client: TestClient, backend: FakeBackend, sample_video: Path
+) -> None:
+    prov = Provenance(checked=True, credential_present=True, validation_state="Valid")
+    job = backend.add_job(image_report(provenance=prov), media=sample_video)
+    backend.credentials[job] = {"manifest": {"ingredients": [{"title": "parent <i>.jpg"}]}, "status": []}
+    sign_in(client, backend.add_key("ana", "analyst"))
+    page = client.get(f"/ui/jobs/{job}").text
+    assert "parent &lt;i&gt;.jpg" in page
+    assert "Signed, signer not on your trust list." in page

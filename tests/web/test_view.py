@@ -35,8 +35,9 @@ from veracity.web.view import (
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
 
 
-def _render(report: object, **extra: object) -> str:
-    ctx = result_context(report, JobView(id="job1", status="done", source_name="x"))  # type: ignore[arg-type]
+def _render(report: object, credential: dict[str, object] | None = None, **extra: object) -> str:
+    job = JobView(id="job1", status="done", source_name="x")
+    ctx = result_context(report, job, credential=credential)  # type: ignore[arg-type]
     return (
         environment()
         .get_template("result.html")
@@ -256,3 +257,27 @@ def test_review_queue_puts_coin_tosses_first_then_recent() -> None:
 
     ordered = review_queue_order([job("sure", 0.9, 5), job("old", 0.5, 1), job("new", 0.52, 3), job("none", None, 9)])
     assert [j.id for j in ordered] == ["new", "old", "sure", "none"]
+
+
+def test_full_credential_fills_actions_ingredients_and_code_explanations() -> None:
+    """The report's summary plus the manifest re-read from kept media (provenance's verify shape)."""
+    prov = Provenance(
+        checked=True, credential_present=True, validation_state="Valid", status_codes=["signingCredential.untrusted"]
+    )
+    credential = {
+        "manifest": {
+            "label": "urn:uuid:1",
+            "signer": "C2PA Test Signing Cert",
+            "actions": [{"action": "c2pa.opened", "software_agent": "editor"}],
+            "ingredients": [{"title": "A.jpg", "relationship": "parentOf", "ingredients": [{"title": "B.jpg"}]}],
+        },
+        "status": [{"code": "signingCredential.untrusted", "explanation": "signer not on the trust list"}],
+    }
+    view = provenance_view(prov, credential)
+    assert view.signer == "C2PA Test Signing Cert"
+    assert [a.key for a in view.actions] == ["c2pa.opened"]
+    assert view.ingredients[0].key == "A.jpg"
+    assert view.status_codes == [("signingCredential.untrusted", "signer not on the trust list")]
+    assert provenance_view(prov).status_codes == [("signingCredential.untrusted", "")]
+    doc = _render(video_report(provenance=prov), credential=None)
+    assert "signingCredential.untrusted" in doc

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.requests import Request
 
@@ -142,6 +142,11 @@ class UiBackend(Protocol):
     def report(self, who: Principal, job_id: str) -> Report | None: ...
 
     def media_path(self, who: Principal, job_id: str) -> Path | None: ...
+
+    def credential(self, who: Principal, job_id: str) -> dict[str, Any] | None:
+        """The full content credential of a job's kept media (manifest with actions and ingredients,
+        status codes with explanations), or None when it cannot be read again."""
+        ...
 
     def jobs(self, who: Principal, query: JobQuery) -> list[JobView]: ...
 

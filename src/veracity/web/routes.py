@@ -263,8 +263,10 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             report = b.report(user, job_id)
             if report is None:
                 return _page(request, "progress.html", user, job=job)
-            frames = f"{PREFIX}/jobs/{quote(job_id)}/frame" if b.media_path(user, job_id) else None
-            ctx = result_context(report, job, frames_url=frames)
+            kept = b.media_path(user, job_id)
+            frames = f"{PREFIX}/jobs/{quote(job_id)}/frame" if kept and report.media.kind != "audio" else None
+            credential = b.credential(user, job_id) if kept and report.provenance.credential_present else None
+            ctx = result_context(report, job, frames_url=frames, credential=credential)
             return _page(request, "result.html", user, can_review=user.can("review"), ground_truth=GROUND_TRUTH, **ctx)
 
         return await run(request, who, go)

@@ -191,6 +191,26 @@ class ServiceUiBackend:
         path = self.ctx.storage.path(name)
         return path if path.is_file() else None
 
+    def credential(self, who: Principal, job_id: str) -> dict[str, Any] | None:
+        """Re-read the content credential of kept media with the provenance package (when it is
+        installed): the report keeps a summary, the page shows the whole manifest."""
+        path = self.media_path(who, job_id)
+        if path is None:
+            return None
+        try:
+            from veracity.provenance.verify import verify_file  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            return None
+        try:
+            result = verify_file(path, self.ctx.settings, watermarks=False)
+        except VeracityError:
+            return None
+        c2pa = result.c2pa
+        return {
+            "manifest": c2pa.manifest.model_dump(mode="json") if c2pa.manifest is not None else None,
+            "status": [s.model_dump(mode="json") for s in c2pa.status],
+        }
+
     def _visible(self, who: Principal) -> Select[Any]:
         p = _service_principal(who)
         query = select(Job)

@@ -450,7 +450,7 @@ class ProvenanceView:
     signer: str | None
     digital_source_type: str | None
     digital_source_text: str | None
-    status_codes: list[str]
+    status_codes: list[tuple[str, str]]  # (code, explanation or "")
     watermarks: list[TreeNode]
     actions: list[TreeNode]
     ingredients: list[TreeNode]
@@ -488,19 +488,33 @@ def _state(p: Provenance) -> tuple[str, str]:
     return "Credential present; validation state unknown.", "warn"
 
 
-def provenance_view(p: Provenance) -> ProvenanceView:
+def _explained(p: Provenance, credential: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(code, explanation) for each status code; explanations come from the full credential."""
+    explained: dict[str, str] = {}
+    for entry in (credential or {}).get("status") or []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("code"), str):
+            explained.setdefault(entry["code"], str(entry.get("explanation") or ""))
+    codes = [str(c) for c in p.status_codes] or list(explained)
+    return [(c, explained.get(c, "")) for c in dict.fromkeys(codes)]
+
+
+def provenance_view(p: Provenance, credential: Mapping[str, Any] | None = None) -> ProvenanceView:
+    """The provenance block in words. ``credential`` is the full manifest summary when the media
+    was kept and can be read again (actions, ingredients, signer); the report carries a summary."""
     data = p.model_dump()
-    codes = [str(c) for c in p.status_codes]
+    manifest = (credential or {}).get("manifest")
+    full: dict[str, Any] = {**data, "manifest": manifest} if isinstance(manifest, Mapping) else data
+    codes = _explained(p, credential)
     text, tone = _state(p)
     trust = data.get("trust")
     if isinstance(trust, str) and trust.strip() and p.checked:
         # Provenance words its own verdict (e.g. "signed, signer not on your trust list").
         text = trust.strip()[0].upper() + trust.strip()[1:] + ("" if trust.strip().endswith(".") else ".")
-    signer = _find(data, _SIGNER_KEYS)
-    dst = p.digital_source_type or _find(data, ("digital_source_type", "digitalSourceType"))
+    signer = _find(full, _SIGNER_KEYS)
+    dst = p.digital_source_type or _find(full, ("digital_source_type", "digitalSourceType"))
     dst_short = dst.rsplit("/", 1)[-1] if isinstance(dst, str) else None
-    actions = _find(data, ("actions",))
-    ingredients = _find(data, ("ingredients",))
+    actions = _find(full, ("actions",))
+    ingredients = _find(full, ("ingredients",))
     extra = {
         k: v
         for k, v in data.items()
@@ -562,7 +576,13 @@ def media_rows(report: Report) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- the result page
 
 
-def result_context(report: Report, job: JobView | None = None, *, frames_url: str | None = None) -> dict[str, Any]:
+def result_context(
+    report: Report,
+    job: JobView | None = None,
+    *,
+    frames_url: str | None = None,
+    credential: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything ``result.html`` needs, as plain values (strings from the report stay unescaped
     here: Jinja's autoescape does that; only the SVG drawn by :mod:`veracity.report.html`, which
     escapes its own text, is marked safe)."""
@@ -586,7 +606,7 @@ def result_context(report: Report, job: JobView | None = None, *, frames_url: st
         "evidence_heatmaps": [
             h for h in evidence_heatmaps(report) if h.track_id not in {f.track_id for f in report.faces}
         ],
-        "provenance": provenance_view(report.provenance),
+        "provenance": provenance_view(report.provenance, credential),
         "media_rows": media_rows(report),
         "warnings": list(report.warnings),
     }
