@@ -35,7 +35,8 @@ class _DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._sessions.begin() as s:
-            by_status = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+            counted = s.execute(select(Job.status, func.count()).group_by(Job.status))
+            by_status = {row[0]: int(row[1]) for row in counted}
             jobs = GaugeMetricFamily("veracity_jobs", "Jobs by status (database rows).", labels=["status"])
             for status in ("queued", "running", "succeeded", "failed"):
                 jobs.add_metric([status], float(by_status.get(status, 0)))

@@ -15,16 +15,19 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.config import Settings
 from veracity.errors import VeracityError
 from veracity.media.probe import probe
-from veracity.pipeline import Analyzer
 from veracity.service import fetch, jobs, webhooks
 from veracity.service.schemas import JobOptions
 from veracity.service.storage import Storage
+
+if TYPE_CHECKING:
+    from veracity.pipeline import Analyzer
 
 log = logging.getLogger("veracity.service")
 

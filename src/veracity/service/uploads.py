@@ -88,6 +88,8 @@ class _Parser:
             raise BadRequest("multipart part without a name")
         filename = params.get(b"filename")
         if filename is not None:
+            if name not in (b"file", b"files"):
+                raise BadRequest(f"unexpected file part {name.decode('utf-8', 'replace')!r}: send it as 'file'")
             if len(self.form.files) >= MAX_FILES:
                 raise BadRequest(f"at most {MAX_FILES} files in one request")
             self._writer = self.storage.writer(self.max_bytes)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from veracity.service import audit, auth
 from veracity.service.deps import AuditReader, ContextDep, KeyAdmin
+from veracity.service.errors import Conflict
 from veracity.service.models import ApiKey
 from veracity.service.routes.common import errors
 from veracity.service.schemas import AuditProblemPublic, AuditVerifyPublic, KeyCreate, KeyCreated, KeyPublic
@@ -37,7 +38,7 @@ def list_keys(ctx: ContextDep, principal: KeyAdmin) -> list[KeyPublic]:
     summary="Create an API key (the secret is shown once)",
     status_code=201,
     response_model=KeyCreated,
-    responses=errors(401, 403, 422, 429),
+    responses=errors(400, 401, 403, 422, 429),
 )
 def create_key(ctx: ContextDep, principal: KeyAdmin, body: KeyCreate) -> KeyCreated:
     with ctx.tx() as s:
@@ -50,9 +51,11 @@ def create_key(ctx: ContextDep, principal: KeyAdmin, body: KeyCreate) -> KeyCrea
     operation_id="revokeKey",
     summary="Revoke an API key",
     response_model=KeyPublic,
-    responses=errors(401, 403, 404, 422, 429),
+    responses=errors(401, 403, 404, 409, 422, 429),
 )
 def revoke_key(ctx: ContextDep, principal: KeyAdmin, key_id: str) -> KeyPublic:
+    if key_id == principal.key_id:
+        raise Conflict("a key cannot revoke itself; use another admin key or the CLI")
     with ctx.tx() as s:
         return key_public(auth.revoke_key(s, key_id, actor=principal.actor))
 

@@ -297,7 +297,13 @@ def get_job(ctx: ContextDep, principal: Analyst, job_id: str) -> JobPublic:
     operation_id="getJobReport",
     summary="The HTML report of a finished job",
     response_class=HTMLResponse,
-    responses={200: {"content": {"text/html": {}}}, **errors(401, 403, 404, 409, 422, 429)},
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+        **{
+            code: {**spec, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            for code, spec in errors(401, 403, 404, 409, 422, 429).items()
+        },
+    },
 )
 def get_job_report(ctx: ContextDep, principal: Analyst, job_id: str) -> HTMLResponse:
     with ctx.tx() as s:
@@ -321,7 +327,7 @@ def get_job_report(ctx: ContextDep, principal: Analyst, job_id: str) -> HTMLResp
     operation_id="reviewJob",
     summary="Add a reviewer's ground-truth label",
     response_model=JobPublic,
-    responses=errors(401, 403, 404, 422, 429),
+    responses=errors(400, 401, 403, 404, 422, 429),
 )
 def review_job(ctx: ContextDep, principal: Reviewer, job_id: str, review: ReviewCreate) -> JobPublic:
     with ctx.tx() as s:
