@@ -496,6 +496,30 @@ def audit_verify(
     raise typer.Exit(0 if v.ok else 1)
 
 
+# --- web UI reviews: calibration export (logic in veracity.service.review_export) ----------------
+
+review_app = typer.Typer(no_args_is_help=True, help="Reviewers' ground-truth labels (set in the web UI or the API).")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def review_export(
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write (one reviewed job per line).")],
+    include_unsure: Annotated[
+        bool, typer.Option("--include-unsure", help="Also export jobs labelled unsure (target null).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Export reviewed jobs (model verdict, detector scores, ground truth) as calibration data."""
+    from veracity.service import review_export as rx
+
+    settings = _service_settings()
+    actor = f"cli:{os.getenv('USER', 'local')}"
+    n = _service_call(lambda: rx.export_reviews(settings, out, include_unsure=include_unsure, actor=actor))
+    facts = {"rows": n, "out": str(out)}
+    sys.stdout.write((json.dumps(facts) if as_json else f"wrote {n} reviewed job(s) to {out}") + "\n")
+
+
 def _silence_native_stderr() -> None:
     """MediaPipe's C++ (glog/absl/TFLite) writes INFO and W-lines straight to file descriptor 2,
     drowning the one-line errors. Python keeps the real stderr on a duplicate descriptor; native
