@@ -161,7 +161,7 @@ def _image_loaded(page: Any, selector: str) -> None:
     )
 
 
-def test_keyboard_only_analyze_flow(server: Server, browser: Any, shared_data: Path) -> None:
+def test_keyboard_only_analyze_flow(server: Server, browser: Any, shared_data: Path, shots: Path) -> None:
     page = _page(browser)
     page.goto(f"{server.url}/ui/signin")
     page.keyboard.type(server.keys["analyst"])  # the key field has autofocus
@@ -177,6 +177,7 @@ def test_keyboard_only_analyze_flow(server: Server, browser: Any, shared_data: P
                 return
         pytest.fail(f"Tab never reached #{element_id}")
 
+    page.screenshot(path=str(shots / "page_analyze.png"))
     tab_to("file")
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Space")
@@ -240,6 +241,7 @@ def test_upload_progress_verdict_timeline_heatmap_review_audit(
 
     # Progress: the job page follows the job by polling until the result replaces it.
     assert page.locator("#job-progress").count() == 1
+    page.screenshot(path=str(shots / "page_progress.png"))
     seen: set[str] = set()
     deadline = time.monotonic() + ANALYSIS_TIMEOUT_MS / 1000
     while page.locator("#gauge").count() == 0:

@@ -239,3 +239,15 @@ def test_result_page_shows_the_full_credential_of_kept_media(
     page = client.get(f"/ui/jobs/{job}").text
     assert "parent &lt;i&gt;.jpg" in page
     assert "Signed, signer not on your trust list." in page
+
+
+def test_failed_job_shows_its_error(client: TestClient, backend: FakeBackend) -> None:
+    job = backend.add_job(None, status="failed")
+    backend.jobs_by_id[job].view = replace(backend.jobs_by_id[job].view, error="cannot decode <clip> (corrupt_media)")
+    sign_in(client, backend.add_key("ana", "analyst"))
+    page = client.get(f"/ui/jobs/{job}")
+    assert page.status_code == 200
+    assert "Analysis failed: cannot decode &lt;clip&gt; (corrupt_media)" in page.text
+    assert 'id="job-progress"' not in page.text
+    assert client.get(f"/ui/jobs/{job}/report.json").status_code == 404
+    assert client.get("/ui/jobs/nope").status_code == 404

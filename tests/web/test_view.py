@@ -281,3 +281,11 @@ def test_full_credential_fills_actions_ingredients_and_code_explanations() -> No
     assert provenance_view(prov).status_codes == [("signingCredential.untrusted", "")]
     doc = _render(video_report(provenance=prov), credential=None)
     assert "signingCredential.untrusted" in doc
+
+
+def test_stage_text() -> None:
+    from veracity.web.text import stage_text
+
+    assert stage_text("faces", "running") == "Finding and tracking faces"
+    assert stage_text("av_sync", "running") == "Running the av sync detector"
+    assert stage_text(None, "queued") == "Waiting in the queue"

@@ -30,6 +30,7 @@ from veracity.web.security import (
     security_headers,
 )
 from veracity.web.templating import environment
+from veracity.web.text import stage_text
 from veracity.web.view import GROUND_TRUTH, result_context, review_queue_order
 
 __all__ = ["PREFIX", "build_router"]
@@ -283,7 +284,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
                 "id": job.id,
                 "status": job.status,
                 "progress": job.progress,
-                "stage": job.stage,
+                "stage": stage_text(job.stage, job.status),
                 "finished": job.finished,
                 "error": job.error,
             },

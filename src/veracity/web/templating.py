@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from veracity.web.text import stage_text
 from veracity.web.view import fmt_bytes, fmt_seconds, score_colour
 
 __all__ = ["environment"]
@@ -39,4 +40,5 @@ def environment() -> Environment:
     env.filters["bytes"] = fmt_bytes
     env.filters["seconds"] = fmt_seconds
     env.filters["score_colour"] = score_colour
+    env.filters["stage"] = stage_text
     return env

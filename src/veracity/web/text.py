@@ -17,6 +17,7 @@ __all__ = [
     "detector_looks_at",
     "not_applicable_text",
     "reason_text",
+    "stage_text",
 ]
 
 # Reason codes raised by provenance and the learned detectors (their branches own the codes;
@@ -75,3 +76,24 @@ def not_applicable_text(code: str | None) -> str:
 
 def detector_looks_at(name: str) -> str:
     return DETECTOR_INFO.get(name, "Signals specific to this detector (see its evidence).")
+
+
+_STAGES: dict[str, str] = {
+    "queued": "Waiting in the queue",
+    "claimed": "Starting",
+    "fetch": "Downloading the media",
+    "probe": "Reading the file",
+    "decode": "Decoding frames and audio",
+    "faces": "Finding and tracking faces",
+    "fusion": "Combining the detectors' scores",
+    "running": "Analysing",
+}
+
+
+def stage_text(stage: str | None, status: str) -> str:
+    """A pipeline stage in words; detector names read as "Running the <name> detector"."""
+    if stage in _STAGES:
+        return _STAGES[stage]
+    if stage:
+        return f"Running the {stage.replace('_', ' ')} detector"
+    return _STAGES.get(status, status.capitalize())

@@ -89,7 +89,7 @@
         return r.json();
       }).then(function (s) {
         if (s.finished) { window.location.replace(box.getAttribute("data-job-url")); return; }
-        stage.textContent = s.stage || (s.status.charAt(0).toUpperCase() + s.status.slice(1));
+        stage.textContent = s.stage;
         if (typeof s.progress === "number") {
           var p = Math.round(100 * s.progress);
           bar.value = p;
@@ -114,6 +114,15 @@
     var framesUrl = chart.getAttribute("data-frames-url");
     var img = $("#tl-frame"), text = $("#tl-text");
     var current = -1, frameTimer = null;
+    if (img) {
+      img.addEventListener("error", function () {
+        img.hidden = true;
+        var note = document.createElement("div");
+        note.className = "small muted";
+        note.textContent = "No frame available for this moment.";
+        text.appendChild(note);
+      });
+    }
 
     function nearest(t) {
       var best = 0, bestD = Infinity;
