@@ -72,6 +72,35 @@ class Settings:
     database_url: str | None = None
     # PEM bundle of trust anchors for C2PA; None means no trust list (good signatures are Valid).
     trust_anchors: Path | None = None
+    # --- service (veracity serve / worker) ---
+    # "development" accepts generated secrets; any other value refuses to start without them.
+    environment: str = "development"
+    # Celery broker (redis://...); None means the embedded in-process worker pool.
+    broker_url: str | None = None
+    queue_name: str = "veracity"  # Celery queue (tests use their own to share a broker safely)
+    # Media shared by API and workers; None means ``data_dir / "media"``.
+    storage_dir: Path | None = None
+    sync_wait_s: float = 10.0  # how long POST /analyze_video waits before answering 202
+    workers: int = 1  # embedded worker threads (one Analyzer each)
+    rate_limit_per_min: int = 600  # requests per API key per minute
+    # Hosts or CIDRs that URL ingestion and webhooks may reach even when private (tests, intranets).
+    url_allowlist: tuple[str, ...] = ()
+    fetch_timeout_s: float = 60.0
+    fetch_max_redirects: int = 5
+    webhook_secret: str | None = None
+    webhook_retries: int = 5
+    webhook_backoff_s: float = 1.0
+    keep_media: bool = False  # keep uploaded/fetched media after analysis (per job it can be asked)
+    job_stale_s: float = 120.0  # a running job whose heartbeat is older than this is re-queued
+
+    @property
+    def effective_storage_dir(self) -> Path:
+        """Where uploaded and fetched media waits for its analysis."""
+        return self.storage_dir if self.storage_dir is not None else self.data_dir / "media"
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
 
     @property
     def effective_database_url(self) -> str:
@@ -104,6 +133,9 @@ class Settings:
         cache = env.get(_ENV_PREFIX + "CACHE_DIR")
         data = env.get(_ENV_PREFIX + "DATA_DIR")
         anchors = env.get(_ENV_PREFIX + "TRUST_ANCHORS")
+        storage = env.get(_ENV_PREFIX + "STORAGE_DIR")
+        allow = env.get(_ENV_PREFIX + "URL_ALLOWLIST", "")
+        base_settings = cls()
         return cls(
             limits=limits,
             onnx_threads=max(1, int(num("ONNX_THREADS", 1))),
@@ -111,4 +143,19 @@ class Settings:
             data_dir=Path(data) if data else Path.home() / ".local" / "share" / "veracity",
             database_url=env.get(_ENV_PREFIX + "DATABASE_URL") or None,
             trust_anchors=Path(anchors) if anchors else None,
+            environment=env.get(_ENV_PREFIX + "ENV") or "development",
+            broker_url=env.get(_ENV_PREFIX + "BROKER_URL") or None,
+            queue_name=env.get(_ENV_PREFIX + "QUEUE") or "veracity",
+            storage_dir=Path(storage) if storage else None,
+            sync_wait_s=max(0.0, num("SYNC_WAIT_S", base_settings.sync_wait_s)),
+            workers=max(1, int(num("WORKERS", base_settings.workers))),
+            rate_limit_per_min=max(1, int(num("RATE_LIMIT_PER_MIN", base_settings.rate_limit_per_min))),
+            url_allowlist=tuple(x.strip() for x in allow.split(",") if x.strip()),
+            fetch_timeout_s=num("FETCH_TIMEOUT_S", base_settings.fetch_timeout_s),
+            fetch_max_redirects=max(0, int(num("FETCH_MAX_REDIRECTS", base_settings.fetch_max_redirects))),
+            webhook_secret=env.get(_ENV_PREFIX + "WEBHOOK_SECRET") or None,
+            webhook_retries=max(1, int(num("WEBHOOK_RETRIES", base_settings.webhook_retries))),
+            webhook_backoff_s=max(0.0, num("WEBHOOK_BACKOFF_S", base_settings.webhook_backoff_s)),
+            keep_media=env.get(_ENV_PREFIX + "KEEP_MEDIA", "").lower() in ("1", "true", "yes"),
+            job_stale_s=max(1.0, num("JOB_STALE_S", base_settings.job_stale_s)),
         )

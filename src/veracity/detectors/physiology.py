@@ -62,11 +62,42 @@ BLINK_TERM_CAP = 4.0  # a blink count alone never pushes the logit by more than 
 # -- head pose (Yang et al. 2019) -----------------------------------------------------------------
 # Central region: eye contours, nose (bridge, tip, alae) and inner lips; irises are left out
 # because gaze moves them independently of the head.
-EYE_CONTOURS = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
-                263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
+EYE_CONTOURS = (
+    33,
+    7,
+    163,
+    144,
+    145,
+    153,
+    154,
+    155,
+    133,
+    173,
+    157,
+    158,
+    159,
+    160,
+    161,
+    246,
+    263,
+    249,
+    390,
+    373,
+    374,
+    380,
+    381,
+    382,
+    362,
+    398,
+    384,
+    385,
+    386,
+    387,
+    388,
+    466,
+)
 NOSE = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 129, 358, 48, 278, 64, 294, 240, 460)
-MOUTH_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81,
-               80, 191)
+MOUTH_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
 CENTRAL = EYE_CONTOURS + NOSE + MOUTH_INNER
 # MediaPipe landmark noise and speech put real faces at a mean of ~0.2-0.8 degrees (1.4 at
 # worst on low-resolution real clips); a mean above 1 degree starts to count, +1 logit per
@@ -139,7 +170,7 @@ def detect_blinks(ear: FloatArray, t: FloatArray, baseline: float) -> list[Blink
         e = i - 1  # event spans s..e
         if s == 0 or e == n - 1:
             continue  # onset or recovery not observed
-        seg = ear[s:e + 1]
+        seg = ear[s : e + 1]
         closed = np.flatnonzero(seg < CLOSED_FRAC * baseline)
         if closed.size == 0:
             continue
@@ -153,8 +184,14 @@ def detect_blinks(ear: FloatArray, t: FloatArray, baseline: float) -> list[Blink
             continue
         close_speed = float((ear[s - 1] - ear[m]) / dt_close / baseline)
         open_speed = float((ear[e + 1] - ear[m]) / dt_open / baseline)
-        blinks.append(Blink(t=float(t[m]), duration_s=_span(t, s, e),
-                            close_speed=max(close_speed, 0.0), open_speed=max(open_speed, 0.0)))
+        blinks.append(
+            Blink(
+                t=float(t[m]),
+                duration_s=_span(t, s, e),
+                close_speed=max(close_speed, 0.0),
+                open_speed=max(open_speed, 0.0),
+            )
+        )
     return blinks
 
 
@@ -229,8 +266,7 @@ def procrustes_reference(shapes: Sequence[FloatArray]) -> FloatArray:
     return np.asarray(ref, dtype=np.float64)
 
 
-def pose_inconsistency(shapes: Sequence[FloatArray],
-                       central: Sequence[int] = CENTRAL) -> FloatArray:
+def pose_inconsistency(shapes: Sequence[FloatArray], central: Sequence[int] = CENTRAL) -> FloatArray:
     """Per frame, degrees between the whole-mesh and the central-region head rotation."""
     ref = procrustes_reference(shapes)
     idx = list(central)
@@ -251,10 +287,7 @@ def _usable(o: FaceObservation) -> bool:
 
 
 def _dense_usable(track: FaceTrack) -> list[FaceObservation]:
-    return [o for o in track.observations if o.role == "dense" and o.window is not None
-            and _usable(o)]
-
-
+    return [o for o in track.observations if o.role == "dense" and o.window is not None and _usable(o)]
 
 
 def _run_seconds(t: FloatArray, step: float) -> float:
@@ -345,7 +378,8 @@ class PhysiologyDetector:
             reasons.append("head_pose_inconsistency")
         frame_scores = {
             float(o.t): sigmoid((float(a) - FRAME_POSE_REF_DEG) / FRAME_POSE_SCALE_DEG)
-            for o, a in zip(usable, angles, strict=True) if math.isfinite(float(a)) and o.t >= 0
+            for o, a in zip(usable, angles, strict=True)
+            if math.isfinite(float(a)) and o.t >= 0
         }
         confidence = clamp01(MAX_CONFIDENCE * observed_s / (observed_s + CONFIDENCE_HALF_S))
         evidence: dict[str, EvidenceValue] = {
@@ -357,18 +391,21 @@ class PhysiologyDetector:
             "blinks_per_minute": _finite_or_none(rate),
             "blink_rate_scored": scored,
             "blink_surprise": round(surprise, 4),
-            "mean_blink_ms": (round(1000.0 * float(np.mean([b.duration_s for b in blinks])), 1)
-                              if blinks else None),
-            "blink_close_open_asymmetry": (round(float(np.mean([b.asymmetry for b in blinks])), 4)
-                                           if blinks else None),
+            "mean_blink_ms": (round(1000.0 * float(np.mean([b.duration_s for b in blinks])), 1) if blinks else None),
+            "blink_close_open_asymmetry": (round(float(np.mean([b.asymmetry for b in blinks])), 4) if blinks else None),
             "pose_mean_deg": round(pose_mean, 4),
             "pose_p95_deg": round(pose_p95, 4),
             "blink_term": round(blink_term, 4),
             "pose_term": round(pose_term, 4),
         }
         return DetectorResult(
-            name=self.name, version=self.version, score=clamp01(score), confidence=confidence,
-            reasons=tuple(reasons), frame_scores=frame_scores, evidence=evidence,
+            name=self.name,
+            version=self.version,
+            score=clamp01(score),
+            confidence=confidence,
+            reasons=tuple(reasons),
+            frame_scores=frame_scores,
+            evidence=evidence,
         )
 
 

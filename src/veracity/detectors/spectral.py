@@ -53,7 +53,7 @@ def centre_square(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     h, w = rgb.shape[:2]
     side = min(h, w)
     y0, x0 = (h - side) // 2, (w - side) // 2
-    return rgb[y0:y0 + side, x0:x0 + side]
+    return rgb[y0 : y0 + side, x0 : x0 + side]
 
 
 def normalise_region(rgb: npt.NDArray[np.uint8]) -> FloatArray:
@@ -122,7 +122,7 @@ def spectrum_features(rgb: npt.NDArray[np.uint8]) -> FloatArray:
     resid = logp - (intercept + slope * logf)
     fit_spread = float(np.std(resid[lo:hi]))
     high = resid[HIGH_FROM:]
-    top = float(np.mean(resid[N_BINS * 3 // 4:]))
+    top = float(np.mean(resid[N_BINS * 3 // 4 :]))
     upper = _INSIDE & (_IDX >= N_BINS // 2)
     axis = float(np.mean(power[upper & (_ON_AXIS > 0)]) + 1e-12)
     diag = float(np.mean(power[upper & (_ON_AXIS == 0)]) + 1e-12)
@@ -141,8 +141,15 @@ FEATURE_ID = "radial-log-power-residuals/1"
 
 def feature_config() -> dict[str, object]:
     """The constants the feature function was built with; a card trained on others is refused."""
-    return {"id": FEATURE_ID, "size": SIZE, "jpeg_quality": JPEG_QUALITY, "n_bins": N_BINS,
-            "fit_bins": list(FIT_BINS), "high_from": HIGH_FROM, "n_features": N_FEATURES}
+    return {
+        "id": FEATURE_ID,
+        "size": SIZE,
+        "jpeg_quality": JPEG_QUALITY,
+        "n_bins": N_BINS,
+        "fit_bins": list(FIT_BINS),
+        "high_from": HIGH_FROM,
+        "n_features": N_FEATURES,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +178,13 @@ class SpectralModel:
 
     def params(self) -> dict[str, object]:
         """The card's inline payload (hashed by the card)."""
-        return {"features": feature_config(), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept}
+        return {
+            "features": feature_config(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+        }
 
     @classmethod
     def from_card(cls, card: ModelCard) -> SpectralModel:
@@ -180,14 +192,17 @@ class SpectralModel:
         if card.kind != "logistic" or p is None:
             raise ModelUnavailable(f"model {card.name!r} is not an inline logistic model")
         if p.get("features") != feature_config():
-            raise ModelUnavailable(f"model {card.name!r} was trained on other spectral features "
-                                   f"({p.get('features')!r})")
+            raise ModelUnavailable(
+                f"model {card.name!r} was trained on other spectral features ({p.get('features')!r})"
+            )
         try:
-            return cls(version=card.version,
-                       mean=np.asarray(p["mean"], dtype=np.float64),
-                       std=np.asarray(p["std"], dtype=np.float64),
-                       coef=np.asarray(p["coef"], dtype=np.float64),
-                       intercept=float(p["intercept"]))
+            return cls(
+                version=card.version,
+                mean=np.asarray(p["mean"], dtype=np.float64),
+                std=np.asarray(p["std"], dtype=np.float64),
+                coef=np.asarray(p["coef"], dtype=np.float64),
+                intercept=float(p["intercept"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelUnavailable(f"model {card.name!r} has malformed parameters: {exc}") from exc
 
@@ -212,8 +227,12 @@ class Region:
         return int(min(self.rgb.shape[:2]))
 
 
-def face_square(rgb: npt.NDArray[np.uint8], box: tuple[float, float, float, float],
-                expand: float = FACE_EXPAND, min_side: int = SIZE) -> npt.NDArray[np.uint8]:
+def face_square(
+    rgb: npt.NDArray[np.uint8],
+    box: tuple[float, float, float, float],
+    expand: float = FACE_EXPAND,
+    min_side: int = SIZE,
+) -> npt.NDArray[np.uint8]:
     """The square around a normalised face box, expanded, at native resolution (no resampling:
     the spectrum is what is measured). A face smaller than ``min_side`` gets more context
     instead of being up-sampled later; the square is shifted, not cut, at the frame border."""
@@ -224,7 +243,7 @@ def face_square(rgb: npt.NDArray[np.uint8], box: tuple[float, float, float, floa
     cx, cy = (x0 + x1) / 2 * w, (y0 + y1) / 2 * h
     xa = int(round(min(max(cx - side / 2, 0.0), w - side)))
     ya = int(round(min(max(cy - side / 2, 0.0), h - side)))
-    return rgb[ya:ya + side, xa:xa + side]
+    return rgb[ya : ya + side, xa : xa + side]
 
 
 def regions(media: DecodedMedia, faces: FaceResult, *, limit: int = MAX_REGIONS) -> list[Region]:
@@ -251,6 +270,7 @@ def regions(media: DecodedMedia, faces: FaceResult, *, limit: int = MAX_REGIONS)
 
 
 # -- detector ------------------------------------------------------------------------------------
+
 
 class SpectralDetector:
     """Scores the high-frequency shape of the power spectrum of faces (or whole frames)."""
@@ -289,8 +309,9 @@ class SpectralDetector:
         upsampled = sum(r.side < SIZE for r in regs)
         native_share = 1.0 - upsampled / len(regs)
         # Few regions, or regions too small to hold the top octave, earn less trust.
-        confidence = BASE_CONFIDENCE * min(1.0, math.sqrt(len(regs) / FULL_CONFIDENCE_REGIONS)) * (
-            0.4 + 0.6 * native_share)
+        confidence = (
+            BASE_CONFIDENCE * min(1.0, math.sqrt(len(regs) / FULL_CONFIDENCE_REGIONS)) * (0.4 + 0.6 * native_share)
+        )
         return DetectorResult(
             name=self.name,
             version=model.version,

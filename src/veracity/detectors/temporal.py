@@ -122,8 +122,7 @@ def inter_ocular(points: FloatArray) -> float:
     return float(np.linalg.norm(left - right))
 
 
-def run_measures(run: Sequence[FaceObservation]) -> tuple[FloatArray, FloatArray, FloatArray,
-                                                            float, float]:
+def run_measures(run: Sequence[FaceObservation]) -> tuple[FloatArray, FloatArray, FloatArray, float, float]:
     """(interior timestamps, per-frame jitter, per-frame flicker, IOD px, box px) of one run."""
     t = np.array([o.t for o in run], dtype=np.float64)
     shapes = np.stack([o.pixels() for o in run])
@@ -131,8 +130,7 @@ def run_measures(run: Sequence[FaceObservation]) -> tuple[FloatArray, FloatArray
     iod = inter_ocular(ref)
     aligned = np.stack([similarity_align(s, ref)[:, :2] for s in shapes])
     acc = second_difference(aligned, t)
-    jitter = np.linalg.norm(acc, axis=2).mean(axis=1) / iod if iod > 0 else np.full(len(t) - 2,
-                                                                                   np.nan)
+    jitter = np.linalg.norm(acc, axis=2).mean(axis=1) / iod if iod > 0 else np.full(len(t) - 2, np.nan)
     boxes = []
     for o in run:
         w, h = o.frame_size
@@ -141,11 +139,10 @@ def run_measures(run: Sequence[FaceObservation]) -> tuple[FloatArray, FloatArray
     bx = np.array(boxes, dtype=np.float64)
     centre = np.stack([(bx[:, 0] + bx[:, 2]) / 2, (bx[:, 1] + bx[:, 3]) / 2], axis=1)
     size = np.sqrt(np.clip((bx[:, 2] - bx[:, 0]) * (bx[:, 3] - bx[:, 1]), 1e-12, None))
-    flicker = (np.linalg.norm(second_difference(centre, t), axis=1) / size[1:-1]
-               + np.abs(second_difference(np.log(size), t)))
+    flicker = np.linalg.norm(second_difference(centre, t), axis=1) / size[1:-1] + np.abs(
+        second_difference(np.log(size), t)
+    )
     return t[1:-1], jitter, flicker, iod, float(np.median(size))
-
-
 
 
 def _usable(o: FaceObservation) -> bool:
@@ -154,8 +151,7 @@ def _usable(o: FaceObservation) -> bool:
 
 def _track_runs(track: FaceTrack, ctx: AnalysisContext) -> list[list[FaceObservation]]:
     out: list[list[FaceObservation]] = []
-    windows = sorted({o.window for o in track.observations
-                      if o.role == "dense" and o.window is not None})
+    windows = sorted({o.window for o in track.observations if o.role == "dense" and o.window is not None})
     for w in windows:
         obs = sorted((o for o in track.in_window(w) if _usable(o)), key=lambda o: o.t)
         frame_times = [f.t for f in ctx.media.window(w)]
@@ -164,16 +160,14 @@ def _track_runs(track: FaceTrack, ctx: AnalysisContext) -> list[list[FaceObserva
 
 
 def _has_landmarks_in_windows(ctx: AnalysisContext) -> bool:
-    return any(o.role == "dense" and _usable(o) for tr in ctx.faces.tracks
-               for o in tr.observations)
+    return any(o.role == "dense" and _usable(o) for tr in ctx.faces.tracks for o in tr.observations)
 
 
 def logit(jitter_ratio: float, flicker_ratio: float) -> float:
     """Combined evidence; non-finite parts count as neutral (at the floor)."""
     j = jitter_ratio if math.isfinite(jitter_ratio) else RATIO_FLOOR
     f = flicker_ratio if math.isfinite(flicker_ratio) else RATIO_FLOOR
-    return (BIAS + K_JITTER * math.log(max(j, RATIO_FLOOR))
-            + K_FLICKER * math.log(max(f, RATIO_FLOOR)))
+    return BIAS + K_JITTER * math.log(max(j, RATIO_FLOOR)) + K_FLICKER * math.log(max(f, RATIO_FLOOR))
 
 
 def jitter_reference(iod_px: float) -> float:
@@ -207,8 +201,16 @@ def _judge(stats: TrackStats) -> TrackVerdict | None:
     iod = float(np.median(np.asarray(stats.iod_px)[ok]))
     box = float(np.median(np.asarray(stats.box_px)[ok]))
     jr, fr = jitter / jitter_reference(iod), flicker / flicker_reference(box)
-    return TrackVerdict(stats=stats, jitter=jitter, flicker=flicker, jitter_ratio=jr,
-                        flicker_ratio=fr, iod_px=iod, box_px=box, score=sigmoid(logit(jr, fr)))
+    return TrackVerdict(
+        stats=stats,
+        jitter=jitter,
+        flicker=flicker,
+        jitter_ratio=jr,
+        flicker_ratio=fr,
+        iod_px=iod,
+        box_px=box,
+        score=sigmoid(logit(jr, fr)),
+    )
 
 
 class TemporalDetector:
@@ -263,8 +265,7 @@ class TemporalDetector:
         frame_scores: dict[float, float] = {}
         for v in verdicts:
             s = v.stats
-            for ts, j, f, iod, box in zip(s.times, s.jitter, s.flicker, s.iod_px, s.box_px,
-                                          strict=True):
+            for ts, j, f, iod, box in zip(s.times, s.jitter, s.flicker, s.iod_px, s.box_px, strict=True):
                 if not (math.isfinite(ts) and ts >= 0 and math.isfinite(j) and math.isfinite(f)):
                     continue
                 fs = sigmoid(logit(j / jitter_reference(iod), f / flicker_reference(box)))
@@ -278,8 +279,9 @@ class TemporalDetector:
         if flicker_term >= REASON_TERM:
             reasons.append("box_flicker")
         n = len(st.jitter)
-        confidence = clamp01(MAX_CONFIDENCE * n / (n + CONFIDENCE_HALF_FRAMES)
-                             * min(1.0, worst.iod_px / CONFIDENCE_FULL_IOD_PX))
+        confidence = clamp01(
+            MAX_CONFIDENCE * n / (n + CONFIDENCE_HALF_FRAMES) * min(1.0, worst.iod_px / CONFIDENCE_FULL_IOD_PX)
+        )
         j_arr = np.asarray(st.jitter)
         j_arr = j_arr[np.isfinite(j_arr)]
         mean_step = float(np.mean(st.steps)) if st.steps else math.nan
@@ -301,7 +303,11 @@ class TemporalDetector:
             "flicker_ratio": round(worst.flicker_ratio, 4),
         }
         return DetectorResult(
-            name=self.name, version=self.version, score=clamp01(worst.score),
-            confidence=confidence, reasons=tuple(reasons), frame_scores=frame_scores,
+            name=self.name,
+            version=self.version,
+            score=clamp01(worst.score),
+            confidence=confidence,
+            reasons=tuple(reasons),
+            frame_scores=frame_scores,
             evidence=evidence,
         )

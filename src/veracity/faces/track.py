@@ -68,8 +68,8 @@ def assign_tracks(observations: Iterable[FaceObservation], *, min_affinity: floa
                 tracks.append(FaceTrack(track_id=tid, observations=[replace(o, track_id=tid)]))
     return tracks
 
-def consecutive_runs(obs: Sequence[FaceObservation],
-                     frame_times: Sequence[float]) -> list[list[FaceObservation]]:
+
+def consecutive_runs(obs: Sequence[FaceObservation], frame_times: Sequence[float]) -> list[list[FaceObservation]]:
     """Split one window's observations (time-ordered) where a decoded frame has no face.
 
     With the window's frame times known, consecutive means adjacent decoded frames; without

@@ -25,7 +25,6 @@ DATA_PACKAGE = "veracity.models"
 DATA_DIR = "data"
 
 
-
 class TrainingSet(BaseModel):
     """One body of training data: where it lies, what label it carried, how many files."""
 
@@ -98,20 +97,17 @@ def verify(card: ModelCard, *, base: Path | None = None, origin: str = "") -> Mo
         try:
             actual = params_sha256(card.params)
         except ValueError as exc:  # NaN or infinity in the payload
-            raise ModelUnavailable(f"model {card.name!r}: parameters are not finite JSON",
-                                   path=origin or None) from exc
+            raise ModelUnavailable(f"model {card.name!r}: parameters are not finite JSON", path=origin or None) from exc
     else:
         if base is None:
-            raise ModelUnavailable(f"model {card.name!r}: no folder to find {card.file!r} in",
-                                   path=origin or None)
+            raise ModelUnavailable(f"model {card.name!r}: no folder to find {card.file!r} in", path=origin or None)
         path = card.file_path(base)
         if not path.is_file():
             raise ModelUnavailable(f"model {card.name!r}: weights file is missing", path=str(path))
         actual = file_sha256(path)
     if actual != card.sha256:
         raise ModelUnavailable(
-            f"model {card.name!r}: sha256 mismatch "
-            f"(card {card.sha256[:12]}…, payload {actual[:12]}…)",
+            f"model {card.name!r}: sha256 mismatch (card {card.sha256[:12]}…, payload {actual[:12]}…)",
             path=origin or None,
         )
     return card
@@ -152,5 +148,6 @@ def write_card(card: ModelCard, path: Path) -> None:
     if card.params is not None:
         verify(card, origin=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(card.model_dump(mode="json", exclude_none=True), indent=2,
-                               allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(card.model_dump(mode="json", exclude_none=True), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )

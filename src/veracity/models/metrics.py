@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-ArrayLike = (Sequence[float] | Sequence[int]
-             | npt.NDArray[np.floating[Any]] | npt.NDArray[np.integer[Any]])
+ArrayLike = Sequence[float] | Sequence[int] | npt.NDArray[np.floating[Any]] | npt.NDArray[np.integer[Any]]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
@@ -22,8 +21,7 @@ def _check(labels: ArrayLike, scores: ArrayLike) -> tuple[IntArray, FloatArray]:
     y = np.asarray(labels)
     s = np.asarray(scores, dtype=np.float64)
     if y.ndim != 1 or s.ndim != 1 or y.shape != s.shape:
-        raise ValueError(
-            f"labels and scores must be 1-D and equally long, got {y.shape} and {s.shape}")
+        raise ValueError(f"labels and scores must be 1-D and equally long, got {y.shape} and {s.shape}")
     if not np.all(np.isin(y, (0, 1))):
         raise ValueError("labels must be 0 (real) or 1 (fake)")
     if not np.all(np.isfinite(s)):

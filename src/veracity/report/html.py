@@ -16,7 +16,16 @@ from pathlib import Path
 
 from veracity.report.model import DetectorReport, Report, TimelinePoint
 
-__all__ = ["REASON_TEXT", "render_html", "write_html"]
+__all__ = [
+    "LABEL_COLOURS",
+    "LABEL_TEXT",
+    "REASON_TEXT",
+    "render_html",
+    "series_colours",
+    "timeline_message",
+    "timeline_svg",
+    "write_html",
+]
 
 LABEL_COLOURS: dict[str, str] = {
     "authentic": "#1a7f37",
@@ -50,12 +59,19 @@ REASON_TEXT: dict[str, str] = {
 }
 
 _PALETTE = (
-    "#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed",
-    "#0891b2", "#db2777", "#65a30d", "#92400e", "#475569",
+    "#2563eb",
+    "#dc2626",
+    "#059669",
+    "#d97706",
+    "#7c3aed",
+    "#0891b2",
+    "#db2777",
+    "#65a30d",
+    "#92400e",
+    "#475569",
 )
 
-_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
-        "form-action 'none'")
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 _CSS = """
 :root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#f4f5f7;--card:#fff;--accent:#2563eb}
@@ -201,8 +217,7 @@ def _minibar(value: float | None, colour: str | None = None) -> str:
         return '<span class="muted">—</span>'
     width = min(max(value, 0.0), 1.0) * 100
     fill = colour or _score_colour(value)
-    return (f'<span class="minibar"><span style="width:{width:.1f}%;background:{fill}"></span>'
-            f"</span>{_fmt(value)}")
+    return f'<span class="minibar"><span style="width:{width:.1f}%;background:{fill}"></span></span>{_fmt(value)}'
 
 
 # --------------------------------------------------------------------------- header / verdict
@@ -226,15 +241,19 @@ def _header(report: Report) -> str:
     else:
         s = report.deepfake_score
         big = f'<div class="big" style="color:{colour}">{s:.2f}</div>'
-        bar = (f'<div class="scorebar" role="img" aria-label="deepfake score {s:.2f} of 1">'
-               f'<span style="width:{s * 100:.1f}%;background:{colour}"></span></div>')
+        bar = (
+            f'<div class="scorebar" role="img" aria-label="deepfake score {s:.2f} of 1">'
+            f'<span style="width:{s * 100:.1f}%;background:{colour}"></span></div>'
+        )
         caption = '<div class="scale"><span>0 · authentic</span><span>1 · fake</span></div>'
     warn = ""
     if report.warnings:
         n = len(report.warnings)
-        warn = (f'<div class="small" style="color:#92400e;margin-top:4px">'
-                f'<a href="#warnings" style="color:inherit">{n} warning{"s" if n > 1 else ""}</a>'
-                "</div>")
+        warn = (
+            f'<div class="small" style="color:#92400e;margin-top:4px">'
+            f'<a href="#warnings" style="color:inherit">{n} warning{"s" if n > 1 else ""}</a>'
+            "</div>"
+        )
     return f"""<header class="card">
 <div style="min-width:0;flex:1 1 420px">
 <div class="kicker">Veracity forensic report</div>
@@ -305,38 +324,60 @@ def _legend(items: Sequence[tuple[str, str]], x0: float, width: float) -> tuple[
         if x + w > x0 + width and x > x0:
             x, y = x0, y + row_h
         if kind == "line":
-            out.append(f'<line x1="{x:.1f}" y1="{y - 4:.1f}" x2="{x + 18:.1f}" y2="{y - 4:.1f}" '
-                       f'stroke="{colour}" stroke-width="2.2"/>'
-                       f'<circle cx="{x + 9:.1f}" cy="{y - 4:.1f}" r="3" fill="{colour}"/>')
+            out.append(
+                f'<line x1="{x:.1f}" y1="{y - 4:.1f}" x2="{x + 18:.1f}" y2="{y - 4:.1f}" '
+                f'stroke="{colour}" stroke-width="2.2"/>'
+                f'<circle cx="{x + 9:.1f}" cy="{y - 4:.1f}" r="3" fill="{colour}"/>'
+            )
         elif kind == "box":
-            out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="18" height="11" '
-                       f'fill="{colour}"/>')
+            out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="18" height="11" fill="{colour}"/>')
         out.append(f'<text x="{x + 24:.1f}" y="{y:.1f}" class="lg">{_e(label)}</text>')
         x += w
     return "".join(out), y + 10
 
 
-def _timeline(report: Report) -> str:
-    points: list[TimelinePoint] = sorted(report.timeline, key=lambda p: p.t)
+def timeline_message(report: Report) -> str:
+    """Why there is no timeline for this report, or "" when there is one to draw."""
+    points = report.timeline
     media = report.media
     still = media.kind == "image" and not media.animated
     if still or (points and max(p.t for p in points) <= 0):
-        msg = "No timeline for a still image."
-    elif not points:
-        msg = "No timeline: nothing was analysed over time for this input."
-    else:
-        msg = ""
+        return "No timeline for a still image."
+    if not points:
+        return "No timeline: nothing was analysed over time for this input."
+    return ""
+
+
+def series_colours(report: Report) -> dict[str, str]:
+    """Detector -> line colour, the same in the report, its timeline and the web UI."""
+    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(_series_names(report))}
+
+
+def timeline_svg(report: Report) -> str:
+    """The per-detector score chart as one ``<svg>`` element, or "" when there is no timeline.
+
+    The root carries the plot geometry (``data-left``, ``data-plot-w``, ``data-span``,
+    ``data-width``) and every dot its time (``data-t``), so a page script can map a pointer
+    position back to a time; the static report simply ignores those attributes.
+    """
+    if timeline_message(report):
+        return ""
+    return _timeline_svg(report, sorted(report.timeline, key=lambda p: p.t))
+
+
+def _timeline(report: Report) -> str:
+    msg = timeline_message(report)
     if msg:
-        return (f'<section class="card chart" id="timeline"><h2>Timeline</h2>'
-                f'<div class="empty">{_e(msg)}</div></section>')
-    return (f'<section class="card chart" id="timeline"><h2>Timeline</h2>'
-            f"{_timeline_svg(report, points)}</section>")
+        return (
+            f'<section class="card chart" id="timeline"><h2>Timeline</h2><div class="empty">{_e(msg)}</div></section>'
+        )
+    return f'<section class="card chart" id="timeline"><h2>Timeline</h2>{timeline_svg(report)}</section>'
 
 
 def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
     media = report.media
     names = _series_names(report)
-    colours = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
+    colours = series_colours(report)
     show_faces = media.kind != "audio"
 
     width, left, right = 960.0, 46.0, 18.0
@@ -365,32 +406,35 @@ def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
 
     parts: list[str] = [
         f'<svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-        f'aria-label="Per-detector scores over time" font-family="system-ui,sans-serif">',
+        f'aria-label="Per-detector scores over time" font-family="system-ui,sans-serif" '
+        f'data-left="{left:.1f}" data-plot-w="{plot_w:.1f}" data-span="{span:.4f}" '
+        f'data-width="{width:.0f}" data-top="{top:.1f}" data-bottom="{axis_y:.1f}">',
         "<style>.lg{font-size:12px;fill:#374151}.tk{font-size:11px;fill:#6b7280}"
         ".ax{font-size:11px;fill:#374151;font-weight:600}</style>",
         legend,
-        f'<rect x="{left}" y="{top:.1f}" width="{plot_w}" height="{plot_h}" fill="#fcfcfd" '
-        f'stroke="#e5e7eb"/>',
+        f'<rect x="{left}" y="{top:.1f}" width="{plot_w}" height="{plot_h}" fill="#fcfcfd" stroke="#e5e7eb"/>',
     ]
     # Dense windows, shaded across the plot and the face strip.
     for start, end in media.dense_windows:
         x0, x1 = sx(start), sx(end)
         bottom = (strip_top + strip_h) if show_faces else top + plot_h
-        parts.append(f'<rect class="dense" x="{x0:.1f}" y="{top:.1f}" '
-                     f'width="{max(x1 - x0, 2.0):.1f}" height="{bottom - top:.1f}" '
-                     f'fill="#fde7b0" fill-opacity="0.55">'
-                     f"<title>dense window {start:.2f}–{end:.2f} s</title></rect>")
+        parts.append(
+            f'<rect class="dense" x="{x0:.1f}" y="{top:.1f}" '
+            f'width="{max(x1 - x0, 2.0):.1f}" height="{bottom - top:.1f}" '
+            f'fill="#fde7b0" fill-opacity="0.55">'
+            f"<title>dense window {start:.2f}–{end:.2f} s</title></rect>"
+        )
     # Horizontal grid and y ticks.
     for i in range(5):
         v = i / 4
         y = sy(v)
         dash = ' stroke-dasharray="4 3"' if i == 2 else ""
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" '
-                     f'stroke="#e5e7eb"{dash}/>')
-        parts.append(f'<text class="tk" x="{left - 6}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{v:g}</text>')
-    parts.append(f'<text class="ax" x="12" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
-                 f'transform="rotate(-90 12 {top + plot_h / 2:.1f})">score</text>')
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e5e7eb"{dash}/>')
+        parts.append(f'<text class="tk" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+    parts.append(
+        f'<text class="ax" x="12" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {top + plot_h / 2:.1f})">score</text>'
+    )
     # Vertical grid and x ticks.
     minutes = span >= 120
     step = _nice_step(span)
@@ -400,41 +444,50 @@ def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
     for i in range(n_ticks + 1):
         t = i * step
         x = sx(t)
-        parts.append(f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{axis_y:.1f}" '
-                     f'stroke="#eef0f3"/>')
-        parts.append(f'<line x1="{x:.1f}" y1="{axis_y:.1f}" x2="{x:.1f}" y2="{axis_y + 4:.1f}" '
-                     f'stroke="#9ca3af"/>')
-        parts.append(f'<text class="tk" x="{x:.1f}" y="{axis_y + 16:.1f}" '
-                     f'text-anchor="middle">{_tick_label(t, minutes)}</text>')
-    parts.append(f'<line x1="{left}" y1="{axis_y:.1f}" x2="{left + plot_w}" y2="{axis_y:.1f}" '
-                 f'stroke="#9ca3af"/>')
-    parts.append(f'<text class="ax" x="{left + plot_w / 2:.1f}" y="{axis_y + 34:.1f}" '
-                 f'text-anchor="middle">time ({"m:ss" if minutes else "s"})</text>')
+        parts.append(f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{axis_y:.1f}" stroke="#eef0f3"/>')
+        parts.append(f'<line x1="{x:.1f}" y1="{axis_y:.1f}" x2="{x:.1f}" y2="{axis_y + 4:.1f}" stroke="#9ca3af"/>')
+        parts.append(
+            f'<text class="tk" x="{x:.1f}" y="{axis_y + 16:.1f}" text-anchor="middle">{_tick_label(t, minutes)}</text>'
+        )
+    parts.append(f'<line x1="{left}" y1="{axis_y:.1f}" x2="{left + plot_w}" y2="{axis_y:.1f}" stroke="#9ca3af"/>')
+    parts.append(
+        f'<text class="ax" x="{left + plot_w / 2:.1f}" y="{axis_y + 34:.1f}" '
+        f'text-anchor="middle">time ({"m:ss" if minutes else "s"})</text>'
+    )
 
     # One polyline + dots per detector.
     if not names:
-        parts.append(f'<text class="tk" x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" '
-                     f'text-anchor="middle">no per-frame detector scores</text>')
+        parts.append(
+            f'<text class="tk" x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" '
+            f'text-anchor="middle">no per-frame detector scores</text>'
+        )
     for name in names:
         series = [(p.t, p.scores[name]) for p in points if name in p.scores]
         colour = colours[name]
         coords = " ".join(f"{sx(t):.1f},{sy(v):.1f}" for t, v in series)
         r = 3.0 if len(series) <= 80 else 2.0 if len(series) <= 300 else 1.3
         parts.append(f'<g class="series" data-detector="{_e(name)}">')
-        parts.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" '
-                     f'stroke-width="1.8" stroke-linejoin="round" stroke-opacity="0.9"/>')
+        parts.append(
+            f'<polyline points="{coords}" fill="none" stroke="{colour}" '
+            f'stroke-width="1.8" stroke-linejoin="round" stroke-opacity="0.9"/>'
+        )
         for t, v in series:
-            parts.append(f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="{r}" fill="{colour}">'
-                         f"<title>{_e(name)} · {t:.2f} s · {v:.3f}</title></circle>")
+            parts.append(
+                f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="{r}" fill="{colour}" data-t="{t:.3f}">'
+                f"<title>{_e(name)} · {t:.2f} s · {v:.3f}</title></circle>"
+            )
         parts.append("</g>")
 
     # Face-count strip.
     if show_faces:
         max_faces = max((p.faces for p in points), default=0)
-        parts.append(f'<rect x="{left}" y="{strip_top:.1f}" width="{plot_w}" height="{strip_h}" '
-                     f'fill="#f8fafc" stroke="#e5e7eb"/>')
-        parts.append(f'<text class="tk" x="{left - 6}" y="{strip_top + strip_h / 2 + 4:.1f}" '
-                     f'text-anchor="end">faces</text>')
+        parts.append(
+            f'<rect x="{left}" y="{strip_top:.1f}" width="{plot_w}" height="{strip_h}" '
+            f'fill="#f8fafc" stroke="#e5e7eb"/>'
+        )
+        parts.append(
+            f'<text class="tk" x="{left - 6}" y="{strip_top + strip_h / 2 + 4:.1f}" text-anchor="end">faces</text>'
+        )
         gaps = [b.t - a.t for a, b in itertools.pairwise(points) if b.t > a.t]
         min_gap = min(gaps) if gaps else span
         bar_w = min(max(plot_w * min_gap / span * 0.7, 1.2), 8.0)
@@ -442,15 +495,18 @@ def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
             x = sx(p.t)
             if p.faces > 0 and max_faces > 0:
                 h = (strip_h - 4) * p.faces / max_faces
-                parts.append(f'<rect x="{x - bar_w / 2:.1f}" y="{strip_top + strip_h - h:.1f}" '
-                             f'width="{bar_w:.1f}" height="{h:.1f}" fill="#94a3b8">'
-                             f"<title>{p.t:.2f} s · {p.faces} face(s)</title></rect>")
+                parts.append(
+                    f'<rect x="{x - bar_w / 2:.1f}" y="{strip_top + strip_h - h:.1f}" '
+                    f'width="{bar_w:.1f}" height="{h:.1f}" fill="#94a3b8">'
+                    f"<title>{p.t:.2f} s · {p.faces} face(s)</title></rect>"
+                )
             else:
-                parts.append(f'<rect x="{x - 0.6:.1f}" y="{strip_top + strip_h - 3:.1f}" '
-                             f'width="1.2" height="3" fill="#f87171">'
-                             f"<title>{p.t:.2f} s · no face</title></rect>")
-        parts.append(f'<text class="tk" x="{left + plot_w + 4}" y="{strip_top + 9:.1f}">'
-                     f"{max_faces}</text>")
+                parts.append(
+                    f'<rect x="{x - 0.6:.1f}" y="{strip_top + strip_h - 3:.1f}" '
+                    f'width="1.2" height="3" fill="#f87171">'
+                    f"<title>{p.t:.2f} s · no face</title></rect>"
+                )
+        parts.append(f'<text class="tk" x="{left + plot_w + 4}" y="{strip_top + 9:.1f}">{max_faces}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -481,30 +537,33 @@ def _evidence(det: DetectorReport, keep: int = 6) -> str:
     head = f'<dl class="ev">{"".join(rows[:keep])}</dl>'
     if len(rows) <= keep:
         return head
-    return (f'{head}<details><summary>{len(rows) - keep} more</summary>'
-            f'<dl class="ev">{"".join(rows[keep:])}</dl></details>')
+    return (
+        f'{head}<details><summary>{len(rows) - keep} more</summary><dl class="ev">{"".join(rows[keep:])}</dl></details>'
+    )
 
 
 def _detectors(report: Report) -> str:
     if not report.detectors:
-        return ('<section class="card" id="detectors"><h2>Detectors</h2>'
-                '<p class="muted" style="margin:0">No detector was run.</p></section>')
+        return (
+            '<section class="card" id="detectors"><h2>Detectors</h2>'
+            '<p class="muted" style="margin:0">No detector was run.</p></section>'
+        )
     names = _series_names(report)
     colours = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
     rows = []
     for d in report.detectors:
         dot = ""
         if d.name in colours:
-            dot = (f'<svg width="10" height="10" style="margin-right:6px" aria-hidden="true">'
-                   f'<circle cx="5" cy="5" r="4.5" fill="{colours[d.name]}"/></svg>')
+            dot = (
+                f'<svg width="10" height="10" style="margin-right:6px" aria-hidden="true">'
+                f'<circle cx="5" cy="5" r="4.5" fill="{colours[d.name]}"/></svg>'
+            )
         if d.applied:
             applied = '<span class="pill yes">applied</span>'
         else:
             why = d.not_applicable or "not applicable"
-            applied = (f'<span class="pill no">not applied</span>'
-                       f'<div class="small muted mono">{_e(why)}</div>')
-        reasons = ("".join(_chip(r) for r in d.reasons) if d.reasons
-                   else '<span class="muted">—</span>')
+            applied = f'<span class="pill no">not applied</span><div class="small muted mono">{_e(why)}</div>'
+        reasons = "".join(_chip(r) for r in d.reasons) if d.reasons else '<span class="muted">—</span>'
         weight = f"{d.weight * 100:.0f}%" if d.weight > 0 else '<span class="muted">—</span>'
         rows.append(
             "<tr>"
@@ -538,13 +597,18 @@ def _faces(report: Report) -> str:
     else:
         cards = []
         for f in report.faces:
-            imgs = "".join(
-                f'<img alt="face track {f.track_id} crop {i + 1}" '
-                f'src="data:image/jpeg;base64,{_e(b64)}">'
-                for i, b64 in enumerate(f.crop_jpeg_b64)
-            ) or '<span class="small muted">no crops kept</span>'
-            span = (f"{_fmt_seconds(f.first_s)}" if report.media.kind == "image"
-                    else f"{_fmt_seconds(f.first_s)} – {_fmt_seconds(f.last_s)}")
+            imgs = (
+                "".join(
+                    f'<img alt="face track {f.track_id} crop {i + 1}" src="data:image/jpeg;base64,{_e(b64)}">'
+                    for i, b64 in enumerate(f.crop_jpeg_b64)
+                )
+                or '<span class="small muted">no crops kept</span>'
+            )
+            span = (
+                f"{_fmt_seconds(f.first_s)}"
+                if report.media.kind == "image"
+                else f"{_fmt_seconds(f.first_s)} – {_fmt_seconds(f.last_s)}"
+            )
             cards.append(
                 f'<div class="track"><h3>Track {_e(f.track_id)}</h3>'
                 f'<div class="small muted">{_e(span)} · {_e(f.observations)} observation'
@@ -592,8 +656,10 @@ def _provenance(report: Report) -> str:
 
 def _media(report: Report) -> str:
     m = report.media
-    rows: list[tuple[str, str]] = [("Kind", _e(m.kind + (" (animated)" if m.animated else ""))),
-                                   ("Container", _e(m.container))]
+    rows: list[tuple[str, str]] = [
+        ("Kind", _e(m.kind + (" (animated)" if m.animated else ""))),
+        ("Container", _e(m.container)),
+    ]
     if m.width and m.height:
         rows.append(("Resolution", f"{m.width} × {m.height}"))
     if m.duration_s is not None:
@@ -606,9 +672,9 @@ def _media(report: Report) -> str:
         rows.append(("Video codec", _e(m.video_codec)))
     audio = "none"
     if m.has_audio or m.audio_codec:
-        audio = " · ".join(x for x in (m.audio_codec or "present",
-                                       f"{m.audio_sample_rate} Hz" if m.audio_sample_rate
-                                       else "") if x)
+        audio = " · ".join(
+            x for x in (m.audio_codec or "present", f"{m.audio_sample_rate} Hz" if m.audio_sample_rate else "") if x
+        )
     rows.append(("Audio", _e(audio)))
     rows.append(("Frames analysed", _e(m.frames_analysed)))
     if m.dense_windows:
@@ -632,35 +698,40 @@ def _timings(report: Report) -> str:
         frac = ms / total if total > 0 else 0.0
         bold = ' style="font-weight:600"' if stage == "total" else ""
         bar = "" if stage == "total" else _minibar_plain(frac)
-        rows.append(f"<tr{bold}><td>{_e(stage)}</td><td>{bar}</td>"
-                    f'<td class="num">{ms:,.1f}</td></tr>')
+        rows.append(f'<tr{bold}><td>{_e(stage)}</td><td>{bar}</td><td class="num">{ms:,.1f}</td></tr>')
     if "total" not in report.timings_ms:
-        rows.append(f'<tr style="font-weight:600"><td>total</td><td></td>'
-                    f'<td class="num">{report.elapsed_ms:,.1f}</td></tr>')
-    return (f'<section class="card" id="timings"><h2>Timings</h2><table>'
-            f'<thead><tr><th>Stage</th><th></th><th class="num">ms</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></section>')
+        rows.append(
+            f'<tr style="font-weight:600"><td>total</td><td></td><td class="num">{report.elapsed_ms:,.1f}</td></tr>'
+        )
+    return (
+        f'<section class="card" id="timings"><h2>Timings</h2><table>'
+        f'<thead><tr><th>Stage</th><th></th><th class="num">ms</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
 
 
 def _minibar_plain(frac: float) -> str:
     width = min(max(frac, 0.0), 1.0) * 100
-    return (f'<span class="minibar" style="width:120px"><span style="width:{width:.1f}%;'
-            f'background:#93c5fd"></span></span>')
+    return (
+        f'<span class="minibar" style="width:120px"><span style="width:{width:.1f}%;background:#93c5fd"></span></span>'
+    )
 
 
 def _versions(report: Report) -> str:
     rows = [
         ("File", f'<span class="break">{_e(report.source.name)}</span>'),
         ("SHA-256", f'<span class="mono break">{_e(report.source.sha256)}</span>'),
-        ("Size", f"{_e(_fmt_bytes(report.source.size_bytes))} "
-                 f'<span class="muted">({report.source.size_bytes:,} bytes)</span>'),
+        (
+            "Size",
+            f"{_e(_fmt_bytes(report.source.size_bytes))} "
+            f'<span class="muted">({report.source.size_bytes:,} bytes)</span>',
+        ),
         ("veracity", f'<span class="mono">{_e(report.veracity_version)}</span>'),
         ("Report schema", f'<span class="mono">{_e(report.schema_version)}</span>'),
         ("Fusion", f'<span class="mono">{_e(report.fusion_version)}</span>'),
     ]
     for name, version in report.model_versions.items():
-        rows.append((f'<span class="mono">{_e(name)}</span>',
-                     f'<span class="mono">{_e(version)}</span>'))
+        rows.append((f'<span class="mono">{_e(name)}</span>', f'<span class="mono">{_e(version)}</span>'))
     return f'<section class="card" id="versions"><h2>Source and versions</h2>{_kv(rows)}</section>'
 
 
@@ -670,18 +741,20 @@ def _versions(report: Report) -> str:
 def render_html(report: Report) -> str:
     """Return the report as one self-contained HTML document (no scripts, no external loads)."""
     title = f"Veracity report — {report.source.name}"
-    body = "\n".join([
-        _header(report),
-        _reasons(report),
-        _timeline(report),
-        _detectors(report),
-        _faces(report),
-        f'<div class="grid">{_provenance(report)}{_media(report)}</div>',
-        f'<div class="grid" style="margin-top:16px">{_warnings(report)}{_timings(report)}</div>',
-        f'<div style="margin-top:16px">{_versions(report)}</div>',
-        f"<footer>Generated offline by veracity {_e(report.veracity_version)}. Scores are "
-        "forensic indicators, not proof; read them with the evidence above.</footer>",
-    ])
+    body = "\n".join(
+        [
+            _header(report),
+            _reasons(report),
+            _timeline(report),
+            _detectors(report),
+            _faces(report),
+            f'<div class="grid">{_provenance(report)}{_media(report)}</div>',
+            f'<div class="grid" style="margin-top:16px">{_warnings(report)}{_timings(report)}</div>',
+            f'<div style="margin-top:16px">{_versions(report)}</div>',
+            f"<footer>Generated offline by veracity {_e(report.veracity_version)}. Scores are "
+            "forensic indicators, not proof; read them with the evidence above.</footer>",
+        ]
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

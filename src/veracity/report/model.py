@@ -38,8 +38,9 @@ class MediaSummary(_Model):
     audio_sample_rate: int | None = None
     animated: bool = False
     frames_analysed: int = Field(ge=0, description="Sparse + dense frames decoded for this report.")
-    dense_windows: list[tuple[float, float]] = Field(default_factory=list,
-                                                      description="Start and end (s) of each dense window.")
+    dense_windows: list[tuple[float, float]] = Field(
+        default_factory=list, description="Start and end (s) of each dense window."
+    )
 
 
 class Provenance(_Model):

@@ -72,6 +72,7 @@ class Item:
 
 # -- data ----------------------------------------------------------------------------------------
 
+
 def read_manifest(data_root: Path) -> list[dict[str, str]]:
     path = data_root / "MANIFEST.tsv"
     if not path.is_file():
@@ -80,8 +81,9 @@ def read_manifest(data_root: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def _items(rows: Sequence[dict[str, str]], data_root: Path, split: str,
-           prefixes: Sequence[str], log: Progress) -> list[Item]:
+def _items(
+    rows: Sequence[dict[str, str]], data_root: Path, split: str, prefixes: Sequence[str], log: Progress
+) -> list[Item]:
     out: list[Item] = []
     missing = 0
     for row in rows:
@@ -95,17 +97,22 @@ def _items(rows: Sequence[dict[str, str]], data_root: Path, split: str,
             missing += 1
             continue
         group = "/".join(rel.split("/")[:3]) if split == "train" else row["source_repo"]
-        out.append(Item(path, rel, int(row["label"] == "fake"), group, row["detail"],
-                        row["source_repo"], row["license"]))
+        out.append(
+            Item(path, rel, int(row["label"] == "fake"), group, row["detail"], row["source_repo"], row["license"])
+        )
     if missing:
         log(f"warning: {missing} {split} rows listed in MANIFEST.tsv have no file")
     listed = {i.rel for i in out}
     for prefix in prefixes:
         folder = data_root / prefix
         if folder.is_dir():
-            extra = [p for p in folder.rglob("*") if p.is_file()
-                     and p.suffix.lower() in IMAGE_SUFFIXES
-                     and p.relative_to(data_root).as_posix() not in listed]
+            extra = [
+                p
+                for p in folder.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and p.relative_to(data_root).as_posix() not in listed
+            ]
             if extra:
                 log(f"warning: {len(extra)} files in {prefix} are not in MANIFEST.tsv; ignored")
     return sorted(out, key=lambda i: i.rel)
@@ -115,8 +122,7 @@ def read_rgb(path: Path) -> npt.NDArray[np.uint8]:
     """As the image loader does: EXIF-upright RGB (alpha and palettes flattened by Pillow)."""
     with Image.open(path) as im:
         im.load()
-        return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(im).convert("RGB"),
-                                               dtype=np.uint8))
+        return np.ascontiguousarray(np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8))
 
 
 def training_views(rgb: npt.NDArray[np.uint8]) -> list[tuple[int, FloatArray]]:
@@ -138,6 +144,7 @@ def training_views(rgb: npt.NDArray[np.uint8]) -> list[tuple[int, FloatArray]]:
 
 # -- model ---------------------------------------------------------------------------------------
 
+
 def balanced_weights(labels: npt.NDArray[np.int64], groups: Sequence[str]) -> FloatArray:
     """Each class weighs half; within a class each source weighs the same; mean weight 1."""
     g = np.asarray(groups)
@@ -151,8 +158,9 @@ def balanced_weights(labels: npt.NDArray[np.int64], groups: Sequence[str]) -> Fl
     return np.asarray(w * (w.size / w.sum()), dtype=np.float64)
 
 
-def fit_logistic(x: FloatArray, y: npt.NDArray[np.int64], w: FloatArray, *, l2: float = L2,
-                 max_iter: int = 100, tol: float = 1e-9) -> tuple[FloatArray, float]:
+def fit_logistic(
+    x: FloatArray, y: npt.NDArray[np.int64], w: FloatArray, *, l2: float = L2, max_iter: int = 100, tol: float = 1e-9
+) -> tuple[FloatArray, float]:
     """Weighted L2-regularised logistic regression by Newton's method (intercept unpenalised).
 
     Minimises ``sum_i w_i * logloss_i + l2/2 * |coef|^2``; converges in a handful of steps on
@@ -177,8 +185,10 @@ def fit_logistic(x: FloatArray, y: npt.NDArray[np.int64], w: FloatArray, *, l2: 
 
 # -- measurement ---------------------------------------------------------------------------------
 
-def auc_table(labels: Sequence[int], scores: Sequence[float], groups: Sequence[str],
-              details: Sequence[str]) -> dict[str, Any]:
+
+def auc_table(
+    labels: Sequence[int], scores: Sequence[float], groups: Sequence[str], details: Sequence[str]
+) -> dict[str, Any]:
     """Overall AUC/EER, AUC within each source having both classes, and each fake kind (and each
     real-only source) against the whole other class."""
     y = np.asarray(labels, dtype=np.int64)
@@ -187,16 +197,21 @@ def auc_table(labels: Sequence[int], scores: Sequence[float], groups: Sequence[s
     d = np.asarray(details)
     eer_value, eer_threshold = eer(y, s)
     table: dict[str, Any] = {
-        "auc": round(roc_auc(y, s), 4), "eer": round(eer_value, 4),
+        "auc": round(roc_auc(y, s), 4),
+        "eer": round(eer_value, 4),
         "eer_threshold": round(eer_threshold, 4),
-        "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+        "n_real": int((y == 0).sum()),
+        "n_fake": int((y == 1).sum()),
     }
     within: dict[str, Any] = {}
     for name in sorted(set(g.tolist())):
         m = g == name
         if 0 < int(y[m].sum()) < int(m.sum()):
-            within[name] = {"auc": round(roc_auc(y[m], s[m]), 4),
-                            "n_real": int((y[m] == 0).sum()), "n_fake": int(y[m].sum())}
+            within[name] = {
+                "auc": round(roc_auc(y[m], s[m]), 4),
+                "n_real": int((y[m] == 0).sum()),
+                "n_fake": int(y[m].sum()),
+            }
     fakes: dict[str, Any] = {}
     for kind in sorted(set(d[y == 1].tolist())):
         m = (y == 0) | ((y == 1) & (d == kind))
@@ -226,28 +241,37 @@ def detector_scores(items: Sequence[Item], model: SpectralModel, log: Progress) 
     try:
         for item in items:
             rgb = read_rgb(item.path)
-            info = MediaInfo(path=item.path, kind="image", container=item.path.suffix.lstrip("."),
-                             size_bytes=item.path.stat().st_size, sha256="",
-                             width=int(rgb.shape[1]), height=int(rgb.shape[0]))
+            info = MediaInfo(
+                path=item.path,
+                kind="image",
+                container=item.path.suffix.lstrip("."),
+                size_bytes=item.path.stat().st_size,
+                sha256="",
+                width=int(rgb.shape[1]),
+                height=int(rgb.shape[0]),
+            )
             media = DecodedMedia(info=info, frames=[Frame(t=0.0, rgb=rgb, role="still")])
             faces = find_faces(media, mesher, keep_crops=False)
             n_faces += faces.any
-            result = det.run(AnalysisContext(media=media, faces=faces, options=options,
-                                             settings=settings))
+            result = det.run(AnalysisContext(media=media, faces=faces, options=options, settings=settings))
             if result.score is None:  # cannot happen for a decodable still; counted if it does
                 skipped += 1
             out.append(0.5 if result.score is None else result.score)
     finally:
         mesher.close()
-    log(f"detector path: faces found in {n_faces}/{len(items)} eval images"
-        + (f"; {skipped} did not apply (scored 0.5)" if skipped else ""))
+    log(
+        f"detector path: faces found in {n_faces}/{len(items)} eval images"
+        + (f"; {skipped} did not apply (scored 0.5)" if skipped else "")
+    )
     return out
 
 
 # -- training ------------------------------------------------------------------------------------
 
-def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progress | None = None,
-                   detector_eval: bool = True) -> ModelCard:
+
+def train_spectral(
+    data_root: Path, out: Path, *, seed: int = 0, progress: Progress | None = None, detector_eval: bool = True
+) -> ModelCard:
     """Fit on ``train/``, validate on a random 20% of it, measure on ``eval/image``, write the
     card to ``out`` and return it. ``detector_eval`` also scores eval through the face stage."""
     log = progress or (lambda _m: None)
@@ -307,35 +331,32 @@ def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progr
     std = np.where(std > 1e-12, std, 1.0)
     w = balanced_weights(y[fit_rows], [g for g, k in zip(view_group, fit_rows, strict=True) if k])
     coef, intercept = fit_logistic((x[fit_rows] - mean) / std, y[fit_rows], w)
-    model = SpectralModel(version=SpectralDetector.version, mean=mean, std=std, coef=coef,
-                          intercept=intercept)
+    model = SpectralModel(version=SpectralDetector.version, mean=mean, std=std, coef=coef, intercept=intercept)
     val_scores = np.asarray([model.predict(f) for f in x[val]])
     val_auc = roc_auc(y[val], val_scores)
-    log(f"validation (random {VAL_FRACTION:.0%} of train images, {int(val.sum())} views): "
-        f"AUC {val_auc:.3f}")
+    log(f"validation (random {VAL_FRACTION:.0%} of train images, {int(val.sum())} views): AUC {val_auc:.3f}")
 
     # How much image size alone told the classes apart, before and after matching view sizes.
     used_mask = np.isin(np.arange(len(items)), used_items)
     size_auc_raw = roc_auc(labels_all, np.asarray(native_side, dtype=np.float64))
     size_auc_views = roc_auc(y, np.asarray(view_side, dtype=np.float64))
-    log(f"confound probe: native size alone gives train AUC {size_auc_raw:.3f}; "
-        f"view size alone {size_auc_views:.3f}")
+    log(f"confound probe: native size alone gives train AUC {size_auc_raw:.3f}; view size alone {size_auc_views:.3f}")
 
     # Measure on eval/image, never trained on.
     ev = _items(rows, data_root, "eval", (EVAL_DIR,), log)
     metrics: dict[str, Any] = {
         "validation": {
-            "auc": round(val_auc, 4), "n_views": int(val.sum()),
+            "auc": round(val_auc, 4),
+            "n_views": int(val.sum()),
             "n_images_real": int(sum(labels_all[i] == 0 for i in held)),
             "n_images_fake": int(sum(labels_all[i] == 1 for i in held)),
             "note": "random 20% of the training images (stratified, seeded); same sources as "
-                    "training, so it measures fit, not generalisation",
+            "training, so it measures fit, not generalisation",
         },
         "confound_probe": {
             "train_native_size_auc": round(size_auc_raw, 4),
             "train_view_size_auc": round(size_auc_views, 4),
-            "note": "AUC of image side alone on the training labels: all images, then the views "
-                    "actually trained on",
+            "note": "AUC of image side alone on the training labels: all images, then the views actually trained on",
         },
     }
     if ev:
@@ -346,18 +367,17 @@ def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progr
         eval_metrics: dict[str, Any] = {
             "centre_square": auc_table(ev_labels, centre, ev_groups, ev_details),
         }
-        log(f"eval/image, centre square: AUC {eval_metrics['centre_square']['auc']:.3f} "
-            f"({len(ev)} images)")
+        log(f"eval/image, centre square: AUC {eval_metrics['centre_square']['auc']:.3f} ({len(ev)} images)")
         if detector_eval:
             det_scores = detector_scores(ev, model, log)
             eval_metrics["detector"] = auc_table(ev_labels, det_scores, ev_groups, ev_details)
-            log(f"eval/image, detector path (face squares): AUC "
-                f"{eval_metrics['detector']['auc']:.3f}")
+            log(f"eval/image, detector path (face squares): AUC {eval_metrics['detector']['auc']:.3f}")
         metrics["eval_image"] = eval_metrics
         metrics["eval_image"]["note"] = (
             "eval/image real vs fake, never trained on. centre_square: the feature function on "
             "the whole image; detector: face squares when the face stage finds faces, else the "
-            "centre square, as SpectralDetector.run does")
+            "centre square, as SpectralDetector.run does"
+        )
 
     params = model.params()
     params["l2"] = L2
@@ -365,10 +385,15 @@ def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progr
     origin = {it.group: (it.source_repo, it.license) for it in items}
     for group in sorted(used):
         fake = group.startswith("train/images_fake")
-        training_data.append(TrainingSet(name=group, label="fake" if fake else "real",
-                                         count=used[group],
-                                         source=origin[group][0],
-                                         license=origin[group][1][:200]))
+        training_data.append(
+            TrainingSet(
+                name=group,
+                label="fake" if fake else "real",
+                count=used[group],
+                source=origin[group][0],
+                license=origin[group][1][:200],
+            )
+        )
     card = ModelCard(
         name=CARD_NAME,
         version=SpectralDetector.version,
@@ -380,11 +405,12 @@ def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progr
             f"centre square -> {SIZE}x{SIZE} (INTER_AREA; cubic when up-sampling) -> JPEG "
             f"q{JPEG_QUALITY} round trip -> grayscale -> Hann window -> FFT power -> "
             f"azimuthal log mean in radial bins -> residuals to a 1/f line; standardised with "
-            f"the stored mean/std"),
+            f"the stored mean/std"
+        ),
         training_data=training_data,
         metrics=metrics,
         license="weights trained by Veracity on research-licensed images; see each set's "
-                "license and ../shared/data/MANIFEST.tsv",
+        "license and ../shared/data/MANIFEST.tsv",
         created=datetime.now(UTC).strftime("%Y-%m-%d"),
         notes=(
             f"Trained on {int(fit_rows.sum())} views of {len(used_items) - len(held)} images "
@@ -392,7 +418,8 @@ def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progr
             f"{MAX_NATIVE_SIDE} px; left out as smaller than {SIZE} px: "
             f"{dict(sorted(skipped.items()))}. Sources weigh equally within a class. "
             f"{int(used_mask.sum())} of {len(items)} training images used. "
-            f"Took {time.perf_counter() - started:.0f} s."),
+            f"Took {time.perf_counter() - started:.0f} s."
+        ),
     )
     write_card(card, out)
     log(f"wrote {out}")
@@ -401,16 +428,20 @@ def train_spectral(data_root: Path, out: Path, *, seed: int = 0, progress: Progr
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the spectral detector's logistic model.")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data"),
-                    help="the shared data folder (holds MANIFEST.tsv)")
+    ap.add_argument(
+        "--data", type=Path, default=Path("../shared/data"), help="the shared data folder (holds MANIFEST.tsv)"
+    )
     ap.add_argument("--out", type=Path, required=True, help="where to write the model card JSON")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-detector-eval", action="store_true",
-                    help="skip scoring eval/image through the face stage")
+    ap.add_argument("--no-detector-eval", action="store_true", help="skip scoring eval/image through the face stage")
     args = ap.parse_args(argv)
-    card = train_spectral(args.data, args.out, seed=args.seed,
-                          progress=lambda m: print(m, file=sys.stderr, flush=True),
-                          detector_eval=not args.no_detector_eval)
+    card = train_spectral(
+        args.data,
+        args.out,
+        seed=args.seed,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+        detector_eval=not args.no_detector_eval,
+    )
     ev = card.metrics.get("eval_image", {})
     summary = {"validation_auc": card.metrics["validation"]["auc"]}
     for path_name in ("centre_square", "detector"):

@@ -1,0 +1,194 @@
+"""Load on the embedded server: N concurrent clients posting small images on loopback.
+
+Starts ``veracity serve`` (embedded: SQLite WAL + in-process workers) in a subprocess with a
+fresh data folder, then each client posts ``--requests`` small PNG images (64x64 noise) to
+``POST /api/v1/analyze_video`` (answers with the report) or ``POST /api/v1/jobs`` (answers 202;
+the bench then polls every job to the end). Reports requests/s, p50/p95 latency, errors (must be
+0) and that no job was lost: every submitted job is in the database and succeeded, once.
+
+    .venv/bin/python bench/load.py [--clients 8] [--requests 10] [--workers 1] [--endpoint analyze_video] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+
+def png(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=10, help="requests per client")
+    ap.add_argument("--workers", type=int, default=1, help="embedded worker threads")
+    ap.add_argument("--endpoint", choices=("analyze_video", "jobs"), default="analyze_video")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from veracity.config import Settings
+    from veracity.service.commands import create_key
+
+    with tempfile.TemporaryDirectory(prefix="veracity-load-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VERACITY_")}
+        env.update(
+            VERACITY_DATA_DIR=tmp,
+            VERACITY_RATE_LIMIT_PER_MIN="1000000",
+            VERACITY_SYNC_WAIT_S="600",
+            VERACITY_WORKERS=str(args.workers),
+            OMP_NUM_THREADS="1",
+        )
+        key = str(create_key(Settings.from_env(env), "admin", "load bench")["api_key"])
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with (Path(tmp) / "server.log").open("wb") as log:
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "veracity.cli",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--no-bootstrap-admin",
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("server did not start")
+                time.sleep(0.2)
+            headers = {"Authorization": f"Bearer {key}"}
+            # Warm-up: the first analysis loads the face graphs and models.
+            httpx.post(
+                f"{url}/api/v1/analyze_video", files={"file": ("w.png", png(10**6))}, headers=headers, timeout=600
+            )
+
+            latencies: list[float] = []
+            errors: list[str] = []
+            job_ids: list[str] = []
+            lock = threading.Lock()
+
+            def client(n: int) -> None:
+                with httpx.Client(base_url=url, headers=headers, timeout=600) as c:
+                    for i in range(args.requests):
+                        body = png(n * 10_000 + i)
+                        t = time.perf_counter()
+                        try:
+                            r = c.post(f"/api/v1/{args.endpoint}", files={"file": (f"{n}-{i}.png", body)})
+                            ok = r.status_code == (200 if args.endpoint == "analyze_video" else 202)
+                            job = r.json().get("job_id") if ok else None
+                        except httpx.HTTPError as exc:
+                            ok, job, r = False, None, None
+                            with lock:
+                                errors.append(type(exc).__name__)
+                        dt = time.perf_counter() - t
+                        with lock:
+                            latencies.append(dt)
+                            if ok and job:
+                                job_ids.append(job)
+                            elif r is not None:
+                                errors.append(f"{r.status_code}: {r.text[:200]}")
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            submitted_s = time.perf_counter() - started
+
+            # Every job to the end, then count: nothing lost, nothing done twice.
+            with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+                while True:
+                    counts = {
+                        s: c.get("/api/v1/jobs", params={"status": s, "limit": 1}).json()["total"]
+                        for s in ("queued", "running", "succeeded", "failed")
+                    }
+                    if counts["queued"] == counts["running"] == 0:
+                        break
+                    time.sleep(0.2)
+            total_s = time.perf_counter() - started
+            listed = set()
+            with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+                offset = 0
+                while True:
+                    page = c.get("/api/v1/jobs", params={"limit": 200, "offset": offset}).json()
+                    listed |= {j["job_id"] for j in page["items"] if j["status"] == "succeeded"}
+                    offset += 200
+                    if offset >= page["total"]:
+                        break
+                audit = c.get("/api/v1/audit/verify").json()
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+    n = len(latencies)
+    q = statistics.quantiles(latencies, n=100) if n >= 2 else latencies * 99
+    lost = [j for j in job_ids if j not in listed]
+    result = {
+        "endpoint": args.endpoint,
+        "clients": args.clients,
+        "requests": n,
+        "workers": args.workers,
+        "requests_per_s": round(n / submitted_s, 2),
+        "jobs_per_s_end_to_end": round(len(job_ids) / total_s, 2),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1),
+        "p95_ms": round(q[94] * 1000, 1),
+        "errors": len(errors),
+        "jobs_submitted": len(job_ids),
+        "jobs_succeeded": counts["succeeded"] - 1,  # minus the warm-up
+        "jobs_failed": counts["failed"],
+        "jobs_lost": len(lost),
+        "audit_chain_ok": audit["ok"],
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>22}: {v}")
+        for e in errors[:5]:
+            print("error:", e)
+    if errors or lost or result["jobs_failed"]:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

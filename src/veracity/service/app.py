@@ -1,0 +1,166 @@
+"""The app factory: ``create_app(settings)``.
+
+Routers are included in one place (:func:`include_routers`) so the web UI and the provenance
+endpoints join the same app. Every error leaves as ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, RedirectResponse
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from veracity import __version__
+from veracity.config import Settings
+from veracity.errors import VeracityError
+from veracity.service.context import ServiceContext, open_context
+from veracity.service.errors import RateLimited, http_status
+from veracity.service.metrics import Metrics
+
+log = logging.getLogger("veracity.service")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "media_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def include_routers(app: FastAPI) -> None:
+    from veracity.service.routes import admin, jobs, ops
+
+    app.include_router(ops.router)
+    app.include_router(jobs.router)
+    app.include_router(admin.router)
+    # app.include_router(provenance.router)  # /api/v1/verify and /api/v1/sign (veracity.provenance)
+    # The web UI (veracity.web): cookie sessions, pages under /ui; "/" leads there.
+    from veracity.web.service_backend import web_router
+
+    app.include_router(web_router())
+    app.add_api_route("/", _to_ui, methods=["GET"], include_in_schema=False)
+
+
+def _to_ui() -> RedirectResponse:
+    return RedirectResponse("/ui/", status_code=307)
+
+
+class MetricsMiddleware:
+    """Count and time every request by its route template (not the raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
+                metrics.requests.labels(scope["method"], template, str(status[0])).inc()
+                metrics.latency.labels(scope["method"], template).observe(time.perf_counter() - started)
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(VeracityError)
+    async def _veracity(request: Request, exc: VeracityError) -> JSONResponse:
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))} if isinstance(exc, RateLimited) else None
+        if exc.code == "unauthorized":
+            headers = {"WWW-Authenticate": "Bearer"}
+        status = http_status(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc)
+        return error_response(status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "request"
+        return error_response(422, "validation_error", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error; see the server log")
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    from veracity.service.routes.jobs import BODY_MODELS
+
+    _, defs = models_json_schema([(m, "validation") for m in BODY_MODELS], ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, body in defs.get("$defs", {}).items():
+        components.setdefault(name, body)
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(
+    settings: Settings | None = None, *, start_workers: bool = True, context: ServiceContext | None = None
+) -> FastAPI:
+    """Build the app. The database is opened (and migrated) and workers start in the lifespan."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context or open_context(settings)
+        ctx.start(workers=start_workers)
+        app.state.ctx = ctx
+        app.state.metrics = Metrics(ctx.sessions, ctx.queue_depth)
+        try:
+            yield
+        finally:
+            ctx.stop()
+
+    app = FastAPI(
+        title="Veracity",
+        version=__version__,
+        description="Offline deepfake forensics and media provenance. Authenticate with "
+        '`Authorization: Bearer <API key>`; errors are `{"error": {"code", "message"}}`.',
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware)
+    _install_handlers(app)
+    include_routers(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,112 @@
+"""The service's wiring: engine, sessions, storage, rate limiter, dispatcher, metrics.
+
+One :class:`ServiceContext` per app (no module-level state); the web UI and the CLI build the
+same object to call the job, key and audit functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from veracity.config import Settings
+from veracity.service.auth import RateLimiter
+from veracity.service.db import is_sqlite, make_engine, make_sessionmaker, migrate
+from veracity.service.dispatch import Dispatcher, EmbeddedPool, Sweeper
+from veracity.service.runner import JobRunner
+from veracity.service.storage import Storage
+from veracity.service.webhooks import resolve_secret
+
+
+@dataclass
+class ServiceContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    storage: Storage
+    limiter: RateLimiter
+    webhook_secret: str
+    dispatcher: Dispatcher | None = None
+    sweeper: Sweeper | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any exception."""
+        with self.sessions.begin() as session:
+            yield session
+
+    def submit(self, job_id: str) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.submit(job_id)
+
+    def queue_depth(self) -> int | None:
+        return self.dispatcher.queue_depth() if isinstance(self.dispatcher, EmbeddedPool) else None
+
+    def start(self, *, workers: bool = True) -> None:
+        self.storage.ensure()
+        if not workers:
+            return
+        if self.settings.broker_url:
+            from veracity.service.celery_dispatch import CeleryDispatcher
+
+            self.dispatcher = CeleryDispatcher(self.settings, self.sessions)
+        else:
+            self.dispatcher = EmbeddedPool(
+                lambda: build_runner(self.settings, context=self), self.sessions, self.settings.workers
+            )
+        self.dispatcher.start()
+        self.sweeper = Sweeper(self.sessions, self.settings.job_stale_s, self.dispatcher.submit)
+        self.sweeper.start()
+
+    def stop(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.engine.dispose()
+
+
+def open_context(settings: Settings, *, run_migrations: bool | None = None) -> ServiceContext:
+    """Connect (and migrate: always for SQLite, for other databases unless told not to)."""
+    engine = make_engine(settings.effective_database_url)
+    if run_migrations is None:
+        run_migrations = True
+    if run_migrations or is_sqlite(settings.effective_database_url):
+        migrate(engine)
+    return ServiceContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        storage=Storage(settings.effective_storage_dir),
+        limiter=RateLimiter(settings.rate_limit_per_min),
+        webhook_secret=resolve_secret(settings),
+    )
+
+
+def build_runner(
+    settings: Settings,
+    *,
+    context: ServiceContext | None = None,
+    send_webhook: Callable[[str], None] | None = None,
+) -> JobRunner:
+    """A runner for a worker thread (embedded) or a worker process (Celery)."""
+    ctx = context or open_context(settings, run_migrations=False)
+
+    def analyzer() -> object:
+        from veracity.pipeline import Analyzer
+
+        return Analyzer(settings)
+
+    return JobRunner(
+        settings=settings,
+        sessions=ctx.sessions,
+        storage=ctx.storage,
+        analyzer_factory=analyzer,  # type: ignore[arg-type]
+        webhook_secret=ctx.webhook_secret,
+        send_webhook=send_webhook,
+    )

@@ -1,0 +1,134 @@
+"""How a queued job reaches a worker.
+
+Embedded: a queue and worker threads in this process, each with its own Analyzer. On start the
+pool re-queues jobs left running by a previous process and enqueues every queued row, so a
+restart loses nothing. Scaled out: a Celery message per job (see :mod:`veracity.service.tasks`).
+Either way a sweeper re-queues running jobs whose heartbeat went stale (a killed worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from veracity.service import jobs
+from veracity.service.runner import JobRunner
+
+log = logging.getLogger("veracity.service")
+
+
+class Dispatcher(Protocol):
+    kind: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def submit(self, job_id: str) -> None: ...
+    def check(self) -> str:
+        """'ok' or why it is not ready."""
+        ...
+
+
+class EmbeddedPool:
+    kind = "embedded"
+
+    def __init__(self, make_runner: Callable[[], JobRunner], sessions: sessionmaker[Session], workers: int) -> None:
+        self._make_runner = make_runner
+        self._sessions = sessions
+        self._workers = workers
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._webhooks: queue.Queue[str | None] = queue.Queue()
+        self._runner_for_webhooks: JobRunner | None = None
+
+    def start(self) -> None:
+        requeued = jobs.requeue_all_running(self._sessions)
+        if requeued:
+            log.info("re-queued %d interrupted job(s)", len(requeued))
+        for job_id in jobs.queued_ids(self._sessions):
+            self._queue.put(job_id)
+        for i in range(self._workers):
+            t = threading.Thread(target=self._work, name=f"veracity-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._runner_for_webhooks = self._make_runner()
+        t = threading.Thread(target=self._deliver, name="veracity-webhooks", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        for _ in range(self._workers):
+            self._queue.put(None)
+        self._webhooks.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads.clear()
+
+    def submit(self, job_id: str) -> None:
+        self._queue.put(job_id)
+
+    def check(self) -> str:
+        alive = sum(t.is_alive() for t in self._threads)
+        return "ok" if alive == self._workers + 1 else f"{alive} of {self._workers + 1} worker threads alive"
+
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def _work(self) -> None:
+        runner = self._make_runner()
+        runner.send_webhook = self._webhooks.put  # never block analysis on a slow receiver
+        try:
+            while (job_id := self._queue.get()) is not None:
+                try:
+                    runner.run(job_id)
+                except Exception:  # the database went away: the sweeper or a restart retries
+                    log.exception("job %s could not be processed", job_id)
+        finally:
+            runner.close()
+
+    def _deliver(self) -> None:
+        while (job_id := self._webhooks.get()) is not None:
+            try:
+                assert self._runner_for_webhooks is not None
+                self._runner_for_webhooks.deliver_webhook(job_id)
+            except Exception:
+                log.exception("webhook for job %s failed", job_id)
+
+
+class Sweeper:
+    """Every ``interval`` seconds, re-queue stale running jobs and hand them to ``submit``."""
+
+    def __init__(self, sessions: sessionmaker[Session], stale_s: float, submit: Callable[[str], None]) -> None:
+        self._sessions = sessions
+        self._stale_s = stale_s
+        self._submit = submit
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="veracity-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def sweep(self) -> list[str]:
+        ids = jobs.requeue_stale(self._sessions, self._stale_s)
+        for job_id in ids:
+            log.warning("job %s: worker stopped answering, re-queued", job_id)
+            self._submit(job_id)
+        return ids
+
+    def _loop(self) -> None:
+        interval = max(0.5, min(30.0, self._stale_s / 2))
+        while not self._stop.wait(interval):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweeper pass failed")

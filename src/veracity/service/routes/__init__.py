@@ -1,0 +1,1 @@
+"""API routers, included in one place by :func:`veracity.service.app.create_app`."""

@@ -1,0 +1,433 @@
+"""Analysis endpoints: analyze_video (the seed contract), jobs, batches, reviews, reports.
+
+Route bodies only translate HTTP to the service functions in :mod:`veracity.service.jobs`.
+Bodies that may carry media are read by hand (JSON or a streamed multipart upload), so their
+OpenAPI request bodies are declared explicitly with ``openapi_extra``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from veracity.errors import VeracityError
+from veracity.report.html import render_html
+from veracity.report.model import Report
+from veracity.service import jobs
+from veracity.service.context import ServiceContext
+from veracity.service.deps import Analyst, ContextDep, Reviewer
+from veracity.service.errors import BadRequest, Conflict, ServiceError
+from veracity.service.models import Job
+from veracity.service.routes.common import errors
+from veracity.service.schemas import (
+    AnalyzeVideoCreate,
+    AnalyzeVideoPublic,
+    BatchCreate,
+    BatchPublic,
+    JobAccepted,
+    JobCreate,
+    JobList,
+    JobPublic,
+    JobStatus,
+    ReviewCreate,
+)
+from veracity.service.uploads import read_multipart, sniff
+
+router = APIRouter(prefix="/api/v1", tags=["analysis"])
+MAX_JSON_BYTES = 1 << 20
+BODY_MODELS: list[type[BaseModel]] = [JobCreate, AnalyzeVideoCreate, BatchCreate]
+
+# HTTP status for a failed job's error code (the job itself keeps the code and message).
+_JOB_ERROR_STATUS = {
+    "unsupported_media": 415,
+    "corrupt_media": 422,
+    "media_too_large": 413,
+    "url_not_allowed": 400,
+    "fetch_failed": 400,
+    "bad_input": 400,
+    "config_error": 422,
+    "not_found": 404,
+    "model_unavailable": 503,
+}
+
+
+def _body(schema: str, *, files: str = "file", many: bool = False) -> dict[str, Any]:
+    file_schema: dict[str, Any] = {"type": "string", "format": "binary"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": [files],
+                        "properties": {
+                            files: {"type": "array", "items": file_schema} if many else file_schema,
+                            "options": {"type": "string", "description": "JSON object of job options"},
+                            "callback_url": {"type": "string"},
+                            "keep_media": {"type": "boolean"},
+                        },
+                    }
+                },
+            },
+        }
+    }
+
+
+async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+        raise BadRequest("JSON body over 1 MiB")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise BadRequest("JSON body over 1 MiB")
+    try:
+        return model.model_validate_json(bytes(raw))
+    except ValidationError as exc:
+        raise _validation(exc) from exc
+
+
+class ValidationFailed(ServiceError):
+    code = "validation_error"
+    status = 422
+
+
+def _validation(exc: ValidationError) -> ValidationFailed:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    return ValidationFailed(f"{where}: {first.get('msg', 'invalid')}")
+
+
+def _kind(request: Request) -> str:
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return "json"
+    if ctype == "multipart/form-data":
+        return "multipart"
+    raise _Unsupported(f"send application/json or multipart/form-data, not {ctype or 'no content type'!r}")
+
+
+class _Unsupported(ServiceError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+async def _submit(
+    ctx: ServiceContext,
+    request: Request,
+    principal: Any,
+    *,
+    url_field: str,
+    idempotency_key: str | None,
+    json_model: type[BaseModel],
+) -> Job:
+    """Create one job from a JSON URL body or a single-file multipart upload."""
+    if _kind(request) == "json":
+        body = await _json_body(request, json_model)
+        url, options = getattr(body, url_field), body.options
+        callback, keep = getattr(body, "callback_url", None), getattr(body, "keep_media", False)
+
+        def create_url() -> Job:
+            with ctx.tx() as s:
+                job, _ = jobs.create_job(
+                    s,
+                    principal,
+                    ctx.settings,
+                    url=url,
+                    options=options,
+                    callback_url=callback,
+                    keep_media=keep,
+                    idempotency_key=idempotency_key,
+                )
+                return job
+
+        job = await run_in_threadpool(create_url)
+    else:
+        form = await read_multipart(request, ctx.settings, ctx.storage)
+        try:
+            if len(form.files) != 1:
+                raise BadRequest(f"send exactly one file part, got {len(form.files)}")
+            options = form.options()
+            callback = form.fields.get("callback_url") or None
+        except VeracityError:
+            form.discard()
+            raise
+        media = (await run_in_threadpool(sniff, form, ctx.settings))[0]
+
+        def create_upload() -> tuple[Job, bool]:
+            with ctx.tx() as s:
+                return jobs.create_job(
+                    s,
+                    principal,
+                    ctx.settings,
+                    media=media,
+                    options=options,
+                    callback_url=callback,
+                    keep_media=form.flag("keep_media"),
+                    idempotency_key=idempotency_key,
+                )
+
+        try:
+            job, created = await run_in_threadpool(create_upload)
+        except BaseException:
+            ctx.storage.delete(media.name)
+            raise
+        if not created:
+            ctx.storage.delete(media.name)
+    if job.status == "queued":
+        ctx.submit(job.id)
+    metrics = request.app.state.metrics
+    metrics.jobs_submitted.inc()
+    return job
+
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+@router.post(
+    "/analyze_video",
+    operation_id="analyzeVideo",
+    summary="Analyse one video (or image/audio) and wait for the verdict",
+    response_model=AnalyzeVideoPublic,
+    status_code=200,
+    responses={
+        202: {"model": JobAccepted, "description": "Still running: poll the job"},
+        **errors(400, 401, 403, 413, 415, 422, 429),
+    },
+    openapi_extra=_body("AnalyzeVideoCreate"),
+)
+async def analyze_video(
+    request: Request,
+    ctx: ContextDep,
+    principal: Analyst,
+    wait: Annotated[float | None, Query(ge=0, le=600, description="Seconds to wait (default: server setting).")] = None,
+) -> Any:
+    job = await _submit(
+        ctx, request, principal, url_field="video_url", idempotency_key=None, json_model=AnalyzeVideoCreate
+    )
+    deadline = time.monotonic() + (ctx.settings.sync_wait_s if wait is None else wait)
+    while True:
+        current = await run_in_threadpool(jobs.load, ctx.sessions, job.id)
+        assert current is not None
+        if current.status in ("succeeded", "failed") or time.monotonic() >= deadline:
+            break
+        await anyio.sleep(0.05)
+    if current.status == "succeeded" and current.result:
+
+        def read() -> None:
+            with ctx.tx() as s:
+                jobs.record_result_read(s, principal, current, "analyze_video")
+
+        await run_in_threadpool(read)
+        report = Report.model_validate_json(current.result)
+        return AnalyzeVideoPublic(**report.model_dump(), job_id=current.id)
+    if current.status == "failed":
+        code = current.error_code or "internal_error"
+        return JSONResponse(
+            {"error": {"code": code, "message": current.error_message or ""}, "job_id": current.id},
+            status_code=_JOB_ERROR_STATUS.get(code, 500),
+        )
+    return JSONResponse(jobs.accepted(current).model_dump(mode="json"), status_code=202)
+
+
+@router.post(
+    "/jobs",
+    operation_id="createJob",
+    summary="Submit media (upload or URL) for analysis",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=errors(400, 401, 403, 413, 415, 422, 429),
+    openapi_extra=_body("JobCreate"),
+)
+async def create_job(
+    request: Request, ctx: ContextDep, principal: Analyst, idempotency_key: IdempotencyKey = None
+) -> JobAccepted:
+    job = await _submit(ctx, request, principal, url_field="url", idempotency_key=idempotency_key, json_model=JobCreate)
+    return jobs.accepted(job)
+
+
+@router.get(
+    "/jobs",
+    operation_id="listJobs",
+    summary="List jobs (own jobs; all for reviewers and admins)",
+    response_model=JobList,
+    responses=errors(401, 403, 422, 429),
+)
+def list_jobs(
+    ctx: ContextDep,
+    principal: Analyst,
+    status: Annotated[JobStatus | None, Query()] = None,
+    batch_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> JobList:
+    with ctx.tx() as s:
+        rows, total = jobs.list_jobs(s, principal, status=status, batch_id=batch_id, limit=limit, offset=offset)
+        return JobList(
+            items=[jobs.to_public(j, include_result=False) for j in rows], total=total, limit=limit, offset=offset
+        )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    operation_id="getJob",
+    summary="Job status, progress and result",
+    response_model=JobPublic,
+    responses=errors(401, 403, 404, 422, 429),
+)
+def get_job(ctx: ContextDep, principal: Analyst, job_id: str) -> JobPublic:
+    with ctx.tx() as s:
+        job = jobs.get_job(s, principal, job_id)
+        if job.status == "succeeded":
+            jobs.record_result_read(s, principal, job, "get_job")
+        return jobs.to_public(job)
+
+
+@router.get(
+    "/jobs/{job_id}/report",
+    operation_id="getJobReport",
+    summary="The HTML report of a finished job",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {"schema": {"type": "string"}}}},
+        **{
+            code: {**spec, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            for code, spec in errors(401, 403, 404, 409, 422, 429).items()
+        },
+    },
+)
+def get_job_report(ctx: ContextDep, principal: Analyst, job_id: str) -> HTMLResponse:
+    with ctx.tx() as s:
+        job = jobs.get_job(s, principal, job_id)
+        if job.status != "succeeded" or not job.result:
+            raise Conflict(f"job is {job.status}; the report exists once it succeeded")
+        jobs.record_result_read(s, principal, job, "report")
+        report = Report.model_validate_json(job.result)
+    html = render_html(report)
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Security-Policy": "default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+        },
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/review",
+    operation_id="reviewJob",
+    summary="Add a reviewer's ground-truth label",
+    response_model=JobPublic,
+    responses=errors(400, 401, 403, 404, 422, 429),
+)
+def review_job(ctx: ContextDep, principal: Reviewer, job_id: str, review: ReviewCreate) -> JobPublic:
+    with ctx.tx() as s:
+        job = jobs.review_job(s, principal, job_id, review)
+        return jobs.to_public(job, include_result=False)
+
+
+@router.post(
+    "/batches",
+    operation_id="createBatch",
+    summary="Submit many URLs or files: one job each",
+    status_code=202,
+    response_model=BatchPublic,
+    responses=errors(400, 401, 403, 413, 415, 422, 429),
+    openapi_extra=_body("BatchCreate", files="files", many=True),
+)
+async def create_batch(request: Request, ctx: ContextDep, principal: Analyst) -> BatchPublic:
+    if _kind(request) == "json":
+        body: BatchCreate = await _json_body(request, BatchCreate)
+
+        def create_urls() -> tuple[str, list[str]]:
+            with ctx.tx() as s:
+                batch = jobs.create_batch(s, principal)
+                ids = []
+                for url in body.urls:
+                    job, _ = jobs.create_job(
+                        s,
+                        principal,
+                        ctx.settings,
+                        url=url,
+                        options=body.options,
+                        callback_url=body.callback_url,
+                        keep_media=body.keep_media,
+                        batch_id=batch.id,
+                    )
+                    ids.append(job.id)
+                return batch.id, ids
+
+        batch_id, ids = await run_in_threadpool(create_urls)
+    else:
+        form = await read_multipart(request, ctx.settings, ctx.storage)
+        try:
+            if not form.files:
+                raise BadRequest("no file parts in the batch")
+            options = form.options()
+            callback = form.fields.get("callback_url") or None
+        except VeracityError:
+            form.discard()
+            raise
+        media = await run_in_threadpool(sniff, form, ctx.settings)
+
+        def create_files() -> tuple[str, list[str]]:
+            with ctx.tx() as s:
+                batch = jobs.create_batch(s, principal)
+                ids = [
+                    jobs.create_job(
+                        s,
+                        principal,
+                        ctx.settings,
+                        media=m,
+                        options=options,
+                        callback_url=callback,
+                        keep_media=form.flag("keep_media"),
+                        batch_id=batch.id,
+                    )[0].id
+                    for m in media
+                ]
+                return batch.id, ids
+
+        try:
+            batch_id, ids = await run_in_threadpool(create_files)
+        except BaseException:
+            for m in media:
+                ctx.storage.delete(m.name)
+            raise
+    for job_id in ids:
+        ctx.submit(job_id)
+    request.app.state.metrics.jobs_submitted.inc(len(ids))
+
+    def status() -> BatchPublic:
+        with ctx.tx() as s:
+            return jobs.batch_status(s, principal, batch_id)
+
+    return await run_in_threadpool(status)
+
+
+@router.get(
+    "/batches/{batch_id}",
+    operation_id="getBatch",
+    summary="Status of every job in a batch",
+    response_model=BatchPublic,
+    responses=errors(401, 403, 404, 422, 429),
+)
+def get_batch(ctx: ContextDep, principal: Analyst, batch_id: str) -> BatchPublic:
+    with ctx.tx() as s:
+        return jobs.batch_status(s, principal, batch_id)
+
+
+# --- provenance -------------------------------------------------------------------------------
+# POST /api/v1/verify (role analyst: provenance only) and POST /api/v1/sign (permission "sign":
+# admin or signer; consent required) belong to veracity.provenance and are added in
+# routes/provenance.py, included from app.py next to this router. The `Signer` dependency in
+# deps.py and the audit actions "sign" / "consent.changed" are ready for them.
