@@ -114,11 +114,14 @@ def main() -> int:
     embed_s = time.perf_counter() - t0
 
     fp_v = fp_sd = fp_d48 = 0
+    clean_z: list[float] = []
     sd_checked = 0
     t1 = time.perf_counter()
     for _, a in [] if args.no_fp else images:
         det = vwm.detect(a)
         fp_v += int(det is not None and det.found)
+        if det is not None:
+            clean_z.append(det.sync_z)
         hit = detect_sd(a)
         if hit is not None:
             sd_checked += 1
@@ -149,6 +152,11 @@ def main() -> int:
         f"StableDiffusionV1 dwtDct {fp_sd}/{sd_checked} (>=256 px); dwtDct 48-bit CRC {fp_d48}/{sd_checked}; "
         f"{fp_s / max(len(images), 1):.2f} s/image"
     )
+    if clean_z:
+        print(
+            f"vwm1 sync peak on unmarked images: max z {max(clean_z):.2f}, 99th pct "
+            f"{np.percentile(clean_z, 99):.2f} (found needs z >= {vwm.SYNC_Z_MIN} and a CRC match)"
+        )
     table["false_positives"] = {
         "images": len(images),
         "vwm1": fp_v,

@@ -98,7 +98,8 @@ class Analyzer:
 
         note("provenance")
         t = time.perf_counter()
-        provenance, provenance_reasons = check_provenance(Path(source), self.settings)
+        video_frames = [f.rgb for f in media.frames] if info.kind == "video" else None
+        provenance, provenance_reasons = check_provenance(Path(source), self.settings, video_frames)
         timings["provenance"] = _ms(t)
 
         note("fusion")

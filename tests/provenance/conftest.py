@@ -57,7 +57,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     rgb = textured_rgb()
     Image.fromarray(rgb).save(d / "gen.jpg", quality=92)
     Image.fromarray(rgb).save(d / "gen.png")
-    make_video(d / "gen.mp4", seconds=1.0, size=(160, 120))
+    make_video(d / "gen.mp4", seconds=1.0, size=(320, 256))  # big enough for the watermark
     t = np.arange(16000) / 16000.0
     pcm = (np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2")
     with wave.open(str(d / "gen.wav"), "wb") as w:

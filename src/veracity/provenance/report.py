@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from veracity.config import Settings
 from veracity.errors import VeracityError
@@ -33,10 +37,13 @@ def to_block(result: ProvenanceResult) -> Provenance:
     )
 
 
-def check(path: Path, settings: Settings) -> tuple[Provenance, list[str]]:
-    """Provenance block and verdict reasons; a provenance failure never fails the analysis."""
+def check(
+    path: Path, settings: Settings, frames: Sequence[npt.NDArray[np.uint8]] | None = None
+) -> tuple[Provenance, list[str]]:
+    """Provenance block and verdict reasons; a provenance failure never fails the analysis.
+    ``frames``: video frames analyze already decoded (read for the watermark)."""
     try:
-        result = verify_file(path, settings)
+        result = verify_file(path, settings, frames=frames)
     except VeracityError as exc:
         return Provenance(checked=False, note=f"provenance not checked: {exc.message}"), []
     return to_block(result), list(result.reasons)

@@ -4,7 +4,8 @@ Order matters and nothing is written on refusal: consent is checked first, keys 
 watermark (still images) is embedded, the manifest signed in memory and validated, and only then
 is the output written (atomically) and the signing record stored. The manifest declares
 ``c2pa.created`` with ``digitalSourceType`` trainedAlgorithmicMedia, the generator, a consent
-assertion (id, scope, evidence hash) and, for images, the watermark as a soft binding.
+assertion (id, scope, evidence hash) and, for images and MP4 video, the watermark as a soft
+binding (MP4 video is re-encoded with the mark in every frame; audio keeps its packets).
 """
 
 from __future__ import annotations
@@ -158,8 +159,13 @@ def sign_file(
         if mime in _WATERMARKABLE:
             data, note = _watermark(data, _WATERMARKABLE[mime], signing_id)
             watermarked = note is None
+        elif mime == "video/mp4":
+            from veracity.provenance.videowm import embed_mp4
+
+            data, note = embed_mp4(data, int(signing_id, 16))
+            watermarked = note is None
         else:
-            note = "watermark not applied: video and audio carry the signed manifest only"
+            note = "watermark not applied: audio (and MOV) carry the signed manifest only"
         manifest = build_manifest(
             title=out.name,
             generator=generator.strip(),

@@ -6,16 +6,20 @@ result; only unreadable or unknown input raises (``InputError`` subclasses).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from veracity.config import Settings
 from veracity.errors import CorruptMedia, SourceNotFound, UnsupportedMedia
+from veracity.provenance import vwm
 from veracity.provenance.c2pa import C2paResult, read_credentials, trust_message
 from veracity.provenance.metadata import MetadataFacts, read_metadata
 from veracity.provenance.sniff import sniff
-from veracity.provenance.watermark import WatermarkHit, detect_all, load_rgb
+from veracity.provenance.watermark import WatermarkHit, detect_all, load_rgb, vwm_hit
 
 # Reasons that analyze's verdict carries (see fusion.provenance).
 DECLARED_AI = "declared_ai_generated"
@@ -23,6 +27,7 @@ WATERMARK = "watermark_detected"
 CREDENTIAL_INVALID = "credential_invalid"
 METADATA_AI = "metadata_declares_ai"
 
+_VIDEO = ("video/mp4", "video/quicktime")
 _STILL = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/tiff", "image/avif", "image/heic")
 
 
@@ -61,9 +66,11 @@ def verify_file(
     sidecar: Path | None = None,
     fragments: list[Path] | None = None,
     watermarks: bool = True,
+    frames: Sequence[npt.NDArray[np.uint8]] | None = None,
 ) -> ProvenanceResult:
     """Check one file. ``sidecar``: a detached ``.c2pa`` manifest store; ``fragments``: media
-    segments that belong to a fragmented-MP4 init segment."""
+    segments that belong to a fragmented-MP4 init segment; ``frames``: RGB frames of a video that
+    the caller already decoded (analyze), read for the watermark instead of decoding again."""
     if not path.is_file():
         raise SourceNotFound("no such file", path=str(path))
     if path.stat().st_size == 0:
@@ -84,6 +91,10 @@ def verify_file(
             rgb = load_rgb(path)
             if rgb is not None:
                 hits = detect_all(rgb)
+    elif mime in _VIDEO and watermarks:
+        det = _video_mark(path, frames)
+        if det is not None:
+            hits = [vwm_hit(det)]
     reasons: list[str] = []
     if cred.declares_ai:
         reasons.append(DECLARED_AI)
@@ -105,6 +116,15 @@ def verify_file(
         metadata=meta,
         reasons=reasons,
     )
+
+
+def _video_mark(path: Path, frames: Sequence[npt.NDArray[np.uint8]] | None) -> vwm.Detection | None:
+    if not frames:
+        from veracity.provenance.videowm import detect_video
+
+        return detect_video(path)
+    # Every frame carries the same mark: one frame from the middle keeps analyze fast.
+    return vwm.detect(frames[len(frames) // 2])
 
 
 def _signing_record(signing_id: str, settings: Settings) -> dict[str, str] | None:

@@ -14,7 +14,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
-from veracity.provenance import dwtdct
+from veracity.provenance import dwtdct, vwm
 
 SD_NAME = "stable_diffusion_v1"
 # 136 payload bits: >= 0.9 correct is ~1e-22 likely by chance, and no real image comes close.
@@ -63,21 +63,21 @@ def detect_sd(rgb: npt.NDArray[np.uint8]) -> WatermarkHit | None:
 
 def detect_all(rgb: npt.NDArray[np.uint8]) -> list[WatermarkHit]:
     """Run every watermark detector on one RGB image; results include misses (found=False)."""
-    from veracity.provenance import vwm
-
     hits = []
     sd = detect_sd(rgb)
     if sd is not None:
         hits.append(sd)
     ours = vwm.detect(rgb)
     if ours is not None:
-        hits.append(
-            WatermarkHit(
-                name=vwm.NAME,
-                found=ours.found,
-                payload=ours.payload_hex if ours.found else None,
-                confidence=round(ours.confidence, 4),
-                declares_ai=ours.found,
-            )
-        )
+        hits.append(vwm_hit(ours))
     return hits
+
+
+def vwm_hit(det: vwm.Detection) -> WatermarkHit:
+    return WatermarkHit(
+        name=vwm.NAME,
+        found=det.found,
+        payload=det.payload_hex if det.found else None,
+        confidence=round(det.confidence, 4),
+        declares_ai=det.found,
+    )
