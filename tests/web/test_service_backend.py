@@ -166,3 +166,45 @@ def test_upload_through_the_service_parser_creates_a_queued_job(svc: Svc, sample
     assert forged.status_code == 403
     stored = list((svc.settings.data_dir / "media").iterdir())
     assert len(stored) == 1  # the queued upload only: refused ones were deleted
+
+
+def test_consent_records_come_from_the_provenance_store(svc: Svc, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the provenance package installed, the page lists its consent store (a stand-in here)."""
+    import datetime as dt
+    import sys
+    import types
+
+    @dataclass
+    class Record:
+        id: str
+        subject: str
+        scopes: tuple[str, ...]
+        granted_by: str
+        evidence_sha256: str
+        expires_at: dt.datetime | None
+
+        def status(self) -> str:
+            return "expired"
+
+    class Store:
+        @classmethod
+        def open(cls, settings: Settings) -> Store:
+            assert settings.data_dir == svc.settings.data_dir
+            return cls()
+
+        def list(self) -> list[Record]:
+            return [Record("c1", "Ada <b>", ("likeness", "voice"), "Ada", "ef" * 32, dt.datetime(2026, 1, 2))]
+
+        def close(self) -> None:
+            pass
+
+    package = types.ModuleType("veracity.provenance")
+    module = types.ModuleType("veracity.provenance.consent")
+    module.ConsentStore = Store  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "veracity.provenance", package)
+    monkeypatch.setitem(sys.modules, "veracity.provenance.consent", module)
+    _sign_in(svc.client, svc.keys["admin"])
+    page = svc.client.get("/ui/consent").text
+    assert "Ada &lt;b&gt;" in page and "likeness, voice" in page and "expired" in page
+    _sign_in(svc.client, svc.keys["analyst"])
+    assert svc.client.get("/ui/consent").status_code == 403
