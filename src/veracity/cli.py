@@ -684,6 +684,7 @@ def serve(
     facts = {
         "url": url,
         "docs": f"{url}/docs",
+        "ui": f"{url}/ui/",
         "database": settings.effective_database_url,
         "mode": "scaled-out (Celery)" if settings.broker_url else "embedded",
         "admin_key": first_key,
@@ -691,7 +692,7 @@ def serve(
     if as_json:
         sys.stdout.write(json.dumps(facts) + "\n")
     else:
-        _err(f"Veracity API on {url}  (docs: {url}/docs)  mode: {facts['mode']}")
+        _err(f"Veracity API on {url}  (docs: {url}/docs, web UI: {url}/ui/)  mode: {facts['mode']}")
         _err(f"database: {settings.effective_database_url}")
         if first_key:
             _err(f"first start: an admin API key was created; it is shown only now:\n  {first_key}")

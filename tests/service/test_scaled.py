@@ -28,7 +28,7 @@ from veracity.service.commands import create_key
 from veracity.service.models import AuditEntry, Job
 
 PG = os.environ.get("VERACITY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("VERACITY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REDIS = os.environ.get("VERACITY_TEST_REDIS", "redis://127.0.0.1:6379/11")  # a db of its own
 
 
 def _reachable() -> str | None:
@@ -98,6 +98,11 @@ def test_kill_a_worker_mid_job_and_every_job_completes_once(database: str, tmp_p
         settings = Settings(data_dir=tmp_path, database_url=database, broker_url=REDIS, queue_name=queue)
         key = create_key(settings, "admin", "scaled test")["api_key"]
         workers = [_spawn_worker(env, tmp_path / f"worker{i}.log") for i in range(2)]
+        deadline = time.monotonic() + 120
+        for i, w in enumerate(workers):  # both consuming before any job exists
+            while "veracity worker ready" not in (tmp_path / f"worker{i}.log").read_text():
+                assert w.poll() is None and time.monotonic() < deadline, (tmp_path / f"worker{i}.log").read_text()
+                time.sleep(0.1)
         ids = []
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
             ready = c.get("/readyz").json()

@@ -71,6 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Itera
         assert proc.stdout is not None
         facts = json.loads(proc.stdout.readline())
         url = facts["url"]
+        assert facts["ui"] == f"{url}/ui/"
         deadline = time.monotonic() + 90
         while True:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,41 @@ def test_failed_job_shows_its_error(client: TestClient, backend: FakeBackend) ->
     assert 'id="job-progress"' not in page.text
     assert client.get(f"/ui/jobs/{job}/report.json").status_code == 404
     assert client.get("/ui/jobs/nope").status_code == 404
+
+
+class _Controls(HTMLParser):
+    """Form controls and the labels that name them (for=, wrapping <label>, or aria-label)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict[str, str | None]] = []
+        self.label_for: set[str] = set()
+        self.in_label = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "label":
+            self.in_label += 1
+            if a.get("for"):
+                self.label_for.add(a["for"] or "")
+        elif tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.controls.append({**a, "wrapped": "yes" if self.in_label else None})
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self.in_label -= 1
+
+
+def test_every_form_control_has_a_label(client: TestClient, backend: FakeBackend) -> None:
+    backend.add_job(video_report())
+    job = backend.add_job(image_report())
+    sign_in(client, backend.add_key("root", "admin"))
+    for path in ("/ui/analyze", "/ui/history", "/ui/review", "/ui/keys", f"/ui/jobs/{job}", "/ui/audit"):
+        parser = _Controls()
+        parser.feed(client.get(path).text)
+        for c in parser.controls:
+            named = c["wrapped"] or c.get("aria-label") or (c.get("id") in parser.label_for)
+            assert named, (path, c)
+    parser = _Controls()
+    parser.feed(client.get("/ui/signin").text)
+    assert parser.controls and all(c.get("id") in parser.label_for for c in parser.controls)

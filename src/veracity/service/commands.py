@@ -97,9 +97,18 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, log_lev
 
 
 def worker(settings: Settings, log_level: str, pool: str, concurrency: int) -> None:
+    import sys
+
+    from celery.signals import worker_ready
+
     from veracity.service.tasks import make_celery
 
     app = make_celery(settings)
+
+    def announce(**_: object) -> None:
+        print(f"veracity worker ready (pid {os.getpid()}, queue {settings.queue_name})", file=sys.stderr, flush=True)
+
+    worker_ready.connect(announce, weak=False)
     app.worker_main(
         [
             "worker",

@@ -34,6 +34,7 @@ def make_celery(settings: Settings) -> Celery:
         # Redis redelivers an unacknowledged message after this; the sweeper usually acts first.
         broker_transport_options={"visibility_timeout": max(60, int(settings.job_stale_s * 4))},
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
         worker_send_task_events=False,
     )
     state: dict[str, Any] = {}

@@ -519,7 +519,7 @@ def provenance_view(p: Provenance, credential: Mapping[str, Any] | None = None) 
         k: v
         for k, v in data.items()
         if k not in _KNOWN_PROV
-        and k not in ("actions", "ingredients", *_SIGNER_KEYS[:1])
+        and k not in ("actions", "ingredients", "signer")  # shown in their own rows
         and v not in (None, "", [], {})
     }
     facts = [tree(v, k) for k, v in extra.items()]
