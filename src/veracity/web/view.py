@@ -424,6 +424,7 @@ _KNOWN_PROV = {
     "watermarks",
     "checked",
     "note",
+    "declares_ai",  # the label and the digital source type already say it
 }
 _SIGNER_KEYS = ("signer", "issuer", "signed_by", "signature_issuer", "common_name")
 _DST_PREFIX = "http://cv.iptc.org/newscodes/digitalsourcetype/"
