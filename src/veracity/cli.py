@@ -1,4 +1,5 @@
-"""The `veracity` command line: analyze, models, schema, train, serve, worker, apikey, audit, migrate.
+"""The `veracity` command line: analyze, verify, sign, keys, consent, models, schema, train, serve,
+worker, apikey, audit, migrate, review.
 
 Exit codes: 0 every input analysed, 2 bad input (at least one), 1 internal error. A bad file in
 a batch never stops the batch: it is reported and the rest are analysed.
@@ -10,8 +11,9 @@ import json
 import os
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +25,11 @@ from veracity import __version__
 from veracity.config import Options, Settings
 from veracity.errors import ConfigError, InputError, VeracityError
 from veracity.report.model import ErrorReport, Report
+
+if TYPE_CHECKING:
+    from veracity.provenance.c2pa import Ingredient
+    from veracity.provenance.consent import ConsentRecord
+    from veracity.provenance.verify import ProvenanceResult
 
 app = typer.Typer(
     add_completion=False,
@@ -94,7 +101,11 @@ def _root(
     """Veracity command line."""
 
 
-def expand_inputs(paths: list[Path]) -> list[Path]:
+# verify also reads formats analyze does not decode (C2PA can sign DNG, PDF, SVG, AVI, ...).
+VERIFY_SUFFIXES = MEDIA_SUFFIXES | {".dng", ".pdf", ".svg", ".avi", ".heif", ".jxl", ".m4s", ".c2pa"}
+
+
+def expand_inputs(paths: list[Path], suffixes: frozenset[str] = MEDIA_SUFFIXES) -> list[Path]:
     """Files as given (any extension: media is detected by content); folders recursively, keeping
     files with a media extension so READMEs and manifests beside the media are not 'analysed'."""
     out: list[Path] = []
@@ -105,7 +116,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
                     f
                     for f in p.rglob("*")
                     if f.is_file()
-                    and f.suffix.lower() in MEDIA_SUFFIXES
+                    and f.suffix.lower() in suffixes
                     and not any(part.startswith(".") for part in f.relative_to(p).parts)
                 )
             )
@@ -146,8 +157,12 @@ def _print_report(report: Report, console: Console) -> None:
             ", ".join(d.reasons) if d.applied else f"n/a: {d.not_applicable}",
         )
     console.print(table)
-    if not report.provenance.checked:
-        console.print(f"  provenance: not checked ({escape(report.provenance.note or '')})")
+    prov = report.provenance
+    if not prov.checked:
+        console.print(f"  provenance: not checked ({escape(prov.note or '')})")
+    else:
+        marks = f"; watermarks: {', '.join(prov.watermarks)}" if prov.watermarks else ""
+        console.print(f"  provenance: {escape(prov.trust or '-')}{escape(marks)}")
     for w in report.warnings:
         console.print(f"  [yellow]warning:[/yellow] {escape(w)}")
 
@@ -322,6 +337,302 @@ def train(
         raise typer.Exit(2)
 
 
+def _fail(exc: BaseException) -> typer.Exit:
+    """One line on stderr and the exit code that goes with the error."""
+    if isinstance(exc, VeracityError):
+        _err(f"error: {exc} [{exc.code}]")
+        return typer.Exit(exc.exit_code)
+    _err(f"internal error: {type(exc).__name__}: {exc}")
+    return typer.Exit(1)
+
+
+def _print_verify(result: ProvenanceResult, console: Console) -> None:
+    cred = result.c2pa
+    console.print(f"[bold]{escape(result.name)}[/bold]  {escape(result.format)}  {escape(result.trust)}")
+    if cred.validation_state:
+        console.print(f"  validation state: {cred.validation_state}")
+    for s in cred.status:
+        where = "" if s.scope == "active" else f" ({escape(s.scope)})"
+        console.print(f"  {s.kind}: {escape(s.code)}{where} - {escape(s.explanation)}")
+    m = cred.manifest
+    if m is not None:
+        console.print(f"  claim generator: {escape(m.claim_generator or '-')}")
+        signer = f"{m.signer or '-'} (issuer: {m.issuer or '-'})"
+        console.print(f"  signer: {escape(signer)}  signed: {escape(m.signing_time or 'no trusted time')}")
+        for a in m.actions:
+            extra = f" [{a.digital_source_type.rsplit('/', 1)[-1]}]" if a.digital_source_type else ""
+            agent = f" by {a.software_agent}" if a.software_agent else ""
+            console.print(f"  action: {escape(a.action + extra + agent)}")
+        if m.consent:
+            console.print(f"  consent: {escape(', '.join(f'{k}={v}' for k, v in m.consent.items()))}")
+
+        def tree(items: list[Ingredient], depth: int) -> None:
+            for ing in items:
+                codes = f" [{', '.join(ing.validation_codes)}]" if ing.validation_codes else ""
+                line = f"{ing.title or '?'} ({ing.relationship or '-'}, {ing.signer or 'unsigned'}){codes}"
+                console.print("  " + "  " * depth + "ingredient: " + escape(line))
+                tree(ing.ingredients, depth + 1)
+
+        tree(m.ingredients, 0)
+    for w in result.watermarks:
+        state = f"found, payload {w.payload}" if w.found else "not found"
+        acc = f", bit accuracy {w.bit_accuracy:.2f}" if w.bit_accuracy is not None else ""
+        console.print(f"  watermark {w.name}: {escape(state)} (confidence {w.confidence:.2f}{acc})")
+    if result.signing_record:
+        r = result.signing_record
+        console.print(
+            f"  signing record {escape(r['signing_id'])}: consent {escape(r['consent_id'])}/{escape(r['scope'])}, "
+            f"generator {escape(r['generator'])}, signed {escape(r['signed_at'])}"
+        )
+    for key, value in result.metadata.model_dump(exclude_defaults=True).items():
+        console.print(f"  metadata {key}: {escape(str(value))}")
+    if result.reasons:
+        console.print(f"  reasons: {', '.join(result.reasons)}")
+
+
+@app.command()
+def verify(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (folders are searched recursively).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result(s) as JSON on stdout.")] = False,
+    manifest: Annotated[
+        Path | None, typer.Option("--manifest", help="A detached .c2pa manifest store for the (single) input.")
+    ] = None,
+    fragment: Annotated[
+        list[Path] | None, typer.Option("--fragment", help="Fragmented-MP4 segment(s) of the (single) input.")
+    ] = None,
+    trust_anchors: Annotated[
+        Path | None, typer.Option("--trust-anchors", help="PEM bundle of trusted roots (default: settings).")
+    ] = None,
+    no_watermarks: Annotated[bool, typer.Option("--no-watermarks", help="Skip watermark detection.")] = False,
+) -> None:
+    """Check content credentials (C2PA), invisible watermarks and generator metadata."""
+    from dataclasses import replace
+
+    from veracity.provenance.verify import verify_file
+
+    try:
+        settings = Settings.from_env()
+        if trust_anchors is not None:
+            settings = replace(settings, trust_anchors=trust_anchors)
+    except ConfigError as exc:
+        raise _fail(exc) from exc
+    inputs = expand_inputs(paths, VERIFY_SUFFIXES)
+    if not inputs:
+        _err("error: no media files found in the given paths")
+        raise typer.Exit(2)
+    if (manifest is not None or fragment) and len(inputs) != 1:
+        _err("error: --manifest and --fragment apply to a single input")
+        raise typer.Exit(2)
+    results: list[ProvenanceResult] = []
+    errors: list[ErrorReport] = []
+    worst = 0
+    out = Console()
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal or len(inputs) < 2,
+    ) as progress:
+        task = progress.add_task("verifying", total=len(inputs))
+        for path in inputs:
+            progress.update(task, description=path.name[:40])
+            try:
+                res = verify_file(path, settings, sidecar=manifest, fragments=fragment, watermarks=not no_watermarks)
+            except Exception as exc:
+                errors.append(_error_payload(path, exc))
+                worst = max(worst, _fail(exc).exit_code)
+            else:
+                results.append(res)
+                if not as_json:
+                    _print_verify(res, out)
+            progress.advance(task)
+    if as_json:
+        batch = len(inputs) > 1 or any(p.is_dir() for p in paths)
+        if batch:
+            payload: object = {
+                "results": [r.model_dump(mode="json") for r in results],
+                "errors": [e.model_dump(mode="json") for e in errors],
+            }
+        else:
+            payload = results[0].model_dump(mode="json") if results else errors[0].model_dump(mode="json")
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+    # 1 (internal) outranks 2 (bad input): see analyze.
+    raise typer.Exit(1 if worst == 1 else worst)
+
+
+@app.command()
+def sign(
+    src: Annotated[Path, typer.Argument(help="The generated media to sign (JPEG, PNG, WebP, MP4, MOV, WAV).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed copy.")],
+    consent: Annotated[str, typer.Option("--consent", help="Consent record id (see `veracity consent add`).")],
+    generator: Annotated[str, typer.Option("--generator", help="Name of the model or tool that made it.")] = (
+        "unspecified generator"
+    ),
+    scope: Annotated[
+        str | None, typer.Option("--scope", help="Consent scope needed (default: likeness; voice for audio).")
+    ] = None,
+    cert: Annotated[Path | None, typer.Option("--cert", help="Your PEM certificate chain.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Your PEM private key (with --cert).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Watermark and sign consented synthetic media with a C2PA manifest."""
+    from veracity.provenance.sign import sign_file
+
+    try:
+        settings = Settings.from_env()
+        result = sign_file(
+            src, out, consent_id=consent, generator=generator, settings=settings, scope=scope, cert=cert, key=key
+        )
+    except Exception as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+        return
+    mark = f"watermark id {result.signing_id}" if result.watermarked else (result.note or "no watermark")
+    typer.echo(f"signed {result.out} ({result.validation_state}; {mark}; consent {result.consent_id}/{result.scope})")
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="Signing keys for `veracity sign`.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(
+    force: Annotated[bool, typer.Option("--force", help="Replace existing keys.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Make a local development CA and an ES256 signing certificate (private key mode 0600)."""
+    from veracity.provenance.keys import init_dev_keys
+
+    try:
+        paths = init_dev_keys(Settings.from_env(), force=force)
+    except Exception as exc:
+        raise _fail(exc) from exc
+    info = {"ca": str(paths.ca), "chain": str(paths.chain), "key": str(paths.key)}
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2) + "\n")
+        return
+    typer.echo(f"CA certificate:      {info['ca']}")
+    typer.echo(f"signing certificate: {info['chain']}")
+    typer.echo(f"private key (0600):  {info['key']}")
+    typer.echo(f"to trust files signed with it: VERACITY_TRUST_ANCHORS={info['ca']}")
+
+
+consent_app = typer.Typer(no_args_is_help=True, help="Consent records that `veracity sign` requires.")
+app.add_typer(consent_app, name="consent")
+
+
+def _consent_out(records: list[ConsentRecord], as_json: bool, single: bool = False) -> None:
+    if as_json:
+        payload: object = records[0].to_json() if single else [r.to_json() for r in records]
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    table = Table("id", "subject", "scopes", "granted by", "expires", "status")
+    for r in records:
+        table.add_row(
+            r.id,
+            r.subject,
+            ",".join(r.scopes),
+            r.granted_by,
+            r.expires_at.date().isoformat() if r.expires_at else "-",
+            r.status(),
+        )
+    Console().print(table)
+
+
+def _parse_when(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"--expires must be an ISO date or date-time, got {value!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@consent_app.command("add")
+def consent_add(
+    subject: Annotated[str, typer.Option("--subject", help="Whose likeness or voice.")],
+    scope: Annotated[str, typer.Option("--scope", help="Comma-separated: likeness, voice, image, video, audio, name.")],
+    granted_by: Annotated[str, typer.Option("--granted-by", help="Who gave the consent.")],
+    evidence: Annotated[Path, typer.Option("--evidence", help="Signed release or recording (SHA-256 kept).")],
+    expires: Annotated[str | None, typer.Option("--expires", help="ISO date/time it ends (UTC if no zone).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Record a consent."""
+    from veracity.provenance.consent import ConsentStore
+
+    try:
+        store = ConsentStore.open(Settings.from_env())
+        try:
+            rec = store.add(subject=subject, scopes=scope, granted_by=granted_by, evidence=evidence,
+                            expires_at=_parse_when(expires))
+        finally:
+            store.close()
+    except Exception as exc:
+        raise _fail(exc) from exc
+    _consent_out([rec], as_json, single=True)
+
+
+@consent_app.command("list")
+def consent_list(
+    active: Annotated[bool, typer.Option("--active", help="Hide revoked consents.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List consents."""
+    from veracity.provenance.consent import ConsentStore
+
+    try:
+        store = ConsentStore.open(Settings.from_env())
+        try:
+            records = store.list(include_revoked=not active)
+        finally:
+            store.close()
+    except Exception as exc:
+        raise _fail(exc) from exc
+    _consent_out(records, as_json)
+
+
+@consent_app.command("show")
+def consent_show(
+    consent_id: Annotated[str, typer.Argument(help="Consent id.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one consent."""
+    from veracity.provenance.consent import ConsentStore
+
+    try:
+        store = ConsentStore.open(Settings.from_env())
+        try:
+            rec = store.get(consent_id)
+        finally:
+            store.close()
+    except Exception as exc:
+        raise _fail(exc) from exc
+    _consent_out([rec], as_json, single=True)
+
+
+@consent_app.command("revoke")
+def consent_revoke(
+    consent_id: Annotated[str, typer.Argument(help="Consent id.")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Revoke a consent: `sign` refuses it from now on."""
+    from veracity.provenance.consent import ConsentStore
+
+    try:
+        store = ConsentStore.open(Settings.from_env())
+        try:
+            rec = store.revoke(consent_id, reason)
+        finally:
+            store.close()
+    except Exception as exc:
+        raise _fail(exc) from exc
+    _consent_out([rec], as_json, single=True)
+
 # --- service: serve, worker, apikey, audit, migrate (logic in veracity.service.commands) -----------
 
 apikey_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
@@ -376,6 +687,7 @@ def serve(
     facts = {
         "url": url,
         "docs": f"{url}/docs",
+        "ui": f"{url}/ui/",
         "database": settings.effective_database_url,
         "mode": "scaled-out (Celery)" if settings.broker_url else "embedded",
         "admin_key": first_key,
@@ -383,7 +695,7 @@ def serve(
     if as_json:
         sys.stdout.write(json.dumps(facts) + "\n")
     else:
-        _err(f"Veracity API on {url}  (docs: {url}/docs)  mode: {facts['mode']}")
+        _err(f"Veracity API on {url}  (docs: {url}/docs, web UI: {url}/ui/)  mode: {facts['mode']}")
         _err(f"database: {settings.effective_database_url}")
         if first_key:
             _err(f"first start: an admin API key was created; it is shown only now:\n  {first_key}")
@@ -497,6 +809,30 @@ def audit_verify(
         for p in v.problems:
             _err(f"audit entry {p.seq}: {p.kind}: {p.message}")
     raise typer.Exit(0 if v.ok else 1)
+
+
+# --- web UI reviews: calibration export (logic in veracity.service.review_export) ----------------
+
+review_app = typer.Typer(no_args_is_help=True, help="Reviewers' ground-truth labels (set in the web UI or the API).")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def review_export(
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write (one reviewed job per line).")],
+    include_unsure: Annotated[
+        bool, typer.Option("--include-unsure", help="Also export jobs labelled unsure (target null).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Export reviewed jobs (model verdict, detector scores, ground truth) as calibration data."""
+    from veracity.service import review_export as rx
+
+    settings = _service_settings()
+    actor = f"cli:{os.getenv('USER', 'local')}"
+    n = _service_call(lambda: rx.export_reviews(settings, out, include_unsure=include_unsure, actor=actor))
+    facts = {"rows": n, "out": str(out)}
+    sys.stdout.write((json.dumps(facts) if as_json else f"wrote {n} reviewed job(s) to {out}") + "\n")
 
 
 def _silence_native_stderr() -> None:

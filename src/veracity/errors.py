@@ -71,3 +71,21 @@ class ConfigError(VeracityError, ValueError):
 
     code = "config_error"
     exit_code = 2
+
+
+class ConsentRefused(InputError, PermissionError):
+    """Signing refused: the consent is missing, expired, revoked or does not cover the scope."""
+
+    code = "consent_refused"
+
+
+class ConsentNotFound(InputError, LookupError):
+    """No consent (or signing) record with that id."""
+
+    code = "consent_not_found"
+
+
+class SigningKeyError(InputError, ValueError):
+    """Signing keys missing, unreadable or not matching (the user can fix it: run `keys init`)."""
+
+    code = "signing_key"

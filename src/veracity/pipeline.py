@@ -22,8 +22,9 @@ from veracity.config import Options, Settings
 from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, DetectorResult
 from veracity.faces import FaceMesher, FaceResult, find_faces
-from veracity.fusion import FusionParams, Verdict, fuse
+from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
 from veracity.media import DecodedMedia, decode, plan_sampling, probe
+from veracity.provenance.report import check as check_provenance
 from veracity.report.model import (
     DetectorReport,
     FaceSummary,
@@ -95,10 +96,16 @@ class Analyzer:
             results.append(run_detector(det, ctx))
             timings[det.name] = results[-1].elapsed_ms
 
+        note("provenance")
+        t = time.perf_counter()
+        video_frames = [f.rgb for f in media.frames] if info.kind == "video" else None
+        provenance, provenance_reasons = check_provenance(Path(source), self.settings, video_frames)
+        timings["provenance"] = _ms(t)
+
         note("fusion")
-        verdict = fuse(results, self.fusion)
+        verdict = apply_provenance(fuse(results, self.fusion), provenance_reasons, self.fusion)
         timings["total"] = _ms(started)
-        return build_report(media, faces, results, verdict, self.fusion.version, timings)
+        return build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
 
 
 def run_detector(det: Detector, ctx: AnalysisContext) -> DetectorResult:
@@ -135,6 +142,8 @@ def build_report(
     verdict: Verdict,
     fusion_version: str,
     timings: dict[str, float],
+    *,
+    provenance: Provenance | None = None,
 ) -> Report:
     info = media.info
     windows = sorted({f.window for f in media.frames if f.window is not None})
@@ -219,7 +228,7 @@ def build_report(
         deepfake_score=None if verdict.score is None else round(verdict.score, 4),
         label=verdict.label,
         reasons=list(verdict.reasons),
-        provenance=Provenance(note="provenance checks (C2PA, watermarks, generator metadata) are not built yet"),
+        provenance=provenance or Provenance(note="provenance checks did not run"),
         detectors=detectors,
         timeline=timeline,
         faces=face_summaries,

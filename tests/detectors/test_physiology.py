@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
+from tests.meshes import FPS, Arr, H, W, context, observation, random_face, rot_y, rot_z
 
-from veracity.config import Options, Settings
-from veracity.detectors.base import AnalysisContext, DetectorResult
+from veracity.detectors.base import DetectorResult
 from veracity.detectors.physiology import (
     CENTRAL,
     PhysiologyDetector,
@@ -19,30 +17,13 @@ from veracity.detectors.physiology import (
     face_ear,
     pose_inconsistency,
 )
-from veracity.faces.types import (
-    LEFT_EYE,
-    N_LANDMARKS,
-    RIGHT_EYE,
-    FaceObservation,
-    FaceResult,
-    FaceTrack,
-)
-from veracity.media.types import DecodedMedia, Frame, MediaInfo, MediaKind
+from veracity.faces.types import LEFT_EYE, N_LANDMARKS, RIGHT_EYE, FaceObservation, FaceTrack
 from veracity.pipeline import run_detector
-
-FPS = 15.0
-W, H = 640, 480
-Arr = npt.NDArray[np.float64]
-
-
-# -- synthetic faces ------------------------------------------------------------------------------
 
 
 def base_face(seed: int = 0) -> Arr:
-    """A fixed random 3D point cloud (pixels, centred) with hand-placed eyes, IOD = 60 px."""
-    rng = np.random.default_rng(seed)
-    pts = rng.normal(0.0, 1.0, (N_LANDMARKS, 3)) * np.array([40.0, 50.0, 20.0])
-    return set_eyes(pts, 1.0)
+    """The random face with hand-placed eyes, IOD = 60 px."""
+    return set_eyes(random_face(seed), 1.0)
 
 
 def set_eyes(pts: Arr, openness: float) -> Arr:
@@ -57,38 +38,6 @@ def set_eyes(pts: Arr, openness: float) -> Arr:
         out[p6] = (cx - 4, -15 + 4 * openness, 0)
         out[p5] = (cx + 4, -15 + 4 * openness, 0)
     return out
-
-
-def rot_y(deg: float) -> Arr:
-    a = math.radians(deg)
-    return np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
-
-
-def rot_z(deg: float) -> Arr:
-    a = math.radians(deg)
-    return np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
-
-
-def observation(px: Arr, t: float, window: int | None = 0) -> FaceObservation:
-    """Pixel shape (centred on the face) placed at the frame centre, normalised like MediaPipe."""
-    placed = px + np.array([W / 2, H / 2, 0.0])
-    lm = (placed / np.array([W, H, W])).astype(np.float32)
-    lo, hi = lm[:, :2].min(axis=0), lm[:, :2].max(axis=0)
-    box = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-    return FaceObservation(t=t, role="dense", window=window, box=box, landmarks=lm,
-                           frame_size=(W, H))
-
-
-def context(tracks: list[FaceTrack], kind: MediaKind = "video",
-            n_frames: int = 0) -> AnalysisContext:
-    info = MediaInfo(path=Path("synthetic.mp4"), kind=kind, container="mp4", size_bytes=0,
-                     sha256="0", width=W, height=H, fps=FPS, duration_s=n_frames / FPS)
-    frames = [Frame(t=k / FPS, rgb=np.zeros((2, 2, 3), np.uint8), role="dense", window=0)
-              for k in range(n_frames)]
-    faces = FaceResult(tracks=tracks, frames_seen=n_frames,
-                       frames_with_faces=max((len(t.observations) for t in tracks), default=0))
-    return AnalysisContext(media=DecodedMedia(info=info, frames=frames), faces=faces,
-                           options=Options(), settings=Settings())
 
 
 def blink_profile(n: int, starts: list[int]) -> list[float]:

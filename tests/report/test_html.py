@@ -238,3 +238,21 @@ def test_write_html(tmp_path: Path) -> None:
     out = write_html(_report(), tmp_path / "sub" / "report.html")
     assert out.exists()
     assert out.read_text(encoding="utf-8") == render_html(_report())
+
+
+def test_provenance_rows_are_shown_and_escaped() -> None:
+    prov = Provenance(
+        checked=True,
+        credential_present=True,
+        validation_state="Valid",
+        status_codes=["signingCredential.untrusted"],
+        watermarks=["veracity_v1"],
+        trust="signed, signer not on your trust list",
+        signer="<Dev> signer",
+        issuer="Dev CA",
+        metadata={"camera_make": "Canon"},
+    )
+    page = render_html(_report(provenance=prov))
+    assert "signed, signer not on your trust list" in page
+    assert "&lt;Dev&gt; signer (issuer Dev CA)" in page and "<Dev>" not in page
+    assert "veracity_v1" in page and "Canon" in page

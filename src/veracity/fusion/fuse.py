@@ -43,6 +43,8 @@ class FusionParams(BaseModel):
     reason_min_score: float = Field(gt=0, lt=1)
     logit_clip: float = Field(gt=0)
     evidence_mass_full: float = Field(default=0.5, gt=0)
+    # Floor of the score when a valid credential or a watermark declares AI generation.
+    provenance_synthetic_score: float = Field(default=0.95, gt=0, lt=1)
 
     @classmethod
     def load(cls, name: str = DEFAULT_FUSION) -> FusionParams:

@@ -16,7 +16,16 @@ from pathlib import Path
 
 from veracity.report.model import DetectorReport, Report, TimelinePoint
 
-__all__ = ["REASON_TEXT", "render_html", "write_html"]
+__all__ = [
+    "LABEL_COLOURS",
+    "LABEL_TEXT",
+    "REASON_TEXT",
+    "render_html",
+    "series_colours",
+    "timeline_message",
+    "timeline_svg",
+    "write_html",
+]
 
 LABEL_COLOURS: dict[str, str] = {
     "authentic": "#1a7f37",
@@ -44,6 +53,9 @@ REASON_TEXT: dict[str, str] = {
     "landmark_jitter": "Facial landmarks jitter between frames more than a real face moves.",
     "box_flicker": "The face region flickers in size or position from frame to frame.",
     "spectral_artifacts": "The image spectrum shows periodic peaks left by generative up-sampling.",
+    "declared_ai_generated": "A valid content credential declares the media as made by a generative model.",
+    "watermark_detected": "An invisible watermark that generators embed in their output was found.",
+    "credential_invalid": "The content credential does not verify: the file changed after it was signed.",
 }
 
 _PALETTE = (
@@ -324,27 +336,48 @@ def _legend(items: Sequence[tuple[str, str]], x0: float, width: float) -> tuple[
     return "".join(out), y + 10
 
 
-def _timeline(report: Report) -> str:
-    points: list[TimelinePoint] = sorted(report.timeline, key=lambda p: p.t)
+def timeline_message(report: Report) -> str:
+    """Why there is no timeline for this report, or "" when there is one to draw."""
+    points = report.timeline
     media = report.media
     still = media.kind == "image" and not media.animated
     if still or (points and max(p.t for p in points) <= 0):
-        msg = "No timeline for a still image."
-    elif not points:
-        msg = "No timeline: nothing was analysed over time for this input."
-    else:
-        msg = ""
+        return "No timeline for a still image."
+    if not points:
+        return "No timeline: nothing was analysed over time for this input."
+    return ""
+
+
+def series_colours(report: Report) -> dict[str, str]:
+    """Detector -> line colour, the same in the report, its timeline and the web UI."""
+    return {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(_series_names(report))}
+
+
+def timeline_svg(report: Report) -> str:
+    """The per-detector score chart as one ``<svg>`` element, or "" when there is no timeline.
+
+    The root carries the plot geometry (``data-left``, ``data-plot-w``, ``data-span``,
+    ``data-width``) and every dot its time (``data-t``), so a page script can map a pointer
+    position back to a time; the static report simply ignores those attributes.
+    """
+    if timeline_message(report):
+        return ""
+    return _timeline_svg(report, sorted(report.timeline, key=lambda p: p.t))
+
+
+def _timeline(report: Report) -> str:
+    msg = timeline_message(report)
     if msg:
         return (
             f'<section class="card chart" id="timeline"><h2>Timeline</h2><div class="empty">{_e(msg)}</div></section>'
         )
-    return f'<section class="card chart" id="timeline"><h2>Timeline</h2>{_timeline_svg(report, points)}</section>'
+    return f'<section class="card chart" id="timeline"><h2>Timeline</h2>{timeline_svg(report)}</section>'
 
 
 def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
     media = report.media
     names = _series_names(report)
-    colours = {n: _PALETTE[i % len(_PALETTE)] for i, n in enumerate(names)}
+    colours = series_colours(report)
     show_faces = media.kind != "audio"
 
     width, left, right = 960.0, 46.0, 18.0
@@ -373,7 +406,9 @@ def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
 
     parts: list[str] = [
         f'<svg viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-        f'aria-label="Per-detector scores over time" font-family="system-ui,sans-serif">',
+        f'aria-label="Per-detector scores over time" font-family="system-ui,sans-serif" '
+        f'data-left="{left:.1f}" data-plot-w="{plot_w:.1f}" data-span="{span:.4f}" '
+        f'data-width="{width:.0f}" data-top="{top:.1f}" data-bottom="{axis_y:.1f}">',
         "<style>.lg{font-size:12px;fill:#374151}.tk{font-size:11px;fill:#6b7280}"
         ".ax{font-size:11px;fill:#374151;font-weight:600}</style>",
         legend,
@@ -438,7 +473,7 @@ def _timeline_svg(report: Report, points: list[TimelinePoint]) -> str:
         )
         for t, v in series:
             parts.append(
-                f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="{r}" fill="{colour}">'
+                f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="{r}" fill="{colour}" data-t="{t:.3f}">'
                 f"<title>{_e(name)} · {t:.2f} s · {v:.3f}</title></circle>"
             )
         parts.append("</g>")
@@ -601,6 +636,12 @@ def _provenance(report: Report) -> str:
         ("Content credential", _yes_no(p.credential_present)),
         ("Validation state", _e(p.validation_state) if p.validation_state else "—"),
     ]
+    if p.trust:
+        rows.append(("Credential", _e(p.trust)))
+    if p.signer:
+        rows.append(("Signer", _e(p.signer + (f" (issuer {p.issuer})" if p.issuer else ""))))
+    for key, value in p.metadata.items():
+        rows.append((_e(key.replace("_", " ").capitalize()), _e(value)))
     if p.digital_source_type:
         source_type = f'<span class="mono">{_e(p.digital_source_type)}</span>'
         rows.append(("Digital source type", source_type))

@@ -51,6 +51,12 @@ class Provenance(_Model):
     watermarks: list[str] = Field(default_factory=list)
     checked: bool = Field(default=False, description="False until provenance checks run on this input.")
     note: str | None = None
+    trust: str | None = Field(default=None, description="One line, e.g. 'signed, signer not on your trust list'.")
+    signer: str | None = Field(default=None, description="Common name of the C2PA signing certificate.")
+    issuer: str | None = None
+    claim_generator: str | None = None
+    declares_ai: bool = Field(default=False, description="A valid credential or a watermark declares AI generation.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Generator/camera metadata facts (EXIF, XMP).")
 
 
 class DetectorReport(_Model):

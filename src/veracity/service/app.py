@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,7 +52,15 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(jobs.router)
     app.include_router(admin.router)
     # app.include_router(provenance.router)  # /api/v1/verify and /api/v1/sign (veracity.provenance)
-    # app.include_router(web.router)         # the web UI (veracity.web), cookie sessions
+    # The web UI (veracity.web): cookie sessions, pages under /ui; "/" leads there.
+    from veracity.web.service_backend import web_router
+
+    app.include_router(web_router())
+    app.add_api_route("/", _to_ui, methods=["GET"], include_in_schema=False)
+
+
+def _to_ui() -> RedirectResponse:
+    return RedirectResponse("/ui/", status_code=307)
 
 
 class MetricsMiddleware:
