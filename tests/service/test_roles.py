@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from tests.service.conftest import Api
+from tests.service.helpers import png_bytes
 
 from veracity.service.auth import PERMISSIONS, ROLES
 
@@ -28,6 +29,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, object], str | None]] = [
     ("POST", "/api/v1/keys", {"json": {"role": "analyst", "name": "matrix"}}, "keys:manage"),
     ("DELETE", "/api/v1/keys/{key_id}", {}, "keys:manage"),
     ("GET", "/api/v1/audit/verify", {}, "audit:read"),
+    ("POST", "/api/v1/verify", {"json": {"url": BAD_URL}}, "jobs:create"),
+    ("POST", "/api/v1/sign", {"files": {"file": ("x.png", png_bytes(1))}, "data": {"consent_id": "nope"}}, "sign"),
 ]
 
 

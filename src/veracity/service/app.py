@@ -46,12 +46,12 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 
 def include_routers(app: FastAPI) -> None:
-    from veracity.service.routes import admin, jobs, ops
+    from veracity.service.routes import admin, jobs, ops, provenance
 
     app.include_router(ops.router)
     app.include_router(jobs.router)
     app.include_router(admin.router)
-    # app.include_router(provenance.router)  # /api/v1/verify and /api/v1/sign (veracity.provenance)
+    app.include_router(provenance.router)
     # The web UI (veracity.web): cookie sessions, pages under /ui; "/" leads there.
     from veracity.web.service_backend import web_router
 
@@ -125,9 +125,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    from veracity.service.routes.jobs import BODY_MODELS
+    from veracity.service.routes import jobs, provenance
 
-    _, defs = models_json_schema([(m, "validation") for m in BODY_MODELS], ref_template="#/components/schemas/{model}")
+    body_models = [*jobs.BODY_MODELS, *provenance.BODY_MODELS]
+    _, defs = models_json_schema([(m, "validation") for m in body_models], ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for name, body in defs.get("$defs", {}).items():
         components.setdefault(name, body)

@@ -425,10 +425,3 @@ async def create_batch(request: Request, ctx: ContextDep, principal: Analyst) ->
 def get_batch(ctx: ContextDep, principal: Analyst, batch_id: str) -> BatchPublic:
     with ctx.read() as s:
         return jobs.batch_status(s, principal, batch_id)
-
-
-# --- provenance -------------------------------------------------------------------------------
-# POST /api/v1/verify (role analyst: provenance only) and POST /api/v1/sign (permission "sign":
-# admin or signer; consent required) belong to veracity.provenance and are added in
-# routes/provenance.py, included from app.py next to this router. The `Signer` dependency in
-# deps.py and the audit actions "sign" / "consent.changed" are ready for them.
