@@ -387,7 +387,7 @@ def _bar() -> Progress:
 @app.command(name="eval")
 def eval_(
     target: Annotated[
-        Path, typer.Argument(help="A MANIFEST.tsv, a folder holding one, or a folder with real/ and fake/.")
+        Path, typer.Argument(help="A MANIFEST.tsv, a folder holding one or real/ and fake/, or a records.jsonl.")
     ],
     detectors: Annotated[
         str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def test_one_class_has_no_auc() -> None:
 def test_roc_points_run_from_origin_to_corner() -> None:
     fpr, tpr = roc_points([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
-    assert all(b >= a for a, b in zip(fpr, fpr[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(fpr))
 
 
 def test_records_round_trip(tmp_path: Path) -> None:

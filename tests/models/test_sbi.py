@@ -50,7 +50,7 @@ def test_deform_mask_is_soft_bounded_and_inside_out_of_reach() -> None:
     for seed in range(8):
         soft = deform_mask(hard, np.random.default_rng(seed))
         assert soft.shape == hard.shape
-        assert 0.0 <= soft.min() and soft.max() <= 1.0
+        assert soft.min() >= 0.0 and soft.max() <= 1.0
         assert soft[48, 48] > 0.2  # the face centre is blended
         assert soft[0, 0] == 0.0  # far corners never are
         assert np.any((soft > 0.01) & (soft < soft.max() - 0.01))  # a soft edge, not a hard cut

@@ -3,7 +3,8 @@
 Outputs in ``out_dir``: ``records.jsonl`` (one line per file: every detector's score), ``summary.json``
 (per-detector and fused AUC, EER, accuracy and confusion, per source and per method) and
 ``roc.png``. The fused score is the one the pipeline reports, with the fusion named (default: the
-packaged default), so eval measures exactly what users get.
+packaged default), so eval measures exactly what users get. Given a ``records.jsonl`` instead of a
+set, the saved detector scores are fused again and summarised without re-analysis.
 """
 
 from __future__ import annotations
@@ -24,11 +25,58 @@ from veracity.evaluation.summary import FUSED, summarise
 from veracity.fusion import FusionParams
 
 
+def rescore(records: Sequence[Record], params: FusionParams) -> list[Record]:
+    """The same detector scores fused again with other parameters (no re-analysis)."""
+    from dataclasses import replace
+
+    from veracity.fusion import fuse
+    from veracity.fusion.fit import results_of
+
+    out = []
+    for r in records:
+        if r.error is not None:
+            out.append(r)
+            continue
+        v = fuse(results_of(r), params)
+        out.append(replace(r, fused=None if v.score is None else round(v.score, 4), verdict=v.label))
+    return out
+
+
+def evaluate_records(records_path: Path, *, out_dir: Path | None = None, detectors: Sequence[str] | None = None,
+                     fusion: str | None = None) -> dict[str, Any]:
+    """Summarise saved ``records.jsonl`` again, re-fused with ``fusion`` (e.g. after a refit)."""
+    from veracity.evaluation.runner import load_records
+
+    if not records_path.is_file():
+        raise ConfigError(f"no records file at {records_path}")
+    params = FusionParams.load(fusion) if fusion else FusionParams.load()
+    records = rescore(load_records(records_path), params)
+    if detectors:
+        records = [replace_detectors(r, detectors) for r in records]
+    summary = summarise(records, fused_threshold=params.thresholds.suspicious, detectors=detectors)
+    summary["set"] = {"target": str(records_path), "n_items": len(records), "rescored_from_records": True}
+    summary["fusion"] = {"version": params.version, "fitted": params.fitted,
+                         "threshold_fused": params.thresholds.suspicious}
+    summary["veracity_version"] = __version__
+    summary["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if out_dir is not None:
+        write_outputs(records, summary, out_dir)
+    return summary
+
+
+def replace_detectors(record: Record, keep: Sequence[str]) -> Record:
+    from dataclasses import replace
+
+    return replace(record, detectors={k: v for k, v in record.detectors.items() if k in keep})
+
+
 def evaluate(target: Path, *, out_dir: Path | None = None, detectors: Sequence[str] | None = None,
              split: str | None = None, kinds: Sequence[str] = (), fusion: str | None = None,
              limit: int | None = None, options: Options | None = None, settings: Settings | None = None,
              progress: Progress | None = None) -> dict[str, Any]:
     """Run the set and return the summary (also written to ``out_dir`` when given)."""
+    if target.is_file() and target.suffix == ".jsonl":
+        return evaluate_records(target, out_dir=out_dir, detectors=detectors, fusion=fusion)
     items = load_set(target, split=split, kinds=kinds)
     if limit is not None:
         items = items[:limit]
