@@ -306,7 +306,7 @@ def train(
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="face_artifacts: training steps.")] = None,
     per_group: Annotated[
         int, typer.Option("--per-group", min=1, help="fusion: at most this many train files per folder.")
-    ] = 24,
+    ] = 16,
     records: Annotated[
         Path | None, typer.Option("--records", help="fusion: keep (or with --reuse, read) the analysis records here.")
     ] = None,

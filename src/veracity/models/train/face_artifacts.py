@@ -304,3 +304,29 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
                f"{config.threads} CPU threads, took {seconds / 60:.1f} min. Weights stored float16 "
                f"(cast to float32 in the graph)."),
     )
+
+
+def add_eval_metrics(card_path: Path, summaries: dict[str, dict[str, Any]],
+                     detector: str = "face_artifacts") -> ModelCard:
+    """Copy the detector's eval figures (``veracity eval`` summaries, keyed e.g. ``eval_video``) into
+    the card's metrics. The weights and their sha256 are untouched."""
+    from veracity.models.cards import read_card
+
+    card = read_card(card_path)
+    metrics = dict(card.metrics)
+    for key, summary in summaries.items():
+        entry = summary["scores"].get(detector)
+        if entry is None:
+            continue
+        metrics[key] = {
+            "set": summary.get("set", {}).get("target"),
+            "auc": entry.get("auc"), "eer": entry.get("eer"), "accuracy": entry.get("accuracy"),
+            "coverage": entry.get("coverage"), "n_real": entry.get("n_real"), "n_fake": entry.get("n_fake"),
+            "per_source_auc": {k: v.get("auc") for k, v in entry.get("per_source", {}).items()},
+            "per_method_auc_vs_all_real": {k: v.get("auc")
+                                           for k, v in entry.get("per_method_vs_all_real", {}).items()},
+            "note": "never trained on; detector scores where it applied (faces found)",
+        }
+    updated = card.model_copy(update={"metrics": metrics})
+    write_card(updated, card_path)
+    return updated

@@ -28,7 +28,7 @@ from veracity.fusion.fuse import FusionParams
 Log = Callable[[str], None]
 DEFAULT_VERSION = "fusion-v2"
 BASE_VERSION = "fusion-v1"
-PER_GROUP = 24
+PER_GROUP = 16
 
 
 def fusion_data_dir() -> Path:
