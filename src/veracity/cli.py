@@ -313,28 +313,154 @@ def schema(
 
 @app.command()
 def train(
-    name: Annotated[str, typer.Argument(help="What to train: av_sync or spectral.")],
+    name: Annotated[str, typer.Argument(help="What to train: av_sync, spectral, face_artifacts or fusion.")],
     data: Annotated[Path, typer.Option("--data", help="The shared data folder.")] = Path("../shared/data"),
     out: Annotated[
-        Path | None, typer.Option("--out", help="Where to write the model card (default: the package's).")
+        Path | None, typer.Option("--out", help="Where to write the model card / fusion file (default: the package's).")
     ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="face_artifacts: training steps.")] = None,
+    per_group: Annotated[
+        int, typer.Option("--per-group", min=1, help="fusion: at most this many train files per folder.")
+    ] = 16,
+    records: Annotated[
+        Path | None, typer.Option("--records", help="fusion: keep (or with --reuse, read) the analysis records here.")
+    ] = None,
+    reuse: Annotated[bool, typer.Option("--reuse", help="fusion: refit from --records without re-analysing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the card / fit summary as JSON.")] = False,
 ) -> None:
-    """Train a model on ../shared/data/train and write it with its card."""
+    """Train a model (or fit the fusion) on ../shared/data/train and write it with its card."""
     if not (data / "MANIFEST.tsv").is_file():
         _err(f"error: {data} has no MANIFEST.tsv")
         raise typer.Exit(2)
     pkg_data = Path(__file__).resolve().parent / "models" / "data"
-    if name == "av_sync":
-        from veracity.models.train import av_sync as trainer_av
+    summary: dict[str, object] = {"trained": name}
+    try:
+        if name == "av_sync":
+            from veracity.models.train import av_sync as trainer_av
 
-        trainer_av.train(data, out or pkg_data / "av_sync-v1.json", log=_err)
-    elif name == "spectral":
-        from veracity.models.train import spectral as trainer_sp
+            trainer_av.train(data, out or pkg_data / "av_sync-v1.json", log=_err)
+        elif name == "spectral":
+            from veracity.models.train import spectral as trainer_sp
 
-        trainer_sp.train_spectral(data, out or pkg_data / "spectral-v1.json")
-    else:
-        _err(f"error: nothing to train named {name!r} (av_sync, spectral)")
-        raise typer.Exit(2)
+            trainer_sp.train_spectral(data, out or pkg_data / "spectral-v1.json")
+        elif name == "face_artifacts":
+            try:
+                from veracity.models.train import face_artifacts as trainer_fa
+
+                card = trainer_fa.train_face_artifacts(
+                    data,
+                    out or pkg_data / f"{trainer_fa.CARD_NAME}.json",
+                    cache=Settings.from_env().cache_dir / "train" / "face_prep.npz",
+                    config=trainer_fa.TrainConfig(**({"steps": steps} if steps else {})),
+                    log=_err,
+                )
+            except ModuleNotFoundError as exc:
+                _err(f"error: training needs the [train] extra (torch, onnx): {exc}")
+                raise typer.Exit(2) from exc
+            summary["card"] = card.model_dump(mode="json")
+        elif name == "fusion":
+            from veracity.models.train import fusion as trainer_fu
+
+            with _bar() as progress:
+                task = progress.add_task("analysing train files", total=None)
+
+                def tick(done: int, total: int, rel: str) -> None:
+                    progress.update(task, completed=done, total=total, description=Path(rel).name[:40] or "done")
+
+                result = trainer_fu.train_fusion(
+                    data,
+                    out=out,
+                    per_group=per_group,
+                    records_path=records,
+                    reuse_records=reuse,
+                    progress=tick,
+                    log=_err,
+                )
+            summary["fusion"] = result.params.model_dump(mode="json")
+        else:
+            _err(f"error: nothing to train named {name!r} (av_sync, spectral, face_artifacts, fusion)")
+            raise typer.Exit(2)
+    except VeracityError as exc:
+        _err(f"error: {exc} [{exc.code}]")
+        raise typer.Exit(exc.exit_code) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+@app.command(name="eval")
+def eval_(
+    target: Annotated[
+        Path, typer.Argument(help="A MANIFEST.tsv, a folder holding one or real/ and fake/, or a records.jsonl.")
+    ],
+    detectors: Annotated[
+        str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for summary.json, records.jsonl, roc.png.")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Manifest rows of this split only (e.g. eval).")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Manifest rows of these kinds only (video,image,audio).")
+    ] = None,
+    fusion: Annotated[
+        str | None, typer.Option("--fusion", help="Fusion parameters by name (default: packaged).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N files.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Analyse a labelled set and report per-detector and fused AUC, EER, accuracy and confusion."""
+    from veracity.evaluation.harness import evaluate
+    from veracity.evaluation.summary import table_rows
+
+    try:
+        names = tuple(d.strip() for d in detectors.split(",") if d.strip()) if detectors else None
+        if names is not None:
+            from veracity.detectors import registry
+
+            for n in names:
+                registry.spec(n)
+        kinds = tuple(k.strip() for k in kind.split(",") if k.strip()) if kind else ()
+        with _bar() as progress:
+            task = progress.add_task("evaluating", total=None)
+
+            def tick(done: int, total: int, rel: str) -> None:
+                progress.update(task, completed=done, total=total, description=Path(rel).name[:40] or "done")
+
+            summary = evaluate(
+                target,
+                out_dir=out,
+                detectors=names,
+                split=split,
+                kinds=kinds,
+                fusion=fusion,
+                limit=limit,
+                progress=tick,
+            )
+    except VeracityError as exc:
+        _err(f"error: {exc} [{exc.code}]")
+        raise typer.Exit(exc.exit_code) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    table = Table("score", "real/fake", "coverage", "AUC", "EER", "accuracy")
+    for row in table_rows(summary):
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    if summary.get("n_errors"):
+        console.print(f"{summary['n_errors']} file(s) could not be analysed (see summary.json)")
+    if out is not None:
+        console.print(f"wrote {escape(str(out))}/summary.json, records.jsonl, roc.png")
 
 
 def _fail(exc: BaseException) -> typer.Exit:

@@ -256,3 +256,22 @@ def test_provenance_rows_are_shown_and_escaped() -> None:
     assert "signed, signer not on your trust list" in page
     assert "&lt;Dev&gt; signer (issuer Dev CA)" in page and "<Dev>" not in page
     assert "veracity_v1" in page and "Canon" in page
+
+
+def test_face_artifacts_heatmap_is_shown_as_an_image_beside_the_track() -> None:
+    heat = _jpeg_b64()
+    det = _detector("face_artifacts", 0.9, reasons=["blending_boundary"], weight=0.5,
+                    evidence={"n_crops": 4, "heatmap_jpeg_b64": [heat], "heatmap_track_ids": [0],
+                              "heatmap_t": [1.5], "heatmap_scores": [0.93]})
+    page = render_html(_report(detectors=[det]))
+    assert page.count(f"data:image/jpeg;base64,{heat}") >= 2  # evidence cell and the face track
+    assert "face_artifacts heatmap at 1.50 s, score 0.93" in page
+    assert f"<dd>{heat}" not in page  # not dumped as text
+    assert "n_crops" in page
+
+
+def test_heatmap_evidence_that_is_not_base64_is_dropped() -> None:
+    det = _detector("face_artifacts", 0.9, evidence={"heatmap_jpeg_b64": ['"><script>x</script>'],
+                                                      "heatmap_track_ids": [0]})
+    page = render_html(_report(detectors=[det]))
+    assert "<script>x" not in page

@@ -40,6 +40,12 @@ SPECS: tuple[DetectorSpec, ...] = (
         "azimuthally averaged power spectrum, logistic model (GAN up-sampling peaks)",
         "spectral-v1",
     ),
+    DetectorSpec(
+        "face_artifacts",
+        "veracity.detectors.face_artifacts:FaceArtifactsDetector",
+        "EfficientNet-lite0 on aligned faces, trained on self-blended images (blending_boundary, texture_artifacts)",
+        "face_artifacts-v1",
+    ),
 )
 
 

@@ -31,12 +31,22 @@ def five_points(obs: FaceObservation) -> npt.NDArray[np.float64]:
     return np.stack([left_eye, right_eye, p[NOSE_TIP], p[MOUTH_LEFT], p[MOUTH_RIGHT]])
 
 
+def alignment_matrix(obs: FaceObservation, width: int, height: int,
+                     size: int = 224) -> npt.NDArray[np.float64] | None:
+    """The 2x3 similarity that :func:`align_crop` warps a ``width`` x ``height`` frame with, or
+    None without landmarks. Also maps the mesh into crop pixels (training masks need that)."""
+    if obs.landmarks is None:
+        return None
+    src = five_points(obs) * np.array([width / obs.frame_size[0], height / obs.frame_size[1]])
+    matrix, _ = cv2.estimateAffinePartial2D(src, template(size), method=cv2.LMEDS)
+    return None if matrix is None else np.asarray(matrix, dtype=np.float64)
+
+
 def align_crop(rgb: npt.NDArray[np.uint8], obs: FaceObservation, size: int = 224) -> npt.NDArray[np.uint8]:
     """Warp the face to a ``size`` square. Falls back to the box when there are no landmarks."""
     h, w = rgb.shape[:2]
     if obs.landmarks is not None:
-        src = five_points(obs) * np.array([w / obs.frame_size[0], h / obs.frame_size[1]])
-        matrix, _ = cv2.estimateAffinePartial2D(src, template(size), method=cv2.LMEDS)
+        matrix = alignment_matrix(obs, w, h, size)
         if matrix is not None:
             return np.asarray(
                 cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT101),

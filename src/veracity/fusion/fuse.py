@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,14 @@ class Thresholds(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     suspicious: float = Field(gt=0, lt=1)
     manipulated: float = Field(gt=0, lt=1)
+
+
+class Calibration(BaseModel):
+    """Logistic calibration of the fused logit: ``z -> slope * z + intercept`` (fitted data)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    slope: float = Field(gt=0)
+    intercept: float
 
 
 class FusionParams(BaseModel):
@@ -45,6 +53,8 @@ class FusionParams(BaseModel):
     evidence_mass_full: float = Field(default=0.5, gt=0)
     # Floor of the score when a valid credential or a watermark declares AI generation.
     provenance_synthetic_score: float = Field(default=0.95, gt=0, lt=1)
+    calibration: Calibration | None = None  # None: the fused logit is used as it is
+    fit: dict[str, Any] = Field(default_factory=dict)  # how fitted parameters were obtained
 
     @classmethod
     def load(cls, name: str = DEFAULT_FUSION) -> FusionParams:
@@ -81,6 +91,8 @@ def fuse(results: list[DetectorResult], params: FusionParams) -> Verdict:
     z = sum(shares[r.name] * _logit(r.score or 0.0, params.logit_clip) for r in used)
     # Weak total evidence (few, unconfident detectors) pulls the score toward 0.5.
     z *= min(1.0, total / params.evidence_mass_full)
+    if params.calibration is not None:
+        z = params.calibration.slope * z + params.calibration.intercept
     score = sigmoid(z)
     reasons: list[str] = []
     for r in sorted(used, key=lambda r: -(r.score or 0.0)):

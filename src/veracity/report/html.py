@@ -141,6 +141,10 @@ dl.kv dd{margin:0;overflow-wrap:anywhere}
 .crops{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}
 .crops img{width:84px;height:84px;object-fit:cover;border-radius:6px;border:1px solid var(--line);
 background:#eee}
+.crops img.heat{outline:2px solid #c62828}
+figure.heatfig{margin:0;display:flex;flex-direction:column;align-items:center;width:96px}
+figure.heatfig figcaption{font-size:10px;color:var(--muted);text-align:center;line-height:1.2}
+.evc .crops img{width:64px;height:64px}
 .warn{list-style:none;margin:0;padding:0}
 .warn li{background:#fffbeb;border:1px solid #fde68a;border-radius:6px;padding:6px 10px;
 margin:0 0 6px;color:#78350f}
@@ -530,11 +534,51 @@ def _fmt_evidence(value: object) -> str:
     return str(value)
 
 
+_B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _is_image_key(key: str) -> bool:
+    """Evidence keys ending in ``_jpeg_b64`` hold images (e.g. face_artifacts heatmaps)."""
+    return key.endswith("_jpeg_b64")
+
+
+def _jpeg_imgs(value: object, alt: str) -> str:
+    """``<img>`` tags for a base64 JPEG or a list of them; anything not plain base64 is dropped."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, b64 in enumerate(items):
+        if isinstance(b64, str) and b64 and set(b64) <= _B64:
+            out.append(f'<img class="heat" alt="{_e(alt)} {i + 1}" src="data:image/jpeg;base64,{b64}">')
+    return "".join(out)
+
+
+def heatmaps_by_track(report: Report) -> dict[int, list[tuple[str, str, float | None, float | None]]]:
+    """track id -> (detector, base64 JPEG, t, score) from detectors' ``heatmap_*`` evidence."""
+    out: dict[int, list[tuple[str, str, float | None, float | None]]] = {}
+    for d in report.detectors:
+        imgs = d.evidence.get("heatmap_jpeg_b64")
+        ids = d.evidence.get("heatmap_track_ids")
+        if not isinstance(imgs, list) or not isinstance(ids, list) or len(imgs) != len(ids):
+            continue
+        times = d.evidence.get("heatmap_t")
+        scores = d.evidence.get("heatmap_scores")
+        for k, (img, tid) in enumerate(zip(imgs, ids, strict=True)):
+            t = times[k] if isinstance(times, list) and k < len(times) else None
+            sc = scores[k] if isinstance(scores, list) and k < len(scores) else None
+            if isinstance(img, str) and isinstance(tid, int):
+                out.setdefault(tid, []).append((d.name, img, float(t) if t is not None else None,
+                                                float(sc) if sc is not None else None))
+    return out
+
+
 def _evidence(det: DetectorReport, keep: int = 6) -> str:
     if not det.evidence:
         return '<span class="muted">—</span>'
-    rows = [f"<dt>{_e(k)}</dt><dd>{_e(_fmt_evidence(v))}</dd>" for k, v in det.evidence.items()]
-    head = f'<dl class="ev">{"".join(rows[:keep])}</dl>'
+    images = "".join(_jpeg_imgs(v, f"{det.name} {k}") for k, v in det.evidence.items() if _is_image_key(k))
+    rows = [f"<dt>{_e(k)}</dt><dd>{_e(_fmt_evidence(v))}</dd>" for k, v in det.evidence.items()
+            if not _is_image_key(k)]
+    pics = f'<div class="crops">{images}</div>' if images else ""
+    head = f'{pics}<dl class="ev">{"".join(rows[:keep])}</dl>'
     if len(rows) <= keep:
         return head
     return (
@@ -596,19 +640,20 @@ def _faces(report: Report) -> str:
         body = '<p class="muted" style="margin:0">No face was tracked.</p>'
     else:
         cards = []
+        heat = heatmaps_by_track(report)
         for f in report.faces:
-            imgs = (
-                "".join(
-                    f'<img alt="face track {f.track_id} crop {i + 1}" src="data:image/jpeg;base64,{_e(b64)}">'
-                    for i, b64 in enumerate(f.crop_jpeg_b64)
-                )
-                or '<span class="small muted">no crops kept</span>'
-            )
-            span = (
-                f"{_fmt_seconds(f.first_s)}"
-                if report.media.kind == "image"
-                else f"{_fmt_seconds(f.first_s)} – {_fmt_seconds(f.last_s)}"
-            )
+            imgs = "".join(
+                f'<img alt="face track {f.track_id} crop {i + 1}" '
+                f'src="data:image/jpeg;base64,{_e(b64)}">'
+                for i, b64 in enumerate(f.crop_jpeg_b64)
+            ) or '<span class="small muted">no crops kept</span>'
+            for det_name, b64, t, sc in heat.get(f.track_id, []):
+                caption = f"{det_name} heatmap" + (f" at {_fmt_seconds(t)}" if t is not None else "") + (
+                    f", score {sc:.2f}" if sc is not None else "")
+                imgs += (f'<figure class="heatfig">{_jpeg_imgs(b64, caption)}'
+                         f'<figcaption>{_e(caption)}</figcaption></figure>')
+            span = (f"{_fmt_seconds(f.first_s)}" if report.media.kind == "image"
+                    else f"{_fmt_seconds(f.first_s)} – {_fmt_seconds(f.last_s)}")
             cards.append(
                 f'<div class="track"><h3>Track {_e(f.track_id)}</h3>'
                 f'<div class="small muted">{_e(span)} · {_e(f.observations)} observation'

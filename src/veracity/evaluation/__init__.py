@@ -1,0 +1,1 @@
+"""Evaluation harness: labelled sets, analysis records, metrics and ROC plots (``veracity eval``)."""

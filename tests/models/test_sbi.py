@@ -1,0 +1,119 @@
+"""Self-blended image generator on synthetic arrays (no torch needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veracity.models.train.sbi import (
+    augment_pair,
+    colour_transform,
+    deform_mask,
+    geometric_transform,
+    hull_mask,
+    jpeg,
+    self_blend,
+)
+
+SIZE = 96
+
+
+def _face() -> tuple[np.ndarray, np.ndarray]:
+    """A textured square with a bright 'face' disc, and points on the disc's rim."""
+    rng = np.random.default_rng(1)
+    img = rng.integers(40, 90, size=(SIZE, SIZE, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    disc = (yy - 48) ** 2 + (xx - 48) ** 2 < 28**2
+    img[disc] = (200, 160, 140)
+    ang = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    pts = np.stack([48 + 28 * np.cos(ang), 48 + 28 * np.sin(ang)], axis=1)
+    return img, pts
+
+
+def test_hull_mask_covers_the_hull_only() -> None:
+    mask = hull_mask(np.array([[10.0, 10.0], [50.0, 10.0], [50.0, 50.0], [10.0, 50.0]]), 64)
+    assert mask.dtype == np.float32
+    assert mask[30, 30] == 1.0
+    assert mask[5, 5] == 0.0 and mask[60, 60] == 0.0
+    assert 1500 < mask.sum() < 1800  # ~41 x 41
+
+
+@pytest.mark.parametrize("points", [np.zeros((2, 2)), np.zeros((5, 3))])
+def test_hull_mask_rejects_bad_points(points: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="points"):
+        hull_mask(points, 32)
+
+
+def test_deform_mask_is_soft_bounded_and_inside_out_of_reach() -> None:
+    _, pts = _face()
+    hard = hull_mask(pts, SIZE)
+    for seed in range(8):
+        soft = deform_mask(hard, np.random.default_rng(seed))
+        assert soft.shape == hard.shape
+        assert soft.min() >= 0.0 and soft.max() <= 1.0
+        assert soft[48, 48] > 0.2  # the face centre is blended
+        assert soft[0, 0] == 0.0  # far corners never are
+        assert np.any((soft > 0.01) & (soft < soft.max() - 0.01))  # a soft edge, not a hard cut
+
+
+def test_self_blend_changes_only_inside_the_mask() -> None:
+    """When the original is the target, pixels outside the mask are untouched, inside they change."""
+    img, pts = _face()
+    seen = 0
+    for seed in range(12):
+        out, mask = self_blend(img, pts, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        diff = np.abs(out.astype(int) - img.astype(int)).sum(axis=2)
+        outside = mask == 0
+        assert outside.any()
+        if np.all(diff[outside] == 0):  # this draw transformed the source
+            seen += 1
+            assert diff[mask >= 0.9 * mask.max()].mean() > 0.5
+    assert seen >= 2
+
+
+def test_self_blend_is_seeded() -> None:
+    img, pts = _face()
+    a, ma = self_blend(img, pts, np.random.default_rng(7))
+    b, mb = self_blend(img, pts, np.random.default_rng(7))
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)
+    c, _ = self_blend(img, pts, np.random.default_rng(8))
+    assert not np.array_equal(a, c)
+
+
+def test_blend_with_untouched_source_and_target_keeps_the_image() -> None:
+    """Blending an image with an identical copy is the identity: the generator adds nothing else."""
+    img, pts = _face()
+    m = deform_mask(hull_mask(pts, SIZE), np.random.default_rng(0))[..., None]
+    same = np.round(img * m + img * (1 - m)).astype(np.uint8)
+    assert np.array_equal(same, img)
+
+
+def test_transforms_keep_shape_and_range() -> None:
+    img, _ = _face()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        c = colour_transform(img, rng)
+        g = geometric_transform(img, rng)
+        assert c.shape == img.shape and c.dtype == np.uint8
+        assert g.shape == img.shape and g.dtype == np.uint8
+
+
+def test_self_blend_rejects_non_square() -> None:
+    with pytest.raises(ValueError, match="square"):
+        self_blend(np.zeros((10, 12, 3), np.uint8), np.zeros((5, 2)), np.random.default_rng(0))
+
+
+def test_augment_pair_applies_the_same_augmentation_to_both() -> None:
+    img, _ = _face()
+    for seed in range(6):
+        r, f = augment_pair(img, img.copy(), np.random.default_rng(seed), 64)
+        assert r.shape == (64, 64, 3)
+        assert np.array_equal(r, f)  # identical inputs stay identical: no class-specific processing
+
+
+def test_jpeg_round_trip_is_close() -> None:
+    img, _ = _face()
+    out = jpeg(img, 95)
+    assert out.shape == img.shape
+    assert np.abs(out.astype(int) - img.astype(int)).mean() < 8
