@@ -300,3 +300,15 @@ def test_openapi_has_stable_operation_ids(api: Api) -> None:
     assert set(body) == {"application/json", "multipart/form-data"}
     assert "JobCreate" in spec["components"]["schemas"]
     assert "bearer" in json.dumps(spec["components"]["securitySchemes"]).lower()
+
+
+def test_docs_are_served_locally(api: Api) -> None:
+    with api.server.client() as c:
+        page = c.get("/docs")
+        js = c.get("/static/swagger/swagger-ui-bundle.js")
+        css = c.get("/static/swagger/swagger-ui.css")
+    assert page.status_code == 200
+    assert "/static/swagger/swagger-ui-bundle.js" in page.text and "/openapi.json" in page.text
+    assert "https://" not in page.text  # nothing from a CDN
+    assert js.status_code == 200 and len(js.content) > 100_000
+    assert css.status_code == 200 and "swagger-ui" in css.text

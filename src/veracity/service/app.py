@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -136,6 +136,29 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+def _install_docs(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI from our own package (swagger-ui-dist 5, Apache-2.0), so the API
+    documentation works offline and the page makes no third-party request."""
+    from pathlib import Path
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    static = Path(__file__).parent / "static" / "swagger"
+    app.mount("/static/swagger", StaticFiles(directory=static), name="swagger")
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Veracity API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+
+
 def create_app(
     settings: Settings | None = None, *, start_workers: bool = True, context: ServiceContext | None = None
 ) -> FastAPI:
@@ -159,7 +182,10 @@ def create_app(
         description="Offline deepfake forensics and media provenance. Authenticate with "
         '`Authorization: Bearer <API key>`; errors are `{"error": {"code", "message"}}`.',
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's default pages load Swagger UI / ReDoc from a CDN: served locally below
+        redoc_url=None,
     )
+    _install_docs(app)
     app.add_middleware(MetricsMiddleware)
     _install_handlers(app)
     include_routers(app)
