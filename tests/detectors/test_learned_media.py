@@ -14,7 +14,7 @@ from PIL import Image
 
 from veracity.config import Options, Settings
 from veracity.detectors.synthetic_image import CARD_NAME as IMAGE_CARD
-from veracity.detectors.synthetic_image import TTA_QUALITIES, LinearHead, inference_views
+from veracity.detectors.synthetic_image import MAX_VIDEO_FRAMES, TTA_QUALITIES, LinearHead, inference_views
 from veracity.models.cards import load_card
 from veracity.models.clip import CARD_NAME as CLIP_CARD
 from veracity.models.clip import ClipEncoder
@@ -88,6 +88,6 @@ def test_detectors_run_on_eval_media(shared_data: Path, encoder: ClipEncoder) ->
         by = {d.name: d for d in rep.detectors}
         assert by["synthetic_speech"].applied  # the audio track of a video
         assert by["synthetic_image"].applied
-        assert by["synthetic_image"].evidence["n_frames"] == 4
+        assert by["synthetic_image"].evidence["n_frames"] == MAX_VIDEO_FRAMES
     finally:
         analyzer.close()

@@ -16,6 +16,7 @@ from veracity.detectors.base import AnalysisContext, Detector, sigmoid
 from veracity.detectors.synthetic_image import (
     BOTTLENECK_SIDE,
     CARD_NAME,
+    MAX_VIDEO_FRAMES,
     UNAVAILABLE,
     LinearHead,
     SyntheticImageDetector,
@@ -160,9 +161,9 @@ def test_run_scores_with_the_head_and_caps_video_frames() -> None:
     frames = [Frame(t=float(i), rgb=noise(240, 320, i), role="sparse") for i in range(16)]
     enc2 = StubEncoder()
     res2 = SyntheticImageDetector(head=head, encoder=enc2).run(context("video", frames))  # type: ignore[arg-type]
-    assert enc2.calls == [4]  # video: four frames, one copy each
-    assert len(res2.frame_scores) == 4
-    assert res2.evidence["n_frames"] == 4
+    assert enc2.calls == [MAX_VIDEO_FRAMES]  # video: a few frames, one copy each
+    assert len(res2.frame_scores) == MAX_VIDEO_FRAMES
+    assert res2.evidence["n_frames"] == MAX_VIDEO_FRAMES
 
 
 def test_reason_only_above_threshold() -> None:
@@ -190,6 +191,7 @@ def test_missing_encoder_is_reported_not_guessed(tmp_path: Path) -> None:
 
 def test_pick_frames_spreads_evenly() -> None:
     assert pick_frames(2) == [0, 1]
-    assert pick_frames(16) == [3, 6, 9, 12]
+    assert pick_frames(16, 4) == [3, 6, 9, 12]
     assert pick_frames(16, 3) == [4, 8, 11]
+    assert len(pick_frames(16)) == MAX_VIDEO_FRAMES
     assert pick_frames(0) == []
