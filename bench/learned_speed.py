@@ -1,0 +1,129 @@
+"""Per-item inference cost of the learned detectors on this CPU.
+
+* synthetic_image: one still = the detector's TTA copies (crop, bottleneck, JPEG round trip at
+  four qualities) through the CLIP int8 encoder + head; also one copy alone; on eval/image files
+  (1024 px faces) or 1024x1024 noise when ../shared/data is absent;
+  measured at 1 and 2 onnxruntime threads. Target <= 150 ms per image.
+* synthetic_speech: 10 s of speech (eval/audio files joined, or a synthetic voice) through the
+  detector's segment scoring. Target <= 100 ms per 10 s.
+
+Times are medians over ``--repeat`` runs after one warm-up, in this process (models warm), as
+wall time and as CPU time of this process (the machine is shared; the load average is printed).
+
+    .venv/bin/python bench/learned_speed.py [--repeat 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from veracity.config import Settings
+from veracity.detectors.synthetic_image import CARD_NAME as IMAGE_CARD
+from veracity.detectors.synthetic_image import TTA_QUALITIES, LinearHead, inference_views, prepare
+from veracity.detectors.synthetic_speech import CARD_NAME as SPEECH_CARD
+from veracity.detectors.synthetic_speech import SpeechModel, score_samples
+from veracity.media.types import AUDIO_RATE
+from veracity.models.cards import load_card
+from veracity.models.clip import CARD_NAME as CLIP_CARD
+from veracity.models.clip import ClipEncoder
+from veracity.models.fetch import load_fetched
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def images(n: int) -> list[npt.NDArray[np.uint8]]:
+    files = sorted((DATA / "eval" / "image" / "fake").glob("tpdne_*"))[:n]
+    if files:
+        return [np.asarray(Image.open(f).convert("RGB"), dtype=np.uint8) for f in files]
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def speech_10s() -> npt.NDArray[np.float32]:
+    from veracity.config import Limits
+    from veracity.media.audio import load_audio
+    from veracity.media.probe import probe
+
+    parts: list[npt.NDArray[np.float32]] = []
+    for f in sorted((DATA / "eval" / "audio" / "real").glob("*.wav")):
+        audio, _ = load_audio(probe(f, Limits()))
+        if audio is not None:
+            parts.append(audio.samples)
+        if sum(p.size for p in parts) >= 10 * AUDIO_RATE:
+            break
+    if parts:
+        return np.concatenate(parts)[: 10 * AUDIO_RATE]
+    t = np.arange(10 * AUDIO_RATE) / AUDIO_RATE
+    return np.asarray(0.1 * np.sin(2 * np.pi * 140 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)), dtype=np.float32)
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(median wall ms, median CPU ms of this process): on a shared machine the wall time also
+    counts other jobs' turns on the cores; CPU time divided by the threads used is the floor."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append((time.perf_counter() - t) * 1000.0)
+        cpu.append((time.process_time() - c) * 1000.0)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    settings = Settings.from_env()
+    out: dict[str, object] = {}
+
+    head = LinearHead.from_card(load_card(IMAGE_CARD))
+    _card, path = load_fetched(CLIP_CARD, settings.cache_dir)
+    pics = images(args.repeat)
+    for threads in (1, 2):
+        enc = ClipEncoder(path, threads=threads)
+        counter = itertools.count()
+
+        def one(enc: ClipEncoder = enc, counter: Iterator[int] = counter) -> None:
+            views = inference_views(pics[next(counter) % len(pics)])
+            head.predict_views(enc.embed(views), len(TTA_QUALITIES))
+
+        def single(enc: ClipEncoder = enc, counter: Iterator[int] = counter) -> None:
+            head.predict(enc.embed([prepare(pics[next(counter) % len(pics)])]))
+
+        med, cpu = median_ms(one, args.repeat)
+        one_copy, one_cpu = median_ms(single, args.repeat)
+        prep_med, _ = median_ms(lambda: prepare(pics[0]), args.repeat)
+        out[f"synthetic_image_ms_per_image_threads{threads}"] = {
+            "wall_median": round(med, 1), "cpu_median": round(cpu, 1), "copies": len(TTA_QUALITIES),
+            "one_copy_wall_median": round(one_copy, 1), "one_copy_cpu_median": round(one_cpu, 1),
+            "prepare_wall_median": round(prep_med, 1)}
+
+    model = SpeechModel.from_card(load_card(SPEECH_CARD))
+    audio = speech_10s()
+    med, cpu = median_ms(lambda: score_samples(model, audio), args.repeat)
+    out["synthetic_speech_ms_per_10s"] = {"wall_median": round(med, 1), "cpu_median": round(cpu, 1)}
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    out["targets_ms"] = {"synthetic_image": 150, "synthetic_speech_per_10s": 100}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for k, v in out.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

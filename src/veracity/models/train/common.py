@@ -1,0 +1,103 @@
+"""Pieces every trainer shares: listing labelled files from MANIFEST.tsv, seeded subsets, and a
+per-item feature cache on disk (so retraining a head does not re-run an expensive encoder)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from veracity.errors import ConfigError
+from veracity.models.train.spectral import read_manifest
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One labelled file from MANIFEST.tsv."""
+
+    path: Path
+    rel: str
+    label: int  # 1 fake, 0 real
+    group: str  # train: the folder (train/images_fake/sdxl_style_preview); eval: source repository
+    detail: str
+    source_repo: str
+    license: str
+
+
+def list_items(data_root: Path, split: str, prefixes: Sequence[str], suffixes: Sequence[str],
+               log: Progress) -> list[Item]:
+    """The rows of ``split`` under ``prefixes`` whose files exist, sorted by path."""
+    out: list[Item] = []
+    missing = 0
+    for row in read_manifest(data_root):
+        rel = row["path"]
+        if row["split"] != split or not rel.startswith(tuple(prefixes)) or row["label"] not in ("real", "fake"):
+            continue
+        if not rel.lower().endswith(tuple(suffixes)):
+            continue
+        path = data_root / rel
+        if not path.is_file():
+            missing += 1
+            continue
+        group = "/".join(rel.split("/")[:3]) if split == "train" else row["source_repo"]
+        out.append(Item(path, rel, int(row["label"] == "fake"), group, row["detail"] or "unspecified",
+                        row["source_repo"], row["license"]))
+    if missing:
+        log(f"warning: {missing} {split} rows listed in MANIFEST.tsv have no file")
+    if not out:
+        raise ConfigError(f"no {split} files under {data_root} for {', '.join(prefixes)}")
+    return sorted(out, key=lambda i: i.rel)
+
+
+def cap_per_group(items: Sequence[Item], caps: dict[str, int], rng: np.random.Generator) -> list[Item]:
+    """At most ``caps[group]`` items of each group (a random, seeded subset); groups not named in
+    ``caps`` are kept whole; a cap of 0 drops the group."""
+    by_group: dict[str, list[Item]] = defaultdict(list)
+    for it in items:
+        by_group[it.group].append(it)
+    out: list[Item] = []
+    for group, members in sorted(by_group.items()):
+        cap = caps.get(group)
+        if cap is not None and len(members) > cap:
+            keep = sorted(rng.choice(len(members), size=cap, replace=False).tolist())
+            out.extend(members[i] for i in keep)
+        else:
+            out.extend(members)
+    return sorted(out, key=lambda i: i.rel)
+
+
+class FeatureCache:
+    """``<root>/<config hash>/<item hash>.npy``: one array per (file, configuration)."""
+
+    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+        self.folder = root / digest
+        self.config = config
+
+    def _path(self, key: str) -> Path:
+        return self.folder / (hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest() + ".npy")
+
+    def get(self, key: str) -> npt.NDArray[Any] | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            return np.asarray(np.load(path, allow_pickle=False))
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: npt.NDArray[Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "config.json").write_text(json.dumps(self.config, sort_keys=True, indent=1))
+        tmp = self._path(key).with_suffix(".tmp.npy")
+        np.save(tmp, value, allow_pickle=False)
+        tmp.replace(self._path(key))
