@@ -82,3 +82,12 @@ def test_calibration_shifts_the_fused_logit() -> None:
     assert plain is not None and ident is not None and up is not None
     assert ident == pytest.approx(plain)
     assert up > plain
+
+
+def test_packaged_fitted_fusion_was_fitted_on_train_only() -> None:
+    v2 = FusionParams.load("fusion-v2")
+    assert v2.fitted and v2.calibration is not None
+    data = v2.fit["data"]
+    assert data["split"] == "train"
+    assert data["folders"] and all(folder.startswith("train/") for folder in data["folders"])
+    assert v2.thresholds.suspicious < v2.thresholds.manipulated
