@@ -45,7 +45,7 @@ def test_confident_low_scores_are_authentic(params: FusionParams) -> None:
 def test_one_weak_detector_cannot_call_manipulated(params: FusionParams) -> None:
     v = fuse([_r("spectral", 0.95, conf=0.1, reasons=("spectral_artifacts",))], params)
     assert v.score is not None and v.score < params.thresholds.manipulated
-    assert v.label in {"suspicious", "authentic"}
+    assert v.label in {"suspicious", "authentic", "inconclusive"}
 
 
 def test_shares_sum_to_one(params: FusionParams) -> None:
@@ -63,3 +63,18 @@ def test_result_validation() -> None:
         DetectorResult(name="x", version="1", score=1.5)
     with pytest.raises(ValueError, match="must say why"):
         DetectorResult(name="x", version="1", score=None)
+
+
+def test_too_little_evidence_is_inconclusive_but_keeps_the_score(params: FusionParams) -> None:
+    thin = params.model_copy(update={"min_evidence_mass": 0.15})
+    v = fuse([_r("spectral", 0.6, conf=0.5, reasons=("spectral_artifacts",))], thin)  # mass 0.2 x 0.5 = 0.1
+    assert v.label == "inconclusive"
+    assert v.score is not None and 0.5 < v.score < 0.6
+    assert v.reasons == ()
+    strong = fuse([_r("spectral", 0.6, conf=0.5), _r("av_sync", 0.9, reasons=("lip_audio_mismatch",))], thin)
+    assert strong.label != "inconclusive"
+
+
+def test_detectors_at_chance_on_eval_weigh_nothing(params: FusionParams) -> None:
+    v = fuse([_r("synthetic_speech", 0.99, reasons=("synthetic_voice",))], params)
+    assert v.score is None and v.label == "inconclusive"

@@ -51,6 +51,9 @@ class FusionParams(BaseModel):
     reason_min_score: float = Field(gt=0, lt=1)
     logit_clip: float = Field(gt=0)
     evidence_mass_full: float = Field(default=0.5, gt=0)
+    # Below this total of weight x confidence the evidence is too thin for any verdict: the score
+    # is still reported, the label is "inconclusive" (a coin-flip detector must not say "suspicious").
+    min_evidence_mass: float = Field(default=0.0, ge=0)
     # Floor of the score when a valid credential or a watermark declares AI generation.
     provenance_synthetic_score: float = Field(default=0.95, gt=0, lt=1)
     calibration: Calibration | None = None  # None: the fused logit is used as it is
@@ -99,6 +102,8 @@ def fuse(results: list[DetectorResult], params: FusionParams) -> Verdict:
         if (r.score or 0.0) >= params.reason_min_score:
             reasons.extend(x for x in r.reasons if x not in reasons)
     label: Label
+    if total < params.min_evidence_mass:
+        return Verdict(score=score, label="inconclusive", reasons=(), weights=shares)
     if score < params.thresholds.suspicious:
         label = "authentic"
         reasons = []  # a lone detector's reason does not explain an authentic verdict
