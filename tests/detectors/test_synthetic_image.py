@@ -138,14 +138,15 @@ def test_registered_lazily_and_honours_protocol() -> None:
     assert det._encoder is None and det._head is None  # type: ignore[attr-defined]
 
 
-def test_applies_to_images_and_video_not_audio() -> None:
+def test_applies_to_still_images_only() -> None:
     det = SyntheticImageDetector(head=simple_head(), encoder=StubEncoder())  # type: ignore[arg-type]
     assert det.applies(context("image"))
-    assert det.applies(context("video", [Frame(t=0.5, rgb=noise(240, 320), role="sparse")]))
+    video = det.applies(context("video", [Frame(t=0.5, rgb=noise(240, 320), role="sparse")]))
+    assert not video and video.reason == "not_image"
     audio_ctx = context("audio", [], audio=Audio(samples=np.zeros(16000, dtype=np.float32)))
     verdict = det.applies(audio_ctx)
     assert not verdict
-    assert verdict.reason == "no_image"
+    assert verdict.reason == "not_image"
 
 
 def test_run_scores_with_the_head_and_caps_video_frames() -> None:

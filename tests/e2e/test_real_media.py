@@ -57,4 +57,4 @@ def test_audio_file_is_scored_by_the_speech_detector_alone(shared_data: Path, an
     assert report.media.kind == "audio"
     assert {d.name for d in report.detectors if d.applied} == {"synthetic_speech"}
     assert report.deepfake_score is not None
-    assert next(d for d in report.detectors if d.name == "synthetic_image").not_applicable == "no_image"
+    assert next(d for d in report.detectors if d.name == "synthetic_image").not_applicable == "not_image"

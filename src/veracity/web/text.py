@@ -57,6 +57,7 @@ NOT_APPLICABLE_TEXT: dict[str, str] = {
     "face_too_small": "The faces are too small to analyse.",
     "degenerate_landmarks": "Facial landmarks could not be placed reliably.",
     "no_image": "Needs an image or video frames; this input has none.",
+    "not_image": "Looks at still images only (whole-picture AI generation); this input is not one.",
     "no_frames": "No frames could be decoded.",
     "model_unavailable": "Its model is not installed on this server.",
     "not_applicable": "Not applicable to this input.",
