@@ -7,7 +7,7 @@ import csv
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.errors import ConfigError
+from veracity.models.cards import TrainingSet
 
 Progress = Callable[[str], None]
 
@@ -83,6 +84,17 @@ def cap_per_group(items: Sequence[Item], caps: dict[str, int], rng: np.random.Ge
         else:
             out.extend(members)
     return sorted(out, key=lambda i: i.rel)
+
+
+def training_sets(items: Sequence[Item], counts: Mapping[str, int], fake_prefix: str,
+                  sources: Mapping[str, str] | None = None) -> list[TrainingSet]:
+    """A card's ``training_data``: one entry per group of ``counts`` (files used), by name; fake
+    when the group is under ``fake_prefix``. Source repository and licence come from the group's
+    manifest rows, unless ``sources`` names the source of a group drawn from several."""
+    origin = {it.group: (it.source_repo, it.license) for it in items}
+    return [TrainingSet(name=g, label="fake" if g.startswith(fake_prefix) else "real", count=n,
+                        source=(sources or {}).get(g, origin[g][0]), license=origin[g][1][:200])
+            for g, n in sorted(counts.items())]
 
 
 class FeatureCache:

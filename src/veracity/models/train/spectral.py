@@ -42,9 +42,9 @@ from veracity.detectors.spectral import (
     spectrum_features,
 )
 from veracity.errors import ConfigError
-from veracity.models.cards import ModelCard, TrainingSet, params_sha256, write_card
+from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
-from veracity.models.train.common import Item, Progress, list_items, read_manifest
+from veracity.models.train.common import Item, Progress, list_items, read_manifest, training_sets
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -343,19 +343,7 @@ def train_spectral(
 
     params = model.params()
     params["l2"] = L2
-    training_data = []
-    origin = {it.group: (it.source_repo, it.license) for it in items}
-    for group in sorted(used):
-        fake = group.startswith("train/images_fake")
-        training_data.append(
-            TrainingSet(
-                name=group,
-                label="fake" if fake else "real",
-                count=used[group],
-                source=origin[group][0],
-                license=origin[group][1][:200],
-            )
-        )
+    training_data = training_sets(items, used, "train/images_fake")
     card = ModelCard(
         name=CARD_NAME,
         version=SpectralDetector.version,
