@@ -11,11 +11,13 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -167,6 +169,26 @@ def _print_report(report: Report, console: Console) -> None:
         console.print(f"  [yellow]warning:[/yellow] {escape(w)}")
 
 
+def _bar(*, elapsed: bool = True, hide: bool = False) -> Progress:
+    """A transient progress bar on stderr, shown only on a terminal (and not when ``hide``)."""
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn()]
+    if elapsed:
+        columns.append(TimeElapsedColumn())
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal or hide)
+
+
+def _require_inputs(inputs: list[Path]) -> None:
+    """Exit 2 with one line when the given paths hold no file to work on."""
+    if not inputs:
+        _err("error: no media files found in the given paths")
+        raise typer.Exit(2)
+
+
+def _batch_payload(key: str, items: Sequence[BaseModel], errors: Sequence[ErrorReport]) -> dict[str, object]:
+    """The ``--json`` document of a batch: every result under ``key``, every failure under errors."""
+    return {key: [i.model_dump(mode="json") for i in items], "errors": [e.model_dump(mode="json") for e in errors]}
+
+
 def _error_payload(path: Path, exc: BaseException) -> ErrorReport:
     code = exc.code if isinstance(exc, VeracityError) else "internal_error"
     message = exc.message if isinstance(exc, VeracityError) else f"{type(exc).__name__}: {exc}"
@@ -206,9 +228,7 @@ def analyze(
         _err(f"error: {exc}")
         raise typer.Exit(2) from exc
     inputs = expand_inputs(paths)
-    if not inputs:
-        _err("error: no media files found in the given paths")
-        raise typer.Exit(2)
+    _require_inputs(inputs)
     batch = len(inputs) > 1 or any(p.is_dir() for p in paths)
     if report is not None and batch:
         report.mkdir(parents=True, exist_ok=True)
@@ -217,15 +237,7 @@ def analyze(
     input_errors = internal_errors = 0
     analyzer = Analyzer(settings)
     out = Console()
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
+    with _bar() as progress:
         task = progress.add_task("analysing", total=len(inputs))
         for path in inputs:
 
@@ -255,10 +267,7 @@ def analyze(
     analyzer.close()
     if as_json:
         if batch:
-            payload = {
-                "reports": [r.model_dump(mode="json") for r in reports],
-                "errors": [e.model_dump(mode="json") for e in errors],
-            }
+            payload = _batch_payload("reports", reports, errors)
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         elif reports:
             sys.stdout.write(reports[0].model_dump_json(indent=2) + "\n")
@@ -456,18 +465,6 @@ def train(
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
 
 
-def _bar() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-
-
 @app.command(name="eval")
 def eval_(
     target: Annotated[
@@ -612,9 +609,7 @@ def verify(
     except ConfigError as exc:
         raise _fail(exc) from exc
     inputs = expand_inputs(paths, VERIFY_SUFFIXES)
-    if not inputs:
-        _err("error: no media files found in the given paths")
-        raise typer.Exit(2)
+    _require_inputs(inputs)
     if (manifest is not None or fragment) and len(inputs) != 1:
         _err("error: --manifest and --fragment apply to a single input")
         raise typer.Exit(2)
@@ -622,14 +617,7 @@ def verify(
     errors: list[ErrorReport] = []
     worst = 0
     out = Console()
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal or len(inputs) < 2,
-    ) as progress:
+    with _bar(elapsed=False, hide=len(inputs) < 2) as progress:
         task = progress.add_task("verifying", total=len(inputs))
         for path in inputs:
             progress.update(task, description=path.name[:40])
@@ -646,10 +634,7 @@ def verify(
     if as_json:
         batch = len(inputs) > 1 or any(p.is_dir() for p in paths)
         if batch:
-            payload: object = {
-                "results": [r.model_dump(mode="json") for r in results],
-                "errors": [e.model_dump(mode="json") for e in errors],
-            }
+            payload: object = _batch_payload("results", results, errors)
         else:
             payload = results[0].model_dump(mode="json") if results else errors[0].model_dump(mode="json")
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")

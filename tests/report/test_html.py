@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from tests.reports import SHA, detector, image_b64, video_report
 
 from veracity.report.html import REASON_TEXT, render_html, write_html
 from veracity.report.model import (
-    DetectorReport,
     FaceSummary,
     MediaSummary,
     Provenance,
@@ -22,59 +19,24 @@ from veracity.report.model import (
     TimelinePoint,
 )
 
-SHA = "ab" * 32
 EXTERNAL = re.compile(r"""(?:src|href|xlink:href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
-
-
-def _jpeg_b64() -> str:
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 16), (200, 150, 120)).save(buf, format="JPEG")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _detector(name: str, score: float | None, **kw: object) -> DetectorReport:
-    fields: dict[str, object] = {
-        "name": name, "version": f"{name}-v1", "applied": score is not None, "score": score,
-        "confidence": 0.8 if score is not None else 0.0, "elapsed_ms": 12.5,
-    }
-    fields.update(kw)
-    return DetectorReport.model_validate(fields)
 
 
 def _report(**kw: object) -> Report:
     fields: dict[str, object] = {
-        "veracity_version": "0.1.0",
-        "source": SourceInfo(name="clip.mp4", sha256=SHA, size_bytes=2_345_678),
-        "media": MediaSummary(kind="video", container="mp4", width=640, height=360,
-                              duration_s=4.0, fps=25.0, frame_count=100, video_codec="h264",
-                              audio_codec="aac", has_audio=True, audio_sample_rate=16000,
-                              frames_analysed=40, dense_windows=[(1.0, 2.0)]),
-        "deepfake_score": 0.82,
-        "label": "manipulated",
-        "reasons": ["lip_audio_mismatch", "weird_new_code"],
         "provenance": Provenance(note="not built yet"),
         "detectors": [
-            _detector("av_sync", 0.9, reasons=["lip_audio_mismatch"], weight=0.7,
-                      evidence={"corr": 0.12, "lag_frames": 3, "speech": True,
-                                "per_window": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}),
-            _detector("temporal", 0.4, weight=0.3, evidence={"jitter": 1.5}),
-            _detector("spectral", None, not_applicable="no_faces_large_enough"),
+            detector("av_sync", 0.9, reasons=["lip_audio_mismatch"], weight=0.7,
+                     evidence={"corr": 0.12, "lag_frames": 3, "speech": True,
+                               "per_window": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}),
+            detector("temporal", 0.4, weight=0.3, evidence={"jitter": 1.5}),
+            detector("spectral", None, not_applicable="no_faces_large_enough"),
         ],
-        "timeline": [
-            TimelinePoint(t=t / 2, faces=1 if t != 3 else 0,
-                          scores={"av_sync": 0.5 + t / 20, "temporal": 0.4 - t / 40})
-            for t in range(9)
-        ],
-        "faces": [FaceSummary(track_id=0, first_s=0.0, last_s=4.0, observations=38,
-                              crop_jpeg_b64=[_jpeg_b64()])],
-        "warnings": ["audio track shorter than video"],
         "model_versions": {"av_sync": "av_sync-v1", "temporal": "temporal-v1"},
-        "fusion_version": "fusion-v1",
         "timings_ms": {"probe": 3.0, "decode": 120.0, "faces": 300.0, "total": 480.0},
-        "elapsed_ms": 480.0,
     }
     fields.update(kw)
-    return Report.model_validate(fields)
+    return video_report(**fields)
 
 
 def _image_report() -> Report:
@@ -83,7 +45,7 @@ def _image_report() -> Report:
         media=MediaSummary(kind="image", container="jpeg", width=512, height=512,
                            frames_analysed=1),
         deepfake_score=0.2, label="authentic", reasons=[],
-        detectors=[_detector("spectral", 0.2, weight=1.0)],
+        detectors=[detector("spectral", 0.2, weight=1.0)],
         timeline=[TimelinePoint(t=0.0, faces=1, scores={"spectral": 0.2})],
         faces=[FaceSummary(track_id=0, first_s=0.0, last_s=0.0, observations=1)],
         warnings=[], timings_ms={"total": 50.0}, elapsed_ms=50.0,
@@ -95,7 +57,7 @@ def _inconclusive_report() -> Report:
         media=MediaSummary(kind="audio", container="wav", duration_s=3.0, has_audio=True,
                            frames_analysed=0),
         deepfake_score=None, label="inconclusive", reasons=[],
-        detectors=[_detector("av_sync", None, not_applicable="no_video")],
+        detectors=[detector("av_sync", None, not_applicable="no_video")],
         timeline=[], faces=[], warnings=[],
     )
 
@@ -179,13 +141,13 @@ def test_file_name_is_escaped() -> None:
     assert "onerror=alert(2)>" not in doc
     assert "<b>bold</b>" not in doc
     assert _tags(doc, "img") == [{"alt": "face track 0 crop 1",
-                                  "src": "data:image/jpeg;base64," + _jpeg_b64()}]
+                                  "src": "data:image/jpeg;base64," + image_b64()}]
 
 
 def test_detector_name_is_escaped_in_svg() -> None:
     name = "<evil&det>"
     report = _report(
-        detectors=[_detector(name, 0.5, weight=1.0)],
+        detectors=[detector(name, 0.5, weight=1.0)],
         timeline=[TimelinePoint(t=0.5 * i, faces=1, scores={name: 0.5}) for i in range(4)],
     )
     doc = render_html(report)
@@ -259,8 +221,8 @@ def test_provenance_rows_are_shown_and_escaped() -> None:
 
 
 def test_face_artifacts_heatmap_is_shown_as_an_image_beside_the_track() -> None:
-    heat = _jpeg_b64()
-    det = _detector("face_artifacts", 0.9, reasons=["blending_boundary"], weight=0.5,
+    heat = image_b64()
+    det = detector("face_artifacts", 0.9, reasons=["blending_boundary"], weight=0.5,
                     evidence={"n_crops": 4, "heatmap_jpeg_b64": [heat], "heatmap_track_ids": [0],
                               "heatmap_t": [1.5], "heatmap_scores": [0.93]})
     page = render_html(_report(detectors=[det]))
@@ -271,7 +233,7 @@ def test_face_artifacts_heatmap_is_shown_as_an_image_beside_the_track() -> None:
 
 
 def test_heatmap_evidence_that_is_not_base64_is_dropped() -> None:
-    det = _detector("face_artifacts", 0.9, evidence={"heatmap_jpeg_b64": ['"><script>x</script>'],
+    det = detector("face_artifacts", 0.9, evidence={"heatmap_jpeg_b64": ['"><script>x</script>'],
                                                       "heatmap_track_ids": [0]})
     page = render_html(_report(detectors=[det]))
     assert "<script>x" not in page

@@ -6,15 +6,8 @@ import math
 import re
 
 import pytest
-from tests.web.synthetic import (
-    HeatFace,
-    RichProvenance,
-    audio_report,
-    detector,
-    image_b64,
-    image_report,
-    video_report,
-)
+from tests.reports import detector, image_b64, video_report
+from tests.web.synthetic import HeatFace, RichProvenance, audio_report, image_report
 
 from veracity.report.model import FaceSummary, Provenance
 from veracity.web.templating import environment

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
@@ -30,10 +30,10 @@ from veracity.detectors.base import (
     clamp01,
     sigmoid,
 )
-from veracity.errors import ModelUnavailable
 from veracity.faces.types import FaceResult
 from veracity.media.types import DecodedMedia, MediaKind
-from veracity.models.cards import ModelCard, load_card
+from veracity.models.cards import load_card
+from veracity.models.logistic import StandardLogistic
 
 CARD_NAME = "spectral-v1"
 SIZE = 256  # side of the normalised square
@@ -153,58 +153,18 @@ def feature_config() -> dict[str, object]:
 
 
 @dataclass(frozen=True, slots=True)
-class SpectralModel:
+class SpectralModel(StandardLogistic):
     """Standardise the features, then a logistic regression: p(fake) = sigmoid(w·z + b)."""
 
-    version: str
-    mean: FloatArray
-    std: FloatArray
-    coef: FloatArray
-    intercept: float
+    n_features: ClassVar[int] = N_FEATURES
+    mismatch: ClassVar[str] = "was trained on other spectral features ({found!r})"
 
-    def __post_init__(self) -> None:
-        for arr in (self.mean, self.std, self.coef):
-            if arr.shape != (N_FEATURES,) or not np.all(np.isfinite(arr)):
-                raise ValueError(f"model arrays must be {N_FEATURES} finite numbers")
-        if np.any(self.std <= 0) or not math.isfinite(self.intercept):
-            raise ValueError("feature std must be positive and the intercept finite")
-
-    def logit(self, features: FloatArray) -> float:
-        z = (features - self.mean) / self.std
-        return float(z @ self.coef) + self.intercept
+    @classmethod
+    def config(cls) -> dict[str, object]:
+        return feature_config()
 
     def predict(self, features: FloatArray) -> float:
         return clamp01(sigmoid(self.logit(features)))
-
-    def params(self) -> dict[str, object]:
-        """The card's inline payload (hashed by the card)."""
-        return {
-            "features": feature_config(),
-            "mean": self.mean.tolist(),
-            "std": self.std.tolist(),
-            "coef": self.coef.tolist(),
-            "intercept": self.intercept,
-        }
-
-    @classmethod
-    def from_card(cls, card: ModelCard) -> SpectralModel:
-        p = card.params
-        if card.kind != "logistic" or p is None:
-            raise ModelUnavailable(f"model {card.name!r} is not an inline logistic model")
-        if p.get("features") != feature_config():
-            raise ModelUnavailable(
-                f"model {card.name!r} was trained on other spectral features ({p.get('features')!r})"
-            )
-        try:
-            return cls(
-                version=card.version,
-                mean=np.asarray(p["mean"], dtype=np.float64),
-                std=np.asarray(p["std"], dtype=np.float64),
-                coef=np.asarray(p["coef"], dtype=np.float64),
-                intercept=float(p["intercept"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelUnavailable(f"model {card.name!r} has malformed parameters: {exc}") from exc
 
 
 # -- regions -------------------------------------------------------------------------------------

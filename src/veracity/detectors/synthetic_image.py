@@ -30,10 +30,9 @@ The encoder is a fetched asset (``veracity models fetch``); without it the detec
 from __future__ import annotations
 
 import io
-import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -43,9 +42,10 @@ from PIL import Image
 from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01, sigmoid
 from veracity.errors import ModelUnavailable
 from veracity.media.types import MediaKind
-from veracity.models.cards import ModelCard, load_card
+from veracity.models.cards import load_card
 from veracity.models.clip import CARD_NAME as ENCODER_CARD
 from veracity.models.clip import EMBED_DIM, ClipEncoder, to_rgb3
+from veracity.models.logistic import StandardLogistic
 
 CARD_NAME = "synthetic_image-v1"
 BOTTLENECK_SIDE = 176  # inference side; training draws from BOTTLENECK_RANGE
@@ -138,21 +138,17 @@ def preprocessing_config() -> dict[str, object]:
 
 
 @dataclass(frozen=True, slots=True)
-class LinearHead:
+class LinearHead(StandardLogistic):
     """Standardise the unit embedding, then logistic regression: p(fake) = sigmoid(w·z + b)."""
 
-    version: str
-    mean: FloatArray
-    std: FloatArray
-    coef: FloatArray
-    intercept: float
+    n_features: ClassVar[int] = EMBED_DIM
+    config_key: ClassVar[str] = "preprocessing"
+    noun: ClassVar[str] = "head"
+    mismatch: ClassVar[str] = "was trained with other preprocessing"
 
-    def __post_init__(self) -> None:
-        for arr in (self.mean, self.std, self.coef):
-            if arr.shape != (EMBED_DIM,) or not np.all(np.isfinite(arr)):
-                raise ValueError(f"head arrays must be {EMBED_DIM} finite numbers")
-        if np.any(self.std <= 0) or not math.isfinite(self.intercept):
-            raise ValueError("std must be positive and the intercept finite")
+    @classmethod
+    def config(cls) -> dict[str, object]:
+        return preprocessing_config()
 
     def logits(self, emb: npt.NDArray[np.floating[Any]]) -> FloatArray:
         x = np.atleast_2d(np.asarray(emb, dtype=np.float64))
@@ -167,24 +163,6 @@ class LinearHead:
         """One probability per image from ``n_views`` consecutive rows each (mean logit)."""
         z = self.logits(emb).reshape(-1, n_views).mean(axis=1)
         return np.asarray([clamp01(sigmoid(float(v))) for v in z], dtype=np.float64)
-
-    def params(self) -> dict[str, object]:
-        return {"preprocessing": preprocessing_config(), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept}
-
-    @classmethod
-    def from_card(cls, card: ModelCard) -> LinearHead:
-        p = card.params
-        if card.kind != "logistic" or p is None:
-            raise ModelUnavailable(f"model {card.name!r} is not an inline logistic head")
-        if p.get("preprocessing") != preprocessing_config():
-            raise ModelUnavailable(f"model {card.name!r} was trained with other preprocessing")
-        try:
-            return cls(version=card.version, mean=np.asarray(p["mean"], dtype=np.float64),
-                       std=np.asarray(p["std"], dtype=np.float64), coef=np.asarray(p["coef"], dtype=np.float64),
-                       intercept=float(p["intercept"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelUnavailable(f"model {card.name!r} has malformed parameters: {exc}") from exc
 
 
 def pick_frames(n: int, limit: int = MAX_VIDEO_FRAMES) -> list[int]:

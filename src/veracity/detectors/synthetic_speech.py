@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,8 @@ import numpy.typing as npt
 from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01, sigmoid
 from veracity.errors import ModelUnavailable
 from veracity.media.types import AUDIO_RATE, MediaKind
-from veracity.models.cards import ModelCard, load_card
+from veracity.models.cards import load_card
+from veracity.models.logistic import StandardLogistic
 
 CARD_NAME = "synthetic_speech-v1"
 RATE = AUDIO_RATE
@@ -172,42 +173,15 @@ def feature_config() -> dict[str, object]:
 
 
 @dataclass(frozen=True, slots=True)
-class SpeechModel:
+class SpeechModel(StandardLogistic):
     """Standardise the features, then logistic regression: p(synthetic) = sigmoid(w·z + b)."""
 
-    version: str
-    mean: FloatArray
-    std: FloatArray
-    coef: FloatArray
-    intercept: float
-
-    def __post_init__(self) -> None:
-        for arr in (self.mean, self.std, self.coef):
-            if arr.shape != (N_FEATURES,) or not np.all(np.isfinite(arr)):
-                raise ValueError(f"model arrays must be {N_FEATURES} finite numbers")
-        if np.any(self.std <= 0) or not math.isfinite(self.intercept):
-            raise ValueError("std must be positive and the intercept finite")
-
-    def logit(self, features: FloatArray) -> float:
-        return float(((features - self.mean) / self.std) @ self.coef) + self.intercept
-
-    def params(self) -> dict[str, object]:
-        return {"features": feature_config(), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept}
+    n_features: ClassVar[int] = N_FEATURES
+    mismatch: ClassVar[str] = "was trained on other speech features"
 
     @classmethod
-    def from_card(cls, card: ModelCard) -> SpeechModel:
-        p = card.params
-        if card.kind != "logistic" or p is None:
-            raise ModelUnavailable(f"model {card.name!r} is not an inline logistic model")
-        if p.get("features") != feature_config():
-            raise ModelUnavailable(f"model {card.name!r} was trained on other speech features")
-        try:
-            return cls(version=card.version, mean=np.asarray(p["mean"], dtype=np.float64),
-                       std=np.asarray(p["std"], dtype=np.float64), coef=np.asarray(p["coef"], dtype=np.float64),
-                       intercept=float(p["intercept"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelUnavailable(f"model {card.name!r} has malformed parameters: {exc}") from exc
+    def config(cls) -> dict[str, object]:
+        return feature_config()
 
 
 def score_samples(model: SpeechModel, samples: npt.NDArray[np.floating[Any]]

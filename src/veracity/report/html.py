@@ -20,6 +20,8 @@ __all__ = [
     "LABEL_COLOURS",
     "LABEL_TEXT",
     "REASON_TEXT",
+    "fmt_bytes",
+    "fmt_seconds",
     "render_html",
     "series_colours",
     "timeline_message",
@@ -181,7 +183,10 @@ def _fmt(value: float | None, digits: int = 3, dash: str = "—") -> str:
     return f"{value:.{digits}f}"
 
 
-def _fmt_bytes(n: int) -> str:
+def fmt_bytes(n: int | None) -> str:
+    """A byte count for people (KiB, MiB, GiB); a dash when unknown. Shared with the web UI."""
+    if n is None:
+        return "—"
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -190,7 +195,8 @@ def _fmt_bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _fmt_seconds(t: float | None) -> str:
+def fmt_seconds(t: float | None) -> str:
+    """Seconds as ``1.23 s`` or, from a minute on, ``m:ss.ss``; a dash when unknown."""
     if t is None:
         return "—"
     if t >= 60:
@@ -234,10 +240,10 @@ def _header(report: Report) -> str:
     if media.width and media.height:
         facts.append(f"{media.width}×{media.height}")
     if media.duration_s is not None and media.kind != "image":
-        facts.append(_fmt_seconds(media.duration_s))
+        facts.append(fmt_seconds(media.duration_s))
     if media.fps:
         facts.append(f"{media.fps:.3g} fps")
-    facts.append(_fmt_bytes(report.source.size_bytes))
+    facts.append(fmt_bytes(report.source.size_bytes))
     if report.deepfake_score is None:
         big = '<div class="big muted">—</div>'
         bar = '<div class="scorebar"></div>'
@@ -648,12 +654,12 @@ def _faces(report: Report) -> str:
                 for i, b64 in enumerate(f.crop_jpeg_b64)
             ) or '<span class="small muted">no crops kept</span>'
             for det_name, b64, t, sc in heat.get(f.track_id, []):
-                caption = f"{det_name} heatmap" + (f" at {_fmt_seconds(t)}" if t is not None else "") + (
+                caption = f"{det_name} heatmap" + (f" at {fmt_seconds(t)}" if t is not None else "") + (
                     f", score {sc:.2f}" if sc is not None else "")
                 imgs += (f'<figure class="heatfig">{_jpeg_imgs(b64, caption)}'
                          f'<figcaption>{_e(caption)}</figcaption></figure>')
-            span = (f"{_fmt_seconds(f.first_s)}" if report.media.kind == "image"
-                    else f"{_fmt_seconds(f.first_s)} – {_fmt_seconds(f.last_s)}")
+            span = (f"{fmt_seconds(f.first_s)}" if report.media.kind == "image"
+                    else f"{fmt_seconds(f.first_s)} – {fmt_seconds(f.last_s)}")
             cards.append(
                 f'<div class="track"><h3>Track {_e(f.track_id)}</h3>'
                 f'<div class="small muted">{_e(span)} · {_e(f.observations)} observation'
@@ -708,7 +714,7 @@ def _media(report: Report) -> str:
     if m.width and m.height:
         rows.append(("Resolution", f"{m.width} × {m.height}"))
     if m.duration_s is not None:
-        rows.append(("Duration", _e(_fmt_seconds(m.duration_s))))
+        rows.append(("Duration", _e(fmt_seconds(m.duration_s))))
     if m.fps:
         rows.append(("Frame rate", f"{m.fps:.3f} fps"))
     if m.frame_count is not None:
@@ -768,7 +774,7 @@ def _versions(report: Report) -> str:
         ("SHA-256", f'<span class="mono break">{_e(report.source.sha256)}</span>'),
         (
             "Size",
-            f"{_e(_fmt_bytes(report.source.size_bytes))} "
+            f"{_e(fmt_bytes(report.source.size_bytes))} "
             f'<span class="muted">({report.source.size_bytes:,} bytes)</span>',
         ),
         ("veracity", f'<span class="mono">{_e(report.veracity_version)}</span>'),

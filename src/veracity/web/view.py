@@ -18,7 +18,14 @@ from typing import Any
 
 from markupsafe import Markup
 
-from veracity.report.html import LABEL_COLOURS, series_colours, timeline_message, timeline_svg
+from veracity.report.html import (
+    LABEL_COLOURS,
+    fmt_bytes,
+    fmt_seconds,
+    series_colours,
+    timeline_message,
+    timeline_svg,
+)
 from veracity.report.model import DetectorReport, FaceSummary, Provenance, Report
 from veracity.web.text import LABEL_TEXT, detector_looks_at, not_applicable_text, reason_text
 
@@ -101,26 +108,6 @@ def review_queue_order(jobs: Sequence[JobView]) -> list[JobView]:
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "—"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def fmt_seconds(t: float | None) -> str:
-    if t is None:
-        return "—"
-    if t >= 60:
-        m, s = divmod(t, 60)
-        return f"{int(m)}:{s:05.2f}"
-    return f"{t:.2f} s"
 
 
 def score_colour(score: float | None) -> str:

@@ -3,10 +3,11 @@ per-item feature cache on disk (so retraining a head does not re-run an expensiv
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.errors import ConfigError
-from veracity.models.train.spectral import read_manifest
+from veracity.models.cards import TrainingSet
 
 Progress = Callable[[str], None]
 
@@ -33,12 +34,22 @@ class Item:
     license: str
 
 
+def read_manifest(data_root: Path) -> list[dict[str, str]]:
+    """The rows of ``<data_root>/MANIFEST.tsv``."""
+    path = data_root / "MANIFEST.tsv"
+    if not path.is_file():
+        raise ConfigError(f"no MANIFEST.tsv under {data_root}")
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
 def list_items(data_root: Path, split: str, prefixes: Sequence[str], suffixes: Sequence[str],
-               log: Progress) -> list[Item]:
-    """The rows of ``split`` under ``prefixes`` whose files exist, sorted by path."""
+               log: Progress, *, rows: Sequence[dict[str, str]] | None = None, require: bool = True) -> list[Item]:
+    """The rows of ``split`` under ``prefixes`` whose files exist, sorted by path. ``rows`` are
+    the manifest's when already read; ``require`` makes an empty result a ConfigError."""
     out: list[Item] = []
     missing = 0
-    for row in read_manifest(data_root):
+    for row in read_manifest(data_root) if rows is None else rows:
         rel = row["path"]
         if row["split"] != split or not rel.startswith(tuple(prefixes)) or row["label"] not in ("real", "fake"):
             continue
@@ -53,7 +64,7 @@ def list_items(data_root: Path, split: str, prefixes: Sequence[str], suffixes: S
                         row["source_repo"], row["license"]))
     if missing:
         log(f"warning: {missing} {split} rows listed in MANIFEST.tsv have no file")
-    if not out:
+    if require and not out:
         raise ConfigError(f"no {split} files under {data_root} for {', '.join(prefixes)}")
     return sorted(out, key=lambda i: i.rel)
 
@@ -73,6 +84,17 @@ def cap_per_group(items: Sequence[Item], caps: dict[str, int], rng: np.random.Ge
         else:
             out.extend(members)
     return sorted(out, key=lambda i: i.rel)
+
+
+def training_sets(items: Sequence[Item], counts: Mapping[str, int], fake_prefix: str,
+                  sources: Mapping[str, str] | None = None) -> list[TrainingSet]:
+    """A card's ``training_data``: one entry per group of ``counts`` (files used), by name; fake
+    when the group is under ``fake_prefix``. Source repository and licence come from the group's
+    manifest rows, unless ``sources`` names the source of a group drawn from several."""
+    origin = {it.group: (it.source_repo, it.license) for it in items}
+    return [TrainingSet(name=g, label="fake" if g.startswith(fake_prefix) else "real", count=n,
+                        source=(sources or {}).get(g, origin[g][0]), license=origin[g][1][:200])
+            for g, n in sorted(counts.items())]
 
 
 class FeatureCache:

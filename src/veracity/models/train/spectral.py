@@ -18,12 +18,10 @@ down-scaled to 256-512 px) so the resampling ratio no longer tells the classes a
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,10 +42,10 @@ from veracity.detectors.spectral import (
     spectrum_features,
 )
 from veracity.errors import ConfigError
-from veracity.models.cards import ModelCard, TrainingSet, params_sha256, write_card
+from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
+from veracity.models.train.common import Item, Progress, list_items, read_manifest, training_sets
 
-Progress = Callable[[str], None]
 FloatArray = npt.NDArray[np.float64]
 
 TRAIN_DIRS = ("train/images_fake/", "train/images_real/", "train/faces_real/")
@@ -59,49 +57,13 @@ L2 = 1.0  # ridge on the standardised coefficients (intercept free)
 VAL_FRACTION = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    path: Path
-    rel: str
-    label: int  # 1 fake, 0 real
-    group: str  # training: the folder (train/images_fake/sdxl_style_preview); eval: source repo
-    detail: str
-    source_repo: str
-    license: str
-
-
 # -- data ----------------------------------------------------------------------------------------
-
-
-def read_manifest(data_root: Path) -> list[dict[str, str]]:
-    path = data_root / "MANIFEST.tsv"
-    if not path.is_file():
-        raise ConfigError(f"no MANIFEST.tsv under {data_root}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
 
 
 def _items(
     rows: Sequence[dict[str, str]], data_root: Path, split: str, prefixes: Sequence[str], log: Progress
 ) -> list[Item]:
-    out: list[Item] = []
-    missing = 0
-    for row in rows:
-        rel = row["path"]
-        if row["split"] != split or not rel.startswith(tuple(prefixes)):
-            continue
-        if row["label"] not in ("real", "fake") or not rel.lower().endswith(IMAGE_SUFFIXES):
-            continue
-        path = data_root / rel
-        if not path.is_file():
-            missing += 1
-            continue
-        group = "/".join(rel.split("/")[:3]) if split == "train" else row["source_repo"]
-        out.append(
-            Item(path, rel, int(row["label"] == "fake"), group, row["detail"], row["source_repo"], row["license"])
-        )
-    if missing:
-        log(f"warning: {missing} {split} rows listed in MANIFEST.tsv have no file")
+    out = list_items(data_root, split, prefixes, IMAGE_SUFFIXES, log, rows=rows, require=False)
     listed = {i.rel for i in out}
     for prefix in prefixes:
         folder = data_root / prefix
@@ -381,19 +343,7 @@ def train_spectral(
 
     params = model.params()
     params["l2"] = L2
-    training_data = []
-    origin = {it.group: (it.source_repo, it.license) for it in items}
-    for group in sorted(used):
-        fake = group.startswith("train/images_fake")
-        training_data.append(
-            TrainingSet(
-                name=group,
-                label="fake" if fake else "real",
-                count=used[group],
-                source=origin[group][0],
-                license=origin[group][1][:200],
-            )
-        )
+    training_data = training_sets(items, used, "train/images_fake")
     card = ModelCard(
         name=CARD_NAME,
         version=SpectralDetector.version,

@@ -43,12 +43,19 @@ from veracity.detectors.synthetic_image import (
     preprocessing_config,
     random_view,
 )
-from veracity.models.cards import ModelCard, TrainingSet, params_sha256, write_card
+from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.clip import CARD_NAME as ENCODER_CARD
 from veracity.models.clip import ClipEncoder
 from veracity.models.fetch import load_fetched
 from veracity.models.metrics import roc_auc
-from veracity.models.train.common import FeatureCache, Item, Progress, cap_per_group, list_items
+from veracity.models.train.common import (
+    FeatureCache,
+    Item,
+    Progress,
+    cap_per_group,
+    list_items,
+    training_sets,
+)
 from veracity.models.train.spectral import auc_table, balanced_weights, fit_logistic, read_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -270,11 +277,8 @@ def train_synthetic_image(data_root: Path, out: Path, *, settings: Settings | No
 
     params = head.params()
     params["l2"] = best_l2
-    origin = {it.group: (it.source_repo if it.group != VIDEO_GROUP else "several (see MANIFEST.tsv)",
-                         it.license) for it in items}
-    counts = Counter(it.group for it in items)
-    training_data = [TrainingSet(name=g, label="fake" if g.startswith("train/images_fake") else "real", count=n,
-                                 source=origin[g][0], license=origin[g][1][:200]) for g, n in sorted(counts.items())]
+    training_data = training_sets(items, Counter(it.group for it in items), "train/images_fake",
+                                  sources={VIDEO_GROUP: "several (see MANIFEST.tsv)"})
     card = ModelCard(
         name=CARD_NAME,
         version=SyntheticImageDetector.version,

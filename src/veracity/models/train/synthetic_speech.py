@@ -42,9 +42,9 @@ from veracity.detectors.synthetic_speech import (
 from veracity.errors import ConfigError, VeracityError
 from veracity.media.audio import load_audio
 from veracity.media.probe import probe
-from veracity.models.cards import ModelCard, TrainingSet, params_sha256, write_card
+from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
-from veracity.models.train.common import Progress, list_items
+from veracity.models.train.common import Progress, list_items, training_sets
 from veracity.models.train.spectral import auc_table, balanced_weights, fit_logistic
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
@@ -179,9 +179,7 @@ def train_synthetic_speech(data_root: Path, out: Path, *, seed: int = 0, progres
 
     params = model.params()
     params["l2"] = best
-    origin = {it.group: (it.source_repo, it.license) for it in items}
-    training_data = [TrainingSet(name=g, label="fake" if g.startswith("train/audio_fake") else "real", count=n,
-                                 source=origin[g][0], license=origin[g][1][:200]) for g, n in sorted(used.items())]
+    training_data = training_sets(items, used, "train/audio_fake")
     card = ModelCard(
         name=CARD_NAME,
         version=SyntheticSpeechDetector.version,

@@ -1,0 +1,75 @@
+"""Standardised logistic models stored inline in a model card: p = sigmoid(w·((x - mean) / std) + b).
+
+Three detectors (spectral, synthetic_speech, synthetic_image) use this same small model on
+different features. The arithmetic, the validation and the card round trip live here once; each
+detector subclasses :class:`StandardLogistic` and says only how many features it takes and which
+feature (or preprocessing) configuration its card must carry, so a card trained on other
+features is refused instead of scoring nonsense.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from veracity.errors import ModelUnavailable
+from veracity.models.cards import ModelCard
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class StandardLogistic:
+    """Standardise the features, then logistic regression. Subclasses set the class variables."""
+
+    version: str
+    mean: FloatArray
+    std: FloatArray
+    coef: FloatArray
+    intercept: float
+
+    n_features: ClassVar[int]
+    config_key: ClassVar[str] = "features"  # the params key holding the feature configuration
+    noun: ClassVar[str] = "model"  # in messages: "head" or "model"
+    mismatch: ClassVar[str] = "was trained on other features"  # may use {found!r}
+
+    @classmethod
+    def config(cls) -> dict[str, object]:
+        """The feature configuration the model must have been trained with."""
+        raise NotImplementedError
+
+    def __post_init__(self) -> None:
+        n = self.n_features
+        for arr in (self.mean, self.std, self.coef):
+            if arr.shape != (n,) or not np.all(np.isfinite(arr)):
+                raise ValueError(f"{self.noun} arrays must be {n} finite numbers")
+        if np.any(self.std <= 0) or not math.isfinite(self.intercept):
+            raise ValueError("std must be positive and the intercept finite")
+
+    def logit(self, features: FloatArray) -> float:
+        """The logit of one feature vector."""
+        return float(((features - self.mean) / self.std) @ self.coef) + self.intercept
+
+    def params(self) -> dict[str, object]:
+        """The card's inline payload (hashed by the card)."""
+        return {self.config_key: self.config(), "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "coef": self.coef.tolist(), "intercept": self.intercept}
+
+    @classmethod
+    def from_card(cls, card: ModelCard) -> Self:
+        p = card.params
+        if card.kind != "logistic" or p is None:
+            raise ModelUnavailable(f"model {card.name!r} is not an inline logistic {cls.noun}")
+        if p.get(cls.config_key) != cls.config():
+            raise ModelUnavailable(f"model {card.name!r} " + cls.mismatch.format(found=p.get(cls.config_key)))
+        try:
+            return cls(version=card.version, mean=np.asarray(p["mean"], dtype=np.float64),
+                       std=np.asarray(p["std"], dtype=np.float64), coef=np.asarray(p["coef"], dtype=np.float64),
+                       intercept=float(p["intercept"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelUnavailable(f"model {card.name!r} has malformed parameters: {exc}") from exc
+
