@@ -76,14 +76,9 @@ class FaceModel:
 
     def session(self) -> Any:
         if self._session is None:
-            import onnxruntime as ort
+            from veracity.models.runtime import onnx_session
 
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            self._session = ort.InferenceSession(str(self.path), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = onnx_session(self.path, threads=self.threads)
         return self._session
 
     def predict(self, crops: list[U8], batch: int = 16) -> tuple[npt.NDArray[np.float64], F32]:
