@@ -20,6 +20,9 @@ def onnx_session(path: Path, *, threads: int) -> Any:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    # No pre-allocated arena: small models and single images do not need it, and it keeps a
+    # worker's peak memory down (bench/analyze_speed.py).
+    opts.enable_cpu_mem_arena = False
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
