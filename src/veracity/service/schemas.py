@@ -70,6 +70,12 @@ class AnalyzeVideoCreate(_In):
     options: JobOptions = Field(default_factory=JobOptions)
 
 
+class VerifyCreate(_In):
+    """Verify the media at a URL (http(s), public addresses only)."""
+
+    url: str = Field(min_length=1, max_length=4096)
+
+
 class BatchCreate(_In):
     urls: list[str] = Field(min_length=1, max_length=500)
     options: JobOptions = Field(default_factory=JobOptions)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from veracity.errors import VeracityError
@@ -22,9 +22,9 @@ from veracity.report.model import Report
 from veracity.service import jobs
 from veracity.service.context import ServiceContext
 from veracity.service.deps import Analyst, ContextDep, Reviewer
-from veracity.service.errors import BadRequest, Conflict, ServiceError
+from veracity.service.errors import BadRequest, Conflict
 from veracity.service.models import Job
-from veracity.service.routes.common import errors
+from veracity.service.routes.common import body_kind, errors, media_body, read_json_body
 from veracity.service.schemas import (
     AnalyzeVideoCreate,
     AnalyzeVideoPublic,
@@ -40,7 +40,6 @@ from veracity.service.schemas import (
 from veracity.service.uploads import read_multipart, sniff
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
-MAX_JSON_BYTES = 1 << 20
 BODY_MODELS: list[type[BaseModel]] = [JobCreate, AnalyzeVideoCreate, BatchCreate]
 
 # HTTP status for a failed job's error code (the job itself keeps the code and message).
@@ -57,70 +56,6 @@ _JOB_ERROR_STATUS = {
 }
 
 
-def _body(schema: str, *, files: str = "file", many: bool = False) -> dict[str, Any]:
-    file_schema: dict[str, Any] = {"type": "string", "format": "binary"}
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": [files],
-                        "properties": {
-                            files: {"type": "array", "items": file_schema} if many else file_schema,
-                            "options": {"type": "string", "description": "JSON object of job options"},
-                            "callback_url": {"type": "string"},
-                            "keep_media": {"type": "boolean"},
-                        },
-                    }
-                },
-            },
-        }
-    }
-
-
-async def _json_body(request: Request, model: type[BaseModel]) -> Any:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
-        raise BadRequest("JSON body over 1 MiB")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_JSON_BYTES:
-            raise BadRequest("JSON body over 1 MiB")
-    try:
-        return model.model_validate_json(bytes(raw))
-    except ValidationError as exc:
-        raise _validation(exc) from exc
-
-
-class ValidationFailed(ServiceError):
-    code = "validation_error"
-    status = 422
-
-
-def _validation(exc: ValidationError) -> ValidationFailed:
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
-    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-    return ValidationFailed(f"{where}: {first.get('msg', 'invalid')}")
-
-
-def _kind(request: Request) -> str:
-    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if ctype == "application/json" or ctype.endswith("+json"):
-        return "json"
-    if ctype == "multipart/form-data":
-        return "multipart"
-    raise _Unsupported(f"send application/json or multipart/form-data, not {ctype or 'no content type'!r}")
-
-
-class _Unsupported(ServiceError):
-    code = "unsupported_media_type"
-    status = 415
-
-
 async def _submit(
     ctx: ServiceContext,
     request: Request,
@@ -131,8 +66,8 @@ async def _submit(
     json_model: type[BaseModel],
 ) -> Job:
     """Create one job from a JSON URL body or a single-file multipart upload."""
-    if _kind(request) == "json":
-        body = await _json_body(request, json_model)
+    if body_kind(request) == "json":
+        body = await read_json_body(request, json_model)
         url, options = getattr(body, url_field), body.options
         callback, keep = getattr(body, "callback_url", None), getattr(body, "keep_media", False)
 
@@ -203,7 +138,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
         202: {"model": JobAccepted, "description": "Still running: poll the job"},
         **errors(400, 401, 403, 413, 415, 422, 429),
     },
-    openapi_extra=_body("AnalyzeVideoCreate"),
+    openapi_extra=media_body("AnalyzeVideoCreate"),
 )
 async def analyze_video(
     request: Request,
@@ -246,7 +181,7 @@ async def analyze_video(
     status_code=202,
     response_model=JobAccepted,
     responses=errors(400, 401, 403, 413, 415, 422, 429),
-    openapi_extra=_body("JobCreate"),
+    openapi_extra=media_body("JobCreate"),
 )
 async def create_job(
     request: Request, ctx: ContextDep, principal: Analyst, idempotency_key: IdempotencyKey = None
@@ -343,11 +278,11 @@ def review_job(ctx: ContextDep, principal: Reviewer, job_id: str, review: Review
     status_code=202,
     response_model=BatchPublic,
     responses=errors(400, 401, 403, 413, 415, 422, 429),
-    openapi_extra=_body("BatchCreate", files="files", many=True),
+    openapi_extra=media_body("BatchCreate", files="files", many=True),
 )
 async def create_batch(request: Request, ctx: ContextDep, principal: Analyst) -> BatchPublic:
-    if _kind(request) == "json":
-        body: BatchCreate = await _json_body(request, BatchCreate)
+    if body_kind(request) == "json":
+        body: BatchCreate = await read_json_body(request, BatchCreate)
 
         def create_urls() -> tuple[str, list[str]]:
             with ctx.tx() as s:

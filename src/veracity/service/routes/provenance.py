@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -24,9 +24,8 @@ from veracity.service import audit, fetch
 from veracity.service.context import ServiceContext
 from veracity.service.deps import Analyst, ContextDep, Signer
 from veracity.service.errors import BadRequest
-from veracity.service.routes.common import errors
-from veracity.service.routes.jobs import _body, _json_body, _kind
-from veracity.service.schemas import _In
+from veracity.service.routes.common import body_kind, errors, media_body, read_json_body
+from veracity.service.schemas import VerifyCreate
 from veracity.service.uploads import UploadForm, read_multipart, sniff
 
 router = APIRouter(prefix="/api/v1", tags=["provenance"])
@@ -40,12 +39,6 @@ _SUFFIX = {
     "audio/wav": ".wav",
     "audio/x-wav": ".wav",
 }
-
-
-class VerifyCreate(_In):
-    """Verify the media at a URL (http(s), public addresses only)."""
-
-    url: str = Field(min_length=1, max_length=4096)
 
 
 BODY_MODELS: list[type[BaseModel]] = [VerifyCreate]
@@ -73,13 +66,13 @@ def _fetch(ctx: ServiceContext, url: str) -> Path:
     summary="Read and validate content credentials, watermarks and generator metadata",
     response_model=ProvenanceResult,
     responses=errors(400, 401, 403, 413, 415, 422, 429),
-    openapi_extra=_body("VerifyCreate"),
+    openapi_extra=media_body("VerifyCreate", job_fields=False),
 )
 async def verify(request: Request, ctx: ContextDep, principal: Analyst) -> Any:
     from veracity.provenance import verify_file
 
-    if _kind(request) == "json":
-        body = await _json_body(request, VerifyCreate)
+    if body_kind(request) == "json":
+        body = await read_json_body(request, VerifyCreate)
         path = await run_in_threadpool(_fetch, ctx, body.url)
         name = body.url.rsplit("/", 1)[-1][:200] or "remote"
     else:
@@ -124,7 +117,7 @@ async def sign(request: Request, ctx: ContextDep, principal: Signer) -> Any:
     from veracity.provenance import sign_file
     from veracity.provenance.sniff import sniff as sniff_format
 
-    if _kind(request) != "multipart":
+    if body_kind(request) != "multipart":
         raise BadRequest("sign takes a multipart/form-data upload with a file and a consent_id")
     src, name, form = await _one_upload(ctx, request)
     consent_id = form.fields.get("consent_id", "").strip()
