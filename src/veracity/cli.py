@@ -354,8 +354,7 @@ def models_fetch(
     except VeracityError as exc:
         if as_json:
             sys.stdout.write(json.dumps({"error": {"code": exc.code, "message": exc.message}}) + "\n")
-        _err(f"error: {exc} [{exc.code}]")
-        raise typer.Exit(exc.exit_code) from exc
+        raise _fail(exc) from exc
     if as_json:
         sys.stdout.write(json.dumps({"assets": [r.to_json() for r in results]}, indent=2) + "\n")
         return
@@ -459,8 +458,7 @@ def train(
                  "(av_sync, spectral, face_artifacts, synthetic_image, synthetic_speech, fusion)")
             raise typer.Exit(2)
     except VeracityError as exc:
-        _err(f"error: {exc} [{exc.code}]")
-        raise typer.Exit(exc.exit_code) from exc
+        raise _fail(exc) from exc
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
 
@@ -513,8 +511,7 @@ def eval_(
                 progress=tick,
             )
     except VeracityError as exc:
-        _err(f"error: {exc} [{exc.code}]")
-        raise typer.Exit(exc.exit_code) from exc
+        raise _fail(exc) from exc
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
@@ -833,15 +830,8 @@ def _service_call(fn: object, *args: object) -> object:
     """Run a service command with one-line errors: 2 for bad input/config, 1 for anything else."""
     try:
         return fn(*args)  # type: ignore[operator]
-    except (InputError, ConfigError) as exc:
-        _err(f"error: {exc} [{exc.code}]")
-        raise typer.Exit(2) from exc
-    except VeracityError as exc:
-        _err(f"error: {exc} [{exc.code}]")
-        raise typer.Exit(1) from exc
     except Exception as exc:
-        _err(f"internal error: {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from exc
+        raise _fail(exc) from exc
 
 
 @app.command()
