@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from veracity.models.train.av_sync import train
+from veracity.train.av_sync import train
 
 
 def main() -> int:

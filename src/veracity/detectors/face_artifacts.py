@@ -1,6 +1,6 @@
 """Face artifacts: a CNN on aligned face crops that spots blending seams and re-rendered texture.
 
-The network (EfficientNet-lite0, trained on self-blended images; ``models/train/face_artifacts``)
+The network (EfficientNet-lite0, trained on self-blended images; ``train/face_artifacts``)
 scores each aligned crop the face stage cut (``faces/align.py``, 224 px, resized to the model's
 input) and also returns its class activation map (CAM): the head's weights applied at every cell
 of the last feature map, whose mean is the logit. The CAM is the "where" of the evidence.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veracity.models.train.sbi import (
+from veracity.train.sbi import (
     augment_pair,
     colour_transform,
     deform_mask,

@@ -374,95 +374,6 @@ def schema(
         out.write_text(text)
 
 
-@app.command()
-def train(
-    name: Annotated[
-        str,
-        typer.Argument(
-            help="What to train: av_sync, spectral, face_artifacts, synthetic_image, synthetic_speech or fusion."
-        ),
-    ],
-    data: Annotated[Path, typer.Option("--data", help="The shared data folder.")] = Path("../shared/data"),
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Where to write the model card / fusion file (default: the package's).")
-    ] = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="face_artifacts: training steps.")] = None,
-    per_group: Annotated[
-        int, typer.Option("--per-group", min=1, help="fusion: at most this many train files per folder.")
-    ] = 16,
-    records: Annotated[
-        Path | None, typer.Option("--records", help="fusion: keep (or with --reuse, read) the analysis records here.")
-    ] = None,
-    reuse: Annotated[bool, typer.Option("--reuse", help="fusion: refit from --records without re-analysing.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the card / fit summary as JSON.")] = False,
-) -> None:
-    """Train a model (or fit the fusion) on ../shared/data/train and write it with its card."""
-    if not (data / "MANIFEST.tsv").is_file():
-        _err(f"error: {data} has no MANIFEST.tsv")
-        raise typer.Exit(2)
-    pkg_data = Path(__file__).resolve().parent / "models" / "data"
-    summary: dict[str, object] = {"trained": name}
-    try:
-        if name == "av_sync":
-            from veracity.models.train import av_sync as trainer_av
-
-            trainer_av.train(data, out or pkg_data / "av_sync-v1.json", log=_err)
-        elif name == "spectral":
-            from veracity.models.train import spectral as trainer_sp
-
-            trainer_sp.train_spectral(data, out or pkg_data / "spectral-v1.json")
-        elif name == "face_artifacts":
-            try:
-                from veracity.models.train import face_artifacts as trainer_fa
-
-                card = trainer_fa.train_face_artifacts(
-                    data,
-                    out or pkg_data / f"{trainer_fa.CARD_NAME}.json",
-                    cache=Settings.from_env().cache_dir / "train" / "face_prep.npz",
-                    config=trainer_fa.TrainConfig(**({"steps": steps} if steps else {})),
-                    log=_err,
-                )
-            except ModuleNotFoundError as exc:
-                _err(f"error: training needs the [train] extra (torch, onnx): {exc}")
-                raise typer.Exit(2) from exc
-            summary["card"] = card.model_dump(mode="json")
-        elif name == "synthetic_image":
-            from veracity.models.train import synthetic_image as trainer_si
-
-            trainer_si.train_synthetic_image(data, out or pkg_data / "synthetic_image-v1.json", progress=_err)
-        elif name == "synthetic_speech":
-            from veracity.models.train import synthetic_speech as trainer_ss
-
-            trainer_ss.train_synthetic_speech(data, out or pkg_data / "synthetic_speech-v1.json", progress=_err)
-        elif name == "fusion":
-            from veracity.models.train import fusion as trainer_fu
-
-            with _bar() as progress:
-                task = progress.add_task("analysing train files", total=None)
-
-                def tick(done: int, total: int, rel: str) -> None:
-                    progress.update(task, completed=done, total=total, description=Path(rel).name[:40] or "done")
-
-                result = trainer_fu.train_fusion(
-                    data,
-                    out=out,
-                    per_group=per_group,
-                    records_path=records,
-                    reuse_records=reuse,
-                    progress=tick,
-                    log=_err,
-                )
-            summary["fusion"] = result.params.model_dump(mode="json")
-        else:
-            _err(f"error: nothing to train named {name!r} "
-                 "(av_sync, spectral, face_artifacts, synthetic_image, synthetic_speech, fusion)")
-            raise typer.Exit(2)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
-
-
 @app.command(name="eval")
 def eval_(
     target: Annotated[
@@ -1020,6 +931,11 @@ def _silence_native_stderr() -> None:
         sys.stderr = os.fdopen(kept, "w", buffering=1)
     except OSError:
         return
+
+
+from veracity.cli.train import train_app  # noqa: E402  (needs _err, _bar, _fail above)
+
+app.add_typer(train_app, name="train")
 
 
 def main() -> None:

@@ -34,6 +34,14 @@ class Item:
     license: str
 
 
+Roots = Path | Sequence[Path]
+
+
+def as_roots(data: Roots) -> list[Path]:
+    """One data root or several, as a list (a trainer reads each root's MANIFEST.tsv)."""
+    return [data] if isinstance(data, Path) else list(data)
+
+
 def read_manifest(data_root: Path) -> list[dict[str, str]]:
     """The rows of ``<data_root>/MANIFEST.tsv``."""
     path = data_root / "MANIFEST.tsv"
@@ -43,29 +51,52 @@ def read_manifest(data_root: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def list_items(data_root: Path, split: str, prefixes: Sequence[str], suffixes: Sequence[str],
-               log: Progress, *, rows: Sequence[dict[str, str]] | None = None, require: bool = True) -> list[Item]:
-    """The rows of ``split`` under ``prefixes`` whose files exist, sorted by path. ``rows`` are
-    the manifest's when already read; ``require`` makes an empty result a ConfigError."""
+def group_of(row: dict[str, str]) -> str:
+    """The group a row counts in. Train rows: their folder (``train/images_fake/sd15_cheatsheet``);
+    in the materialised SOURCES layout (``train/<kind>/<label>/file``) the folder says nothing, so
+    the source repository is added (``train/audio/fake/Edresson/YourTTS``). Eval rows: the
+    source repository."""
+    parts = row["path"].split("/")
+    if row["split"] != "train":
+        return row["source_repo"]
+    if len(parts) >= 4 and parts[2] in ("real", "fake"):
+        return "/".join([*parts[:3], row["source_repo"]])
+    return "/".join(parts[:3])
+
+
+def list_items(data_roots: Roots, split: str, prefixes: Sequence[str], suffixes: Sequence[str],
+               log: Progress, *, rows: Sequence[dict[str, str]] | None = None, require: bool = True,
+               kinds: Sequence[str] = ()) -> list[Item]:
+    """The rows of ``split`` whose files exist, sorted by path, from every root. A row is taken
+    when its path starts with one of ``prefixes`` or, for the materialised SOURCES layout, when
+    its ``kind`` column is one of ``kinds`` (``audio``, ``image``, ``video``). ``rows`` are the
+    manifest's when already read (one root only); ``require`` makes an empty result a
+    ConfigError. Rows labelled other than real/fake (c2pa, watermarked) are never taken."""
+    roots = as_roots(data_roots)
+    if rows is not None and len(roots) != 1:
+        raise ValueError("rows= needs exactly one data root")
     out: list[Item] = []
     missing = 0
-    for row in read_manifest(data_root) if rows is None else rows:
-        rel = row["path"]
-        if row["split"] != split or not rel.startswith(tuple(prefixes)) or row["label"] not in ("real", "fake"):
-            continue
-        if not rel.lower().endswith(tuple(suffixes)):
-            continue
-        path = data_root / rel
-        if not path.is_file():
-            missing += 1
-            continue
-        group = "/".join(rel.split("/")[:3]) if split == "train" else row["source_repo"]
-        out.append(Item(path, rel, int(row["label"] == "fake"), group, row["detail"] or "unspecified",
-                        row["source_repo"], row["license"]))
+    for root in roots:
+        for row in read_manifest(root) if rows is None else rows:
+            rel = row["path"]
+            if row["split"] != split or row["label"] not in ("real", "fake"):
+                continue
+            sources_layout = row.get("kind") in kinds and rel.split("/")[1:2] == [row["kind"]]
+            if not (rel.startswith(tuple(prefixes)) or sources_layout):
+                continue
+            if not rel.lower().endswith(tuple(suffixes)):
+                continue
+            path = root / rel
+            if not path.is_file():
+                missing += 1
+                continue
+            out.append(Item(path, rel, int(row["label"] == "fake"), group_of(row), row["detail"] or "unspecified",
+                            row["source_repo"], row["license"]))
     if missing:
         log(f"warning: {missing} {split} rows listed in MANIFEST.tsv have no file")
     if require and not out:
-        raise ConfigError(f"no {split} files under {data_root} for {', '.join(prefixes)}")
+        raise ConfigError(f"no {split} files under {', '.join(map(str, roots))} for {', '.join(prefixes)}")
     return sorted(out, key=lambda i: i.rel)
 
 
@@ -86,13 +117,13 @@ def cap_per_group(items: Sequence[Item], caps: dict[str, int], rng: np.random.Ge
     return sorted(out, key=lambda i: i.rel)
 
 
-def training_sets(items: Sequence[Item], counts: Mapping[str, int], fake_prefix: str,
+def training_sets(items: Sequence[Item], counts: Mapping[str, int],
                   sources: Mapping[str, str] | None = None) -> list[TrainingSet]:
-    """A card's ``training_data``: one entry per group of ``counts`` (files used), by name; fake
-    when the group is under ``fake_prefix``. Source repository and licence come from the group's
-    manifest rows, unless ``sources`` names the source of a group drawn from several."""
-    origin = {it.group: (it.source_repo, it.license) for it in items}
-    return [TrainingSet(name=g, label="fake" if g.startswith(fake_prefix) else "real", count=n,
+    """A card's ``training_data``: one entry per group of ``counts`` (files used), by name, with
+    its label. Source repository and licence come from the group's manifest rows, unless
+    ``sources`` names the source of a group drawn from several."""
+    origin = {it.group: (it.source_repo, it.license, it.label) for it in items}
+    return [TrainingSet(name=g, label="fake" if origin[g][2] else "real", count=n,
                         source=(sources or {}).get(g, origin[g][0]), license=origin[g][1][:200])
             for g, n in sorted(counts.items())]
 

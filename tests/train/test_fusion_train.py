@@ -9,7 +9,7 @@ import pytest
 
 from veracity.evaluation.runner import DetectorScore, Record, save_records
 from veracity.fusion import FusionParams
-from veracity.models.train.fusion import fit_items, train_fusion
+from veracity.train.fusion import fit_items, train_fusion
 
 
 @pytest.mark.realdata

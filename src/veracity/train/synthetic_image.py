@@ -48,15 +48,16 @@ from veracity.models.clip import CARD_NAME as ENCODER_CARD
 from veracity.models.clip import ClipEncoder
 from veracity.models.fetch import load_fetched
 from veracity.models.metrics import roc_auc
-from veracity.models.train.common import (
+from veracity.train.common import (
     FeatureCache,
     Item,
     Progress,
+    Roots,
     cap_per_group,
     list_items,
     training_sets,
 )
-from veracity.models.train.spectral import auc_table, balanced_weights, fit_logistic, read_rgb
+from veracity.train.spectral import auc_table, balanced_weights, fit_logistic, read_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TRAIN_DIRS = ("train/images_fake/", "train/images_real/", "train/faces_real/")
@@ -75,7 +76,7 @@ L2_GRID = (1.0, 10.0, 30.0, 100.0, 300.0)
 FloatArray = npt.NDArray[np.float64]
 
 
-def video_items(data_root: Path, log: Progress) -> list[Item]:
+def video_items(data_root: Roots, log: Progress) -> list[Item]:
     """``FRAMES_PER_CLIP`` frame items (``rel#k``) of each train/video_real clip at least
     ``VIDEO_MIN_SIDE`` px: real faces at 256-700 px. Without them the only sharp, high-resolution
     faces in training would be the StyleGAN fakes (the real faces are 200 px UTKFace crops), and
@@ -211,7 +212,7 @@ def leave_source_out(x: FloatArray, y: npt.NDArray[np.int64], groups: Sequence[s
     return out
 
 
-def train_synthetic_image(data_root: Path, out: Path, *, settings: Settings | None = None, seed: int = 0,
+def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | None = None, seed: int = 0,
                           progress: Progress | None = None, measure_eval: bool = True) -> ModelCard:
     """Embed, choose the ridge by leave-one-fake-source-out on train, fit on all of train,
     measure on eval/image, write the card to ``out``."""
@@ -277,7 +278,7 @@ def train_synthetic_image(data_root: Path, out: Path, *, settings: Settings | No
 
     params = head.params()
     params["l2"] = best_l2
-    training_data = training_sets(items, Counter(it.group for it in items), "train/images_fake",
+    training_data = training_sets(items, Counter(it.group for it in items),
                                   sources={VIDEO_GROUP: "several (see MANIFEST.tsv)"})
     card = ModelCard(
         name=CARD_NAME,

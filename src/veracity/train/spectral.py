@@ -1,6 +1,6 @@
 """Train the spectral detector's logistic model, then measure it on held-out images.
 
-    python -m veracity.models.train.spectral --data ../shared/data \\
+    python -m veracity.train.spectral --data ../shared/data \\
         --out src/veracity/models/data/spectral-v1.json
 
 Training reads only ``train/`` rows of ``MANIFEST.tsv``: fakes from ``train/images_fake``, reals
@@ -44,7 +44,7 @@ from veracity.detectors.spectral import (
 from veracity.errors import ConfigError
 from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
-from veracity.models.train.common import Item, Progress, list_items, read_manifest, training_sets
+from veracity.train.common import Item, Progress, list_items, read_manifest, training_sets
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -343,7 +343,7 @@ def train_spectral(
 
     params = model.params()
     params["l2"] = L2
-    training_data = training_sets(items, used, "train/images_fake")
+    training_data = training_sets(items, used)
     card = ModelCard(
         name=CARD_NAME,
         version=SpectralDetector.version,

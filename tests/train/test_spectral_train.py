@@ -14,7 +14,7 @@ from PIL import Image
 from veracity.detectors.spectral import N_FEATURES, SpectralModel
 from veracity.errors import ConfigError
 from veracity.models.cards import read_card
-from veracity.models.train.spectral import (
+from veracity.train.spectral import (
     balanced_weights,
     fit_logistic,
     train_spectral,

@@ -7,7 +7,7 @@ and measured once more on the real clips with audio in ``eval/video``, which tra
 A "manipulated" clip is the same video with its audio shifted by 1 s (circularly, so speech stays
 present throughout) or with another clip's audio.
 
-    python -m veracity.models.train.av_sync --data ../shared/data --out src/veracity/models/data/av_sync-v1.json
+    python -m veracity.train.av_sync --data ../shared/data --out src/veracity/models/data/av_sync-v1.json
 """
 
 from __future__ import annotations

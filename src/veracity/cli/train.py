@@ -1,0 +1,216 @@
+"""``veracity train ...``: one sub-command per trainer, plus ``train data`` for the training and
+measuring data itself.
+
+Every trainer takes several data roots (``--data`` repeated): ../shared/data and the folder
+``veracity train data materialize`` writes (``~/.cache/veracity/data``). Only rows whose split
+is ``train`` are learned from; eval rows are measured, never fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from veracity.cli import _bar, _err, _fail
+from veracity.config import Settings
+from veracity.errors import VeracityError
+
+train_app = typer.Typer(no_args_is_help=True, help="Train a model (or fit the fusion) on the train split and write it "
+                                                   "with its card; `train data` builds the data.")
+data_app = typer.Typer(no_args_is_help=True, help="The training and measuring data: materialise SOURCES.tsv.")
+train_app.add_typer(data_app, name="data")
+
+PKG_DATA = Path(__file__).resolve().parent.parent / "models" / "data"
+SHARED_DATA = Path("../shared/data")
+
+DataOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--data", help="A data root holding MANIFEST.tsv (repeat for several). Default: ../shared/data "
+                                "and ~/.cache/veracity/data when present."),
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Where to write the card (default: the package's).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the card / summary as JSON.")]
+
+
+def default_data_dir() -> Path:
+    """Where ``train data materialize`` writes by default: a cache folder outside the repo."""
+    return Settings.from_env().cache_dir / "data"
+
+
+def data_roots(given: Sequence[Path] | None) -> list[Path]:
+    """The data roots to read: the ones given, or ../shared/data plus the materialised cache
+    when each has a MANIFEST.tsv. A given root without MANIFEST.tsv is an error (exit 2)."""
+    if given:
+        bad = [p for p in given if not (p / "MANIFEST.tsv").is_file()]
+        if bad:
+            _err(f"error: {bad[0]} has no MANIFEST.tsv")
+            raise typer.Exit(2)
+        return list(given)
+    roots = [p for p in (SHARED_DATA, default_data_dir()) if (p / "MANIFEST.tsv").is_file()]
+    if not roots:
+        _err(f"error: no data root found ({SHARED_DATA} and {default_data_dir()} have no MANIFEST.tsv); pass --data")
+        raise typer.Exit(2)
+    return roots
+
+
+def _emit(summary: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def _needs_torch(exc: ModuleNotFoundError) -> typer.Exit:
+    _err(f"error: training needs the [train] extra (torch, onnx): {exc}")
+    return typer.Exit(2)
+
+
+@train_app.command("av_sync")
+def train_av_sync(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """The audio-visual sync model (ridge on mouth features vs speech envelope)."""
+    from veracity.train import av_sync as trainer
+
+    try:
+        card = trainer.train(data_roots(data)[0], out or PKG_DATA / "av_sync-v1.json", log=_err)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": "av_sync", "card": card.model_dump(mode="json")}, as_json)
+
+
+@train_app.command("spectral")
+def train_spectral(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """The spectral (up-sampling fingerprint) head."""
+    from veracity.train import spectral as trainer
+
+    try:
+        card = trainer.train_spectral(data_roots(data)[0], out or PKG_DATA / "spectral-v1.json", progress=_err)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": "spectral", "card": card.model_dump(mode="json")}, as_json)
+
+
+@train_app.command("face_artifacts")
+def train_face_artifacts(
+    data: DataOpt = None,
+    out: OutOpt = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The face-manipulation network (EfficientNet-Lite, self-blended images)."""
+    try:
+        from veracity.train import face_artifacts as trainer
+    except ModuleNotFoundError as exc:
+        raise _needs_torch(exc) from exc
+    try:
+        card = trainer.train_face_artifacts(
+            data_roots(data)[0],
+            out or PKG_DATA / f"{trainer.CARD_NAME}.json",
+            cache=Settings.from_env().cache_dir / "train" / "face_prep.npz",
+            config=trainer.TrainConfig(**({"steps": steps} if steps else {})),
+            log=_err,
+        )
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": "face_artifacts", "card": card.model_dump(mode="json")}, as_json)
+
+
+@train_app.command("synthetic_image")
+def train_synthetic_image(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """The AI-generated-image head."""
+    from veracity.train import synthetic_image as trainer
+
+    try:
+        card = trainer.train_synthetic_image(data_roots(data), out or PKG_DATA / "synthetic_image-v1.json",
+                                             progress=_err)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": "synthetic_image", "card": card.model_dump(mode="json")}, as_json)
+
+
+@train_app.command("synthetic_speech")
+def train_synthetic_speech(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
+    """The synthetic-speech head."""
+    from veracity.train import synthetic_speech as trainer
+
+    try:
+        card = trainer.train_synthetic_speech(data_roots(data), out or PKG_DATA / "synthetic_speech-v1.json",
+                                              progress=_err)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": "synthetic_speech", "card": card.model_dump(mode="json")}, as_json)
+
+
+@train_app.command("fusion")
+def train_fusion(
+    data: DataOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the fusion file.")] = None,
+    per_group: Annotated[
+        int, typer.Option("--per-group", min=1, help="At most this many train files per folder.")
+    ] = 16,
+    records: Annotated[
+        Path | None, typer.Option("--records", help="Keep (or with --reuse, read) the analysis records here.")
+    ] = None,
+    reuse: Annotated[bool, typer.Option("--reuse", help="Refit from --records without re-analysing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the fusion (weights and calibration) on analysed train files."""
+    from veracity.train import fusion as trainer
+
+    try:
+        with _bar() as progress:
+            task = progress.add_task("analysing train files", total=None)
+
+            def tick(done: int, total: int, rel: str) -> None:
+                progress.update(task, completed=done, total=total, description=Path(rel).name[:40] or "done")
+
+            result = trainer.train_fusion(data_roots(data)[0], out=out, per_group=per_group, records_path=records,
+                                          reuse_records=reuse, progress=tick, log=_err)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": "fusion", "fusion": result.params.model_dump(mode="json")}, as_json)
+
+
+@data_app.command("materialize")
+def data_materialize(
+    sources: Annotated[Path, typer.Argument(help="The SOURCES.tsv to materialise (../shared/data/SOURCES.tsv).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default ~/.cache/veracity/data).")] = None,
+    mirrors: Annotated[
+        Path | None, typer.Option("--mirrors", help="Folder of repository mirrors (default /work/.mirror or "
+                                                    "$VERACITY_MIRRORS).")
+    ] = None,
+    halves: Annotated[
+        bool, typer.Option("--halves/--no-halves", help="Also write the panels of side-by-side composites as clips.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write every SOURCES.tsv row from its repository mirror (blob id checked) and a MANIFEST.tsv.
+
+    Incremental: a file already present with the right blob id is not written again. Rows whose
+    mirror or blob is missing are listed at the end and skipped.
+    """
+    from veracity.train import data as materializer
+
+    if not sources.is_file():
+        _err(f"error: {sources} does not exist")
+        raise typer.Exit(2)
+    target = out or default_data_dir()
+    try:
+        with _bar() as progress:
+            task = progress.add_task("materialising", total=None)
+
+            def tick(done: int, total: int, rel: str) -> None:
+                progress.update(task, completed=done, total=total, description=Path(rel).name[:40])
+
+            result = materializer.materialize(sources, target, mirrors=mirrors or materializer.default_mirrors(),
+                                              halves=halves, progress=tick)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        _emit(result.summary(), True)
+        return
+    console = Console()
+    console.print(result.text())
