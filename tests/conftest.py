@@ -28,3 +28,15 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("media") / "clip.mp4")
+
+
+SOURCES_DATA = Path(os.environ.get("VERACITY_SOURCES_DATA", Path.home() / ".cache" / "veracity" / "data"))
+
+
+@pytest.fixture(scope="session")
+def sources_data() -> Path:
+    """The SOURCES.tsv media materialised by ``veracity train data materialize``. CI has
+    ../shared but not the fetched repositories, so this skips when absent, CI or not."""
+    if not (SOURCES_DATA / "MANIFEST.tsv").is_file():
+        pytest.skip(f"materialised SOURCES data not found at {SOURCES_DATA} (veracity train data materialize)")
+    return SOURCES_DATA
