@@ -152,7 +152,10 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
     def static(name: str) -> Response:
         if not _STATIC_NAME.match(name):
             return Response(status_code=404)
+        # The UI's own assets, then the stylesheet it shares with the HTML export (report/static).
         res = resources.files("veracity.web").joinpath("static", name)
+        if not res.is_file():
+            res = resources.files("veracity.report").joinpath("static", name)
         if not res.is_file():
             return Response(status_code=404)
         return Response(
