@@ -782,7 +782,9 @@ def serve(
             _err(f"first start: an admin API key was created; it is shown only now:\n  {first_key}")
         _err("create keys with: veracity apikey create --role analyst|reviewer|admin")
     sys.stdout.flush()
-    _service_call(commands.serve, settings, host, port, workers, log_level)
+    from veracity import server
+
+    _service_call(server.serve, settings, host, port, workers, log_level)
 
 
 @app.command()
