@@ -74,7 +74,7 @@ class _Wording(HTMLParser):
 def _pages(report: Report) -> tuple[_Wording, _Wording]:
     export = _Wording()
     export.feed(render_html(report))
-    ctx = result_context(report, JobView(id="j", status="done", source_name="x"))
+    ctx = result_context(report, JobView(id="j", status="succeeded", source_name="x"))
     page = environment().get_template("result.html").render(
         request_path="/ui/jobs/j", who=None, nav=[], prefix="/ui", csrf="", csrf_field="csrf_token",
         can_review=False, ground_truth=GROUND_TRUTH, **ctx,

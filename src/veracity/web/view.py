@@ -25,8 +25,10 @@ from veracity.report.present import (
     score_colour,
     tree,
 )
+from veracity.service.schemas import JobPublic
 
 __all__ = [
+    "FINISHED",
     "GROUND_TRUTH",
     "JobView",
     "ReviewView",
@@ -46,6 +48,9 @@ __all__ = [
 GROUND_TRUTH = ("authentic", "manipulated", "synthetic", "unsure")
 
 
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+
+
 @dataclass(frozen=True, slots=True)
 class ReviewView:
     ground_truth: str
@@ -56,10 +61,12 @@ class ReviewView:
 
 @dataclass(frozen=True, slots=True)
 class JobView:
-    """What the UI knows about a job, whatever stores it (the service adapts its rows to this)."""
+    """One job as a page row draws it. Built from the service's own :class:`JobPublic` by
+    :meth:`of` (statuses are the service's: queued, running, succeeded, failed); a test backend
+    may construct it directly."""
 
     id: str
-    status: str  # queued | running | done | failed
+    status: str
     source_name: str
     created_at: datetime | None = None
     progress: float | None = None  # 0..1 while running
@@ -69,11 +76,30 @@ class JobView:
     score: float | None = None
     error: str | None = None
     review: ReviewView | None = None
-    owner: str | None = None
+
+    @classmethod
+    def of(cls, job: JobPublic) -> JobView:
+        review = None
+        if job.review is not None:
+            review = ReviewView(job.review.label, job.review.comment, job.review.reviewer, job.review.reviewed_at)
+        error = f"{job.error.message} ({job.error.code})" if job.error is not None else None
+        return cls(
+            id=job.job_id,
+            status=job.status,
+            source_name=job.source.name or job.job_id,
+            created_at=job.created_at,
+            progress=job.progress,
+            stage=job.stage,
+            kind=job.media_kind,
+            label=job.label,
+            score=job.deepfake_score,
+            error=error,
+            review=review,
+        )
 
     @property
     def finished(self) -> bool:
-        return self.status in ("done", "failed", "succeeded", "error", "cancelled")
+        return self.status in FINISHED
 
     @property
     def uncertainty(self) -> float:
