@@ -1,29 +1,12 @@
 """Wording only the UI needs (job stages). Report wording (labels, reasons, detectors,
 not-applicable codes) is one table, :mod:`veracity.report.wording`, shared with the HTML export;
-it is re-exported here for the UI's callers."""
+two of its names are re-exported here for the UI's older callers."""
 
 from __future__ import annotations
 
-from veracity.report.wording import (
-    DETECTOR_INFO,
-    LABEL_TEXT,
-    NOT_APPLICABLE_TEXT,
-    REASON_TEXT,
-    detector_looks_at,
-    not_applicable_text,
-    reason_text,
-)
+from veracity.report.wording import NOT_APPLICABLE_TEXT, reason_text
 
-__all__ = [
-    "DETECTOR_INFO",
-    "LABEL_TEXT",
-    "NOT_APPLICABLE_TEXT",
-    "REASON_TEXT",
-    "detector_looks_at",
-    "not_applicable_text",
-    "reason_text",
-    "stage_text",
-]
+__all__ = ["NOT_APPLICABLE_TEXT", "reason_text", "stage_text"]
 
 _STAGES: dict[str, str] = {
     "queued": "Waiting in the queue",
