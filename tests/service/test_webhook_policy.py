@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from veracity.service.webhooks import Outcome, RetryPolicy, WebhookPool
 
@@ -26,7 +27,7 @@ class _Sender:
     def attempt(self, job_id: str, attempt: int, policy: RetryPolicy) -> Outcome:
         self.tries.setdefault(job_id, []).append((attempt, time.monotonic()))
         if attempt >= self.succeed_on[job_id]:
-            if all(len(self.tries.get(j, [])) >= n for j, n in self.succeed_on.items()):
+            if all(self.tries.get(j) and self.tries[j][-1][0] >= n for j, n in self.succeed_on.items()):
                 self.done.set()
             return "delivered"
         return "failed" if attempt >= policy.attempts else "retry"
@@ -64,3 +65,32 @@ def test_stop_drops_retries_not_yet_due() -> None:
     assert [n for n, _ in sender.tries["never"]] == [1]
     assert not pool.alive()
 
+
+
+def test_an_embedded_restart_takes_up_webhooks_still_owed(tmp_path: Path) -> None:
+    from veracity.config import Settings
+    from veracity.service.context import open_context
+    from veracity.service.dispatch import EmbeddedPool
+    from veracity.service.models import Job, utcnow
+
+    ctx = open_context(Settings(data_dir=tmp_path))
+    try:
+        with ctx.tx() as s:
+            for job_id, status, hook, tries in (("owed", "pending", "https://hooks.example/a", 2),
+                                                 ("sent", "delivered", "https://hooks.example/b", 1),
+                                                 ("none", None, None, 0)):
+                s.add(Job(id=job_id, status="succeeded", progress=1.0, source_name=job_id, options={}, attempts=1,
+                          keep_media=False, created_at=utcnow(), finished_at=utcnow(), callback_url=hook,
+                          webhook_status=status, webhook_attempts=tries))
+        sender = _Sender({"owed": 3})
+        hooks = WebhookPool(sender, RetryPolicy(attempts=5, backoff_s=0.1))  # type: ignore[arg-type]
+        pool = EmbeddedPool(lambda send: None, ctx.sessions, 0, hooks)  # type: ignore[arg-type,return-value]
+        pool.start()
+        try:
+            assert sender.done.wait(10)
+        finally:
+            pool.stop()
+        assert [n for n, _ in sender.tries["owed"]] == [3]  # the third try, after the two made before
+        assert set(sender.tries) == {"owed"}
+    finally:
+        ctx.engine.dispose()

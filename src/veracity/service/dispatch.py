@@ -65,6 +65,8 @@ class EmbeddedPool:
             t.start()
             self._threads.append(t)
         self._webhooks.start()
+        for job_id, tries in jobs.pending_webhooks(self._sessions):  # owed by a previous process
+            self._webhooks.submit(job_id, tries + 1)
 
     def stop(self) -> None:
         for _ in range(self._workers):

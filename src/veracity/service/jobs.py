@@ -390,6 +390,16 @@ def queued_ids(sessions: sessionmaker[Session]) -> list[str]:
         return list(s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.created_at)))
 
 
+def pending_webhooks(sessions: sessionmaker[Session]) -> list[tuple[str, int]]:
+    """(job id, tries made) of finished jobs whose webhook is still owed: an embedded restart
+    takes them up again (their scheduled retries died with the old process)."""
+    query = select(Job.id, Job.webhook_attempts).where(
+        Job.webhook_status == "pending", Job.callback_url.is_not(None), Job.status.in_(("succeeded", "failed"))
+    )
+    with sessions.begin() as s:
+        return [(job_id, int(n or 0)) for job_id, n in s.execute(query.order_by(Job.finished_at))]
+
+
 def set_webhook_status(sessions: sessionmaker[Session], job_id: str, status: str, attempts: int) -> None:
     with sessions.begin() as s:
         s.execute(update(Job).where(Job.id == job_id).values(webhook_status=status, webhook_attempts=attempts))

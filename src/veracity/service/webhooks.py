@@ -174,8 +174,9 @@ class WebhookPool:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, job_id: str) -> None:
-        self._later(0.0, job_id, 1)
+    def submit(self, job_id: str, attempt: int = 1) -> None:
+        """Deliver now; ``attempt`` > 1 continues a delivery whose earlier tries were made."""
+        self._later(0.0, job_id, attempt)
 
     def _later(self, delay: float, job_id: str, attempt: int) -> None:
         with self._cond:
