@@ -14,6 +14,7 @@ from tests.service.helpers import free_port
 
 from veracity.config import Settings
 from veracity.service.commands import list_keys, migrate
+from veracity.service.db import head_revision
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -44,7 +45,7 @@ def test_apikey_commands(tmp_path: Path) -> None:
     assert list_keys(settings)[0]["revoked_at"]
     bad = run(env, "apikey", "create", "--role", "superuser")
     assert bad.returncode == 2 and "unknown role" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
-    assert migrate(settings) == "0001"
+    assert migrate(settings) == head_revision()  # the newest migration (0002 since jobs.media_kind)
 
 
 def test_serve_zero_config_first_start(tmp_path: Path) -> None:

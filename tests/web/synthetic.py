@@ -22,7 +22,8 @@ from veracity.report.model import (
     SourceInfo,
     TimelinePoint,
 )
-from veracity.web.backend import AuditRow, ConsentRow, JobQuery, KeyRow, PostedForm, Principal, UiError
+from veracity.service.auth import Principal
+from veracity.web.backend import AuditRow, ConsentRow, JobQuery, KeyRow, PostedForm, UiError
 from veracity.web.view import JobView, ReviewView
 
 
@@ -100,11 +101,16 @@ class FakeBackend:
         n = next(self._ids)
         secret = secret or f"vk_test_{name}_{n}"
         row = KeyRow(id=f"key{n}", name=name, role=role, created_at=datetime(2026, 1, 1, tzinfo=UTC))
-        self.keys_by_secret[secret] = (row, Principal(row.id, name, frozenset({role})))
+        self.keys_by_secret[secret] = (row, Principal(row.id, role, name))  # type: ignore[arg-type]
         return secret
 
     def add_job(
-        self, report: Report | None, *, status: str = "done", media: Path | None = None, created: datetime | None = None
+        self,
+        report: Report | None,
+        *,
+        status: str = "succeeded",
+        media: Path | None = None,
+        created: datetime | None = None,
     ) -> str:
         n = next(self._ids)
         job_id = f"job{n}"
@@ -168,14 +174,14 @@ class FakeBackend:
         if not job.view.finished:
             self.polls[job_id] = self.polls.get(job_id, 0) + 1
             if self.polls[job_id] > self.finish_after_polls:
-                job.view = replace(job.view, status="done", progress=1.0)
+                job.view = replace(job.view, status="succeeded", progress=1.0)
             else:
                 job.view = replace(job.view, status="running", progress=0.5, stage="detectors")
         return job.view
 
     def report(self, who: Principal, job_id: str) -> Report | None:
         job = self.jobs_by_id.get(job_id)
-        return job.report if job and job.view.status == "done" else None
+        return job.report if job and job.view.status == "succeeded" else None
 
     def media_path(self, who: Principal, job_id: str) -> Path | None:
         job = self.jobs_by_id.get(job_id)
@@ -200,7 +206,8 @@ class FakeBackend:
         return out[query.offset : query.offset + query.limit]
 
     def review_queue(self, who: Principal, limit: int) -> list[JobView]:
-        return [j.view for j in self.jobs_by_id.values() if j.view.status == "done" and j.view.review is None][:limit]
+        done = [j.view for j in self.jobs_by_id.values() if j.view.status == "succeeded"]
+        return [j for j in done if j.review is None][:limit]
 
     def submit_review(self, who: Principal, job_id: str, ground_truth: str, comment: str) -> None:
         job = self.jobs_by_id.get(job_id)

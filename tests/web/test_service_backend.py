@@ -14,8 +14,8 @@ from sqlalchemy import select
 from tests.web.synthetic import audio_report, image_report, video_report
 
 from veracity.config import Settings
+from veracity.server import create_app
 from veracity.service import audit, auth, jobs
-from veracity.service.app import create_app
 from veracity.service.context import open_context
 from veracity.service.models import AuditEntry, Job, utcnow
 

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from veracity.cli import _bar, _err, _fail
+from veracity.cli.common import _bar, _err, _fail
 from veracity.config import Settings
 from veracity.errors import VeracityError
 

@@ -1,7 +1,9 @@
-"""The app factory: ``create_app(settings)``.
+"""The API's app factory: ``create_app(settings)``.
 
-Routers are included in one place (:func:`include_routers`) so the web UI and the provenance
-endpoints join the same app. Every error leaves as ``{"error": {"code", "message"}}``.
+The API routers are included in one place (:func:`include_routers`). Every error leaves as
+``{"error": {"code", "message"}}``. This factory knows neither the web UI nor the scaled-out
+dispatcher: the composition root (:mod:`veracity.server`) passes the dispatcher in and mounts
+the UI on the app it gets back.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from veracity import __version__
 from veracity.config import Settings
 from veracity.errors import VeracityError
-from veracity.service.context import ServiceContext, open_context
+from veracity.service.context import DispatcherFactory, ServiceContext, open_context
 from veracity.service.errors import RateLimited, http_status
 from veracity.service.metrics import Metrics
 
@@ -52,15 +54,6 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(jobs.router)
     app.include_router(admin.router)
     app.include_router(provenance.router)
-    # The web UI (veracity.web): cookie sessions, pages under /ui; "/" leads there.
-    from veracity.web.service_backend import web_router
-
-    app.include_router(web_router())
-    app.add_api_route("/", _to_ui, methods=["GET"], include_in_schema=False)
-
-
-def _to_ui() -> RedirectResponse:
-    return RedirectResponse("/ui/", status_code=307)
 
 
 class MetricsMiddleware:
@@ -160,15 +153,20 @@ def _install_docs(app: FastAPI) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, start_workers: bool = True, context: ServiceContext | None = None
+    settings: Settings | None = None,
+    *,
+    start_workers: bool = True,
+    context: ServiceContext | None = None,
+    dispatcher: DispatcherFactory | None = None,
 ) -> FastAPI:
-    """Build the app. The database is opened (and migrated) and workers start in the lifespan."""
+    """Build the API app. The database is opened (and migrated) and ``dispatcher(ctx)`` (default:
+    the embedded pool) starts in the lifespan."""
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context or open_context(settings)
-        ctx.start(workers=start_workers)
+        ctx.start(workers=start_workers, dispatcher=dispatcher)
         app.state.ctx = ctx
         app.state.metrics = Metrics(ctx.read_sessions, ctx.queue_depth)
         try:

@@ -48,10 +48,11 @@ _PREFIX = "vk_"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the key id (never the secret) and its role."""
+    """Who is calling: the key id (never the secret), its role, and the key's name for people."""
 
     key_id: str
     role: Role
+    name: str = ""
 
     def can(self, permission: Permission) -> bool:
         return permission in PERMISSIONS[self.role]
@@ -110,7 +111,7 @@ def authenticate(session: Session, token: str) -> Principal:
         raise Unauthorized("invalid API key")
     if row.revoked_at is not None:
         raise Unauthorized("API key revoked")
-    return Principal(key_id=row.id, role=row.role)  # type: ignore[arg-type]
+    return Principal(key_id=row.id, role=row.role, name=row.name or f"key {row.id}")  # type: ignore[arg-type]
 
 
 class RateLimiter:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -83,19 +82,6 @@ def bootstrap_admin(settings: Settings) -> str | None:
             return secret
     finally:
         ctx.engine.dispose()
-
-
-def serve(settings: Settings, host: str, port: int, workers: int | None, log_level: str) -> None:
-    import uvicorn
-
-    from veracity.service.app import create_app
-    from veracity.service.webhooks import resolve_secret
-
-    resolve_secret(settings)  # refuse a missing/default secret outside development before binding a port
-    if workers is not None:
-        settings = replace(settings, workers=workers)
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
 
 
 def worker(settings: Settings, log_level: str, pool: str, concurrency: int) -> None:

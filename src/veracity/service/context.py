@@ -1,7 +1,9 @@
 """The service's wiring: engine, sessions, storage, rate limiter, dispatcher, metrics.
 
 One :class:`ServiceContext` per app (no module-level state); the web UI and the CLI build the
-same object to call the job, key and audit functions.
+same object to call the job, key and audit functions. Which dispatcher runs the jobs is passed
+in (a :data:`DispatcherFactory`): the composition root (:mod:`veracity.server`) picks Celery when
+a broker is configured; this module knows only the embedded pool.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.config import Settings
+from veracity.errors import ConfigError
 from veracity.service.auth import RateLimiter
 from veracity.service.db import is_sqlite, make_engine, make_read_sessionmaker, make_sessionmaker, migrate
 from veracity.service.dispatch import Dispatcher, EmbeddedPool, Sweeper
 from veracity.service.runner import JobRunner
 from veracity.service.storage import Storage
-from veracity.service.webhooks import resolve_secret
+from veracity.service.webhooks import RetryPolicy, WebhookPool, WebhookSender, resolve_secret
+
+DispatcherFactory = Callable[["ServiceContext"], Dispatcher]
 
 
 @dataclass
@@ -54,18 +59,17 @@ class ServiceContext:
     def queue_depth(self) -> int | None:
         return self.dispatcher.queue_depth() if isinstance(self.dispatcher, EmbeddedPool) else None
 
-    def start(self, *, workers: bool = True) -> None:
+    def start(self, *, workers: bool = True, dispatcher: DispatcherFactory | None = None) -> None:
+        """Start the dispatcher ``dispatcher(self)`` builds (default: the embedded pool, which a
+        configured broker refuses: scale-out is wired by the composition root)."""
         self.storage.ensure()
         if not workers:
             return
-        if self.settings.broker_url:
-            from veracity.service.celery_dispatch import CeleryDispatcher
-
-            self.dispatcher = CeleryDispatcher(self.settings, self.sessions)
-        else:
-            self.dispatcher = EmbeddedPool(
-                lambda: build_runner(self.settings, context=self), self.sessions, self.settings.workers
-            )
+        if dispatcher is None:
+            if self.settings.broker_url:
+                raise ConfigError("VERACITY_BROKER_URL is set: start the app with veracity.server.create_app")
+            dispatcher = embedded_pool
+        self.dispatcher = dispatcher(self)
         self.dispatcher.start()
         self.sweeper = Sweeper(self.sessions, self.settings.job_stale_s, self.dispatcher.submit)
         self.sweeper.start()
@@ -100,11 +104,22 @@ def open_context(settings: Settings, *, run_migrations: bool | None = None, secr
     )
 
 
+def embedded_pool(ctx: ServiceContext) -> EmbeddedPool:
+    """Embedded mode: worker threads, and a small webhook pool with the settings' retry policy."""
+    sender = WebhookSender(ctx.sessions, ctx.settings, ctx.webhook_secret)
+    hooks = WebhookPool(sender, RetryPolicy.from_settings(ctx.settings))
+
+    def runner(send: Callable[[str], None]) -> JobRunner:
+        return build_runner(ctx.settings, context=ctx, send_webhook=send)
+
+    return EmbeddedPool(runner, ctx.sessions, ctx.settings.workers, hooks)
+
+
 def build_runner(
     settings: Settings,
     *,
     context: ServiceContext | None = None,
-    send_webhook: Callable[[str], None] | None = None,
+    send_webhook: Callable[[str], None],
 ) -> JobRunner:
     """A runner for a worker thread (embedded) or a worker process (Celery)."""
     ctx = context or open_context(settings, run_migrations=False)
@@ -119,6 +134,5 @@ def build_runner(
         sessions=ctx.sessions,
         storage=ctx.storage,
         analyzer_factory=analyzer,  # type: ignore[arg-type]
-        webhook_secret=ctx.webhook_secret,
         send_webhook=send_webhook,
     )

@@ -1,9 +1,11 @@
 """How a queued job reaches a worker.
 
-Embedded: a queue and worker threads in this process, each with its own Analyzer. On start the
-pool re-queues jobs left running by a previous process and enqueues every queued row, so a
-restart loses nothing. Scaled out: a Celery message per job (see :mod:`veracity.service.tasks`).
-Either way a sweeper re-queues running jobs whose heartbeat went stale (a killed worker).
+Embedded: a queue and worker threads in this process, each with its own Analyzer, and a
+:class:`~veracity.service.webhooks.WebhookPool` for the callbacks. On start the pool re-queues
+jobs left running by a previous process and enqueues every queued row, so a restart loses
+nothing. Scaled out: a Celery message per job (:mod:`veracity.service.celery_dispatch`). Which
+one runs is the composition root's choice (:mod:`veracity.server`). Either way a sweeper
+re-queues running jobs whose heartbeat went stale (a killed worker).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.service import jobs
 from veracity.service.runner import JobRunner
+from veracity.service.webhooks import WebhookPool
 
 log = logging.getLogger("veracity.service")
 
@@ -36,14 +39,20 @@ class Dispatcher(Protocol):
 class EmbeddedPool:
     kind = "embedded"
 
-    def __init__(self, make_runner: Callable[[], JobRunner], sessions: sessionmaker[Session], workers: int) -> None:
+    def __init__(
+        self,
+        make_runner: Callable[[Callable[[str], None]], JobRunner],
+        sessions: sessionmaker[Session],
+        workers: int,
+        webhooks: WebhookPool,
+    ) -> None:
+        """``make_runner(send_webhook)`` builds one worker thread's runner."""
         self._make_runner = make_runner
         self._sessions = sessions
         self._workers = workers
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
-        self._webhooks: queue.Queue[str | None] = queue.Queue()
-        self._runner_for_webhooks: JobRunner | None = None
+        self._webhooks = webhooks
 
     def start(self) -> None:
         requeued = jobs.requeue_all_running(self._sessions)
@@ -55,32 +64,30 @@ class EmbeddedPool:
             t = threading.Thread(target=self._work, name=f"veracity-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        self._runner_for_webhooks = self._make_runner()
-        t = threading.Thread(target=self._deliver, name="veracity-webhooks", daemon=True)
-        t.start()
-        self._threads.append(t)
+        self._webhooks.start()
+        for job_id, tries in jobs.pending_webhooks(self._sessions):  # owed by a previous process
+            self._webhooks.submit(job_id, tries + 1)
 
     def stop(self) -> None:
         for _ in range(self._workers):
             self._queue.put(None)
-        self._webhooks.put(None)
         for t in self._threads:
             t.join(timeout=30)
         self._threads.clear()
+        self._webhooks.stop()  # after the workers: the last jobs' callbacks are scheduled
 
     def submit(self, job_id: str) -> None:
         self._queue.put(job_id)
 
     def check(self) -> str:
-        alive = sum(t.is_alive() for t in self._threads)
+        alive = sum(t.is_alive() for t in self._threads) + self._webhooks.alive()
         return "ok" if alive == self._workers + 1 else f"{alive} of {self._workers + 1} worker threads alive"
 
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
     def _work(self) -> None:
-        runner = self._make_runner()
-        runner.send_webhook = self._webhooks.put  # never block analysis on a slow receiver
+        runner = self._make_runner(self._webhooks.submit)  # never block analysis on a slow receiver
         try:
             while (job_id := self._queue.get()) is not None:
                 try:
@@ -89,14 +96,6 @@ class EmbeddedPool:
                     log.exception("job %s could not be processed", job_id)
         finally:
             runner.close()
-
-    def _deliver(self) -> None:
-        while (job_id := self._webhooks.get()) is not None:
-            try:
-                assert self._runner_for_webhooks is not None
-                self._runner_for_webhooks.deliver_webhook(job_id)
-            except Exception:
-                log.exception("webhook for job %s failed", job_id)
 
 
 class Sweeper:

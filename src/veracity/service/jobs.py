@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -145,9 +145,16 @@ def list_jobs(
     *,
     status: str | None = None,
     batch_id: str | None = None,
+    label: str | None = None,
+    media_kind: str | None = None,
+    reviewed: bool | None = None,
+    text: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Job], int]:
+    """The jobs ``principal`` may read (its own, or all with ``jobs:read_all``), newest first,
+    filtered in the query: status, batch, label, media kind, reviewed or not, and ``text`` (a
+    job id, or part of the source name)."""
     query = select(Job)
     if not principal.can("jobs:read_all"):
         query = query.where(Job.owner_key_id == principal.key_id)
@@ -155,6 +162,15 @@ def list_jobs(
         query = query.where(Job.status == status)
     if batch_id is not None:
         query = query.where(Job.batch_id == batch_id)
+    if label is not None:
+        query = query.where(Job.label == label)
+    if media_kind is not None:
+        query = query.where(Job.media_kind == media_kind)
+    if reviewed is not None:
+        query = query.where(Job.review_label.is_not(None) if reviewed else Job.review_label.is_(None))
+    if text:
+        like = "%" + text.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        query = query.where(or_(Job.source_name.ilike(like), Job.id == text))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset))
     return list(rows), int(total)
@@ -219,6 +235,7 @@ def to_public(job: Job, *, include_result: bool = True, base: str = "/api/v1") -
     return JobPublic(
         job_id=job.id,
         status=job.status,  # type: ignore[arg-type]
+        media_kind=job.media_kind,  # type: ignore[arg-type]
         stage=job.stage,
         progress=job.progress,
         created_at=job.created_at,
@@ -300,6 +317,7 @@ def complete(sessions: sessionmaker[Session], job_id: str, token: str, report: R
                 stage="done",
                 progress=1.0,
                 result=report.model_dump_json(),
+                media_kind=report.media.kind,
                 deepfake_score=report.deepfake_score,
                 label=report.label,
                 media_sha256=report.source.sha256,
@@ -370,6 +388,16 @@ def requeue_all_running(sessions: sessionmaker[Session]) -> list[str]:
 def queued_ids(sessions: sessionmaker[Session]) -> list[str]:
     with sessions.begin() as s:
         return list(s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.created_at)))
+
+
+def pending_webhooks(sessions: sessionmaker[Session]) -> list[tuple[str, int]]:
+    """(job id, tries made) of finished jobs whose webhook is still owed: an embedded restart
+    takes them up again (their scheduled retries died with the old process)."""
+    query = select(Job.id, Job.webhook_attempts).where(
+        Job.webhook_status == "pending", Job.callback_url.is_not(None), Job.status.in_(("succeeded", "failed"))
+    )
+    with sessions.begin() as s:
+        return [(job_id, int(n or 0)) for job_id, n in s.execute(query.order_by(Job.finished_at))]
 
 
 def set_webhook_status(sessions: sessionmaker[Session], job_id: str, status: str, attempts: int) -> None:

@@ -66,6 +66,7 @@ class Job(Base):
         UniqueConstraint("owner_key_id", "idempotency_key", name="uq_jobs_owner_idempotency"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_batch", "batch_id"),
+        Index("ix_jobs_media_kind_created", "media_kind", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -84,6 +85,7 @@ class Job(Base):
     options: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)  # Report JSON
+    media_kind: Mapped[str | None] = mapped_column(String(8), nullable=True)  # video|image|audio, from the result
     deepfake_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     label: Mapped[str | None] = mapped_column(String(20), nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(40), nullable=True)

@@ -1,6 +1,7 @@
-"""Run one job: claim, fetch (if a URL), analyse, store, delete the media, send the webhook.
+"""Run one job: claim, fetch (if a URL), analyse, store, delete the media, hand off the webhook.
 
-Shared by the embedded pool and the Celery task, so both behave the same. A heartbeat thread
+Shared by the embedded pool and the Celery task, so both behave the same; the webhook goes to
+``send_webhook``, which the dispatcher provides with its own retry policy. A heartbeat thread
 keeps ``heartbeat_at`` fresh (and publishes the stage) while the analysis runs; a job whose
 heartbeat stops is re-queued by the sweeper and its late result, if any, is discarded.
 """
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from veracity.config import Settings
 from veracity.errors import VeracityError
 from veracity.media.probe import probe
-from veracity.service import fetch, jobs, webhooks
+from veracity.service import fetch, jobs
 from veracity.service.schemas import JobOptions
 from veracity.service.storage import Storage
 
@@ -53,9 +54,8 @@ class JobRunner:
     sessions: sessionmaker[Session]
     storage: Storage
     analyzer_factory: Callable[[], Analyzer]
-    webhook_secret: str
-    # Where webhook delivery goes: inline by default; the Celery worker hands it to a task.
-    send_webhook: Callable[[str], None] | None = None
+    # Where webhook delivery goes: the embedded pool's WebhookPool, or a Celery task in scale-out.
+    send_webhook: Callable[[str], None]
     _analyzer: Analyzer | None = None
 
     @property
@@ -120,10 +120,7 @@ class JobRunner:
                 self.storage.delete(fetched)
         if outcome in ("succeeded", "failed") and job.callback_url:
             jobs.set_webhook_status(self.sessions, job_id, "pending", 0)
-            if self.send_webhook is not None:
-                self.send_webhook(job_id)
-            else:
-                self.deliver_webhook(job_id)
+            self.send_webhook(job_id)
         return outcome
 
     def _fetch(self, job_id: str, token: str, url: str) -> tuple[str, Path]:
@@ -137,12 +134,3 @@ class JobRunner:
             raise
         jobs.record_media(self.sessions, job_id, token, sha256=out.sha256, size=out.size, name=keep_name)
         return keep_name, out.path
-
-    def deliver_webhook(self, job_id: str) -> bool:
-        job = jobs.load(self.sessions, job_id)
-        if job is None or not job.callback_url:
-            return False
-        body = jobs.to_public(job).model_dump_json().encode()
-        ok, attempts = webhooks.deliver(job.callback_url, body, self.webhook_secret, self.settings)
-        jobs.set_webhook_status(self.sessions, job_id, "delivered" if ok else "failed", attempts)
-        return ok

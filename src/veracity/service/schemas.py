@@ -105,6 +105,9 @@ class SourcePublic(_Out):
 class JobPublic(_Out):
     job_id: str
     status: JobStatus
+    media_kind: Literal["video", "image", "audio"] | None = Field(
+        default=None, description="The analysed media's kind, once the job succeeded."
+    )
     stage: str | None = None
     progress: float = Field(ge=0, le=1)
     created_at: datetime

@@ -4,20 +4,28 @@
 backoff when the database or broker hiccups, and idempotent on the job id: the conditional claim
 in :func:`veracity.service.jobs.claim` lets one delivery do the work and turns every duplicate
 into a no-op. Each worker process builds one :class:`JobRunner` (one Analyzer, models loaded once).
+
+``deliver_webhook`` is scale-out's retry policy for the one webhook sender
+(:class:`veracity.service.webhooks.WebhookSender`): one try per task run, Celery's autoretry waits
+the backoff between tries (``retry_backoff`` doubles from a whole number of seconds, at least 1).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from veracity.config import Settings
+from veracity.service.webhooks import RetryPolicy
 
 RUN_JOB = "veracity.run_job"
 DELIVER_WEBHOOK = "veracity.deliver_webhook"
+
+
+class WebhookRetry(Exception):
+    """A webhook try failed and the policy allows another: Celery's autoretry catches this."""
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -38,14 +46,19 @@ def make_celery(settings: Settings) -> Celery:
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
     )
+    policy = RetryPolicy.from_settings(settings)
     state: dict[str, Any] = {}
 
-    def runner() -> Any:
-        if "runner" not in state:
-            from veracity.service.context import build_runner
+    def worker_state() -> dict[str, Any]:
+        """One runner and one webhook sender per worker process, built on first use."""
+        if not state:
+            from veracity.service.context import build_runner, open_context
+            from veracity.service.webhooks import WebhookSender
 
-            state["runner"] = build_runner(settings, send_webhook=deliver_webhook.delay)
-        return state["runner"]
+            ctx = open_context(settings, run_migrations=False)
+            state["runner"] = build_runner(settings, context=ctx, send_webhook=deliver_webhook.delay)
+            state["sender"] = WebhookSender(ctx.sessions, settings, ctx.webhook_secret)
+        return state
 
     @app.task(  # type: ignore[untyped-decorator]
         name=RUN_JOB,
@@ -57,28 +70,23 @@ def make_celery(settings: Settings) -> Celery:
         max_retries=8,
     )
     def run_job(self: Any, job_id: str) -> str:
-        return str(runner().run(job_id))
+        return str(worker_state()["runner"].run(job_id))
 
-    @app.task(name=DELIVER_WEBHOOK, bind=True, acks_late=True, max_retries=settings.webhook_retries)  # type: ignore[untyped-decorator]
+    @app.task(  # type: ignore[untyped-decorator]
+        name=DELIVER_WEBHOOK,
+        bind=True,
+        acks_late=True,
+        autoretry_for=(WebhookRetry,),
+        max_retries=policy.attempts - 1,
+        retry_backoff=max(1, round(policy.backoff_s)),
+        retry_backoff_max=600,
+        retry_jitter=False,
+    )
     def deliver_webhook(self: Any, job_id: str) -> bool:
-        from veracity.service import jobs, webhooks
-
-        r = runner()
-        job = jobs.load(r.sessions, job_id)
-        if job is None or not job.callback_url:
-            return False
-        body = jobs.to_public(job).model_dump_json().encode()
-        one = replace(settings, webhook_retries=1)  # one try per task run; Celery does the backoff
-        ok, _ = webhooks.deliver(job.callback_url, body, r.webhook_secret, one)
-        attempts = self.request.retries + 1
-        if ok:
-            jobs.set_webhook_status(r.sessions, job_id, "delivered", attempts)
-            return True
-        if attempts >= settings.webhook_retries:
-            jobs.set_webhook_status(r.sessions, job_id, "failed", attempts)
-            return False
-        jobs.set_webhook_status(r.sessions, job_id, "pending", attempts)
-        raise self.retry(countdown=settings.webhook_backoff_s * (2**self.request.retries))
+        outcome = worker_state()["sender"].attempt(job_id, self.request.retries + 1, policy)
+        if outcome == "retry":
+            raise WebhookRetry(job_id)
+        return bool(outcome == "delivered")
 
     app.conf.veracity_settings = settings
     return app

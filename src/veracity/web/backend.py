@@ -16,10 +16,11 @@ from typing import Any, Protocol
 from starlette.requests import Request
 
 from veracity.report.model import Report
+from veracity.service.auth import Permission, Principal
 from veracity.web.view import JobView
 
 __all__ = [
-    "PAGE_ROLES",
+    "PAGE_PERMISSIONS",
     "AuditRow",
     "ConsentRow",
     "JobQuery",
@@ -28,18 +29,24 @@ __all__ = [
     "Principal",
     "UiBackend",
     "UiError",
+    "can_open",
 ]
 
-# Which roles open which page. The service checks every call again; this only decides what the
-# navigation shows and which pages answer 403 before calling it.
-PAGE_ROLES: dict[str, frozenset[str]] = {
-    "analyze": frozenset({"analyst", "reviewer", "signer", "admin"}),
-    "history": frozenset({"analyst", "reviewer", "signer", "admin"}),
-    "review": frozenset({"reviewer", "admin"}),
-    "audit": frozenset({"admin"}),
-    "keys": frozenset({"admin"}),
-    "consent": frozenset({"admin", "signer"}),
+# Which of the service's permissions opens which page (any one of them). The service checks
+# every call again; this only decides what the navigation shows and which pages answer 403
+# before calling it. Signed-in users are the service's own principals (``auth.Principal``).
+PAGE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "analyze": frozenset({"jobs:create"}),
+    "history": frozenset({"jobs:create", "jobs:read_all"}),
+    "review": frozenset({"jobs:review"}),
+    "audit": frozenset({"audit:read"}),
+    "keys": frozenset({"keys:manage"}),
+    "consent": frozenset({"keys:manage", "sign"}),
 }
+
+
+def can_open(who: Principal, page: str) -> bool:
+    return any(who.can(p) for p in PAGE_PERMISSIONS.get(page, frozenset()))
 
 
 class UiError(Exception):
@@ -50,20 +57,6 @@ class UiError(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    key_id: str
-    name: str
-    roles: frozenset[str]
-
-    def can(self, page: str) -> bool:
-        return bool(self.roles & PAGE_ROLES.get(page, frozenset()))
-
-    @property
-    def role(self) -> str:
-        return ", ".join(sorted(self.roles))
 
 
 @dataclass(frozen=True, slots=True)

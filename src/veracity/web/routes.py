@@ -9,7 +9,7 @@ import inspect
 import re
 from collections.abc import Callable
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from veracity.errors import VeracityError
 from veracity.report.html import render_html
-from veracity.web.backend import JobQuery, Principal, UiBackend, UiError
+from veracity.service.schemas import JobStatus
+from veracity.web.backend import JobQuery, Principal, UiBackend, UiError, can_open
 from veracity.web.security import (
     CSRF_FIELD,
     PRE_CSRF_COOKIE,
@@ -69,7 +70,7 @@ def _is_https(request: Request) -> bool:
 
 def _page(request: Request, template: str, who: Principal | None, status: int = 200, **ctx: Any) -> HTMLResponse:
     key = request.cookies.get(SESSION_COOKIE)
-    nav = [(slug, title) for slug, title in _NAV if who is not None and who.can(slug)]
+    nav = [(slug, title) for slug, title in _NAV if who is not None and can_open(who, slug)]
     html = (
         environment()
         .get_template(template)
@@ -108,7 +109,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
     def need(request: Request, who: Principal | None, page: str) -> Principal:
         if who is None:
             raise _Redirect(f"{PREFIX}/signin?next={quote(request.url.path)}")
-        if not who.can(page):
+        if not can_open(who, page):
             raise UiError(403, "forbidden", f"Your role ({who.role}) cannot open this page.")
         return who
 
@@ -152,7 +153,10 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
     def static(name: str) -> Response:
         if not _STATIC_NAME.match(name):
             return Response(status_code=404)
+        # The UI's own assets, then the stylesheet it shares with the HTML export (report/static).
         res = resources.files("veracity.web").joinpath("static", name)
+        if not res.is_file():
+            res = resources.files("veracity.report").joinpath("static", name)
         if not res.is_file():
             return Response(status_code=404)
         return Response(
@@ -214,7 +218,8 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
     def home(request: Request, who: Who) -> Response:
         if who is None:
             return RedirectResponse(f"{PREFIX}/signin", status_code=303)
-        return RedirectResponse(f"{PREFIX}/analyze" if who.can("analyze") else f"{PREFIX}/consent", status_code=303)
+        first = "analyze" if can_open(who, "analyze") else "consent"
+        return RedirectResponse(f"{PREFIX}/{first}", status_code=303)
 
     @router.get("/analyze")
     async def analyze_form(request: Request, who: Who) -> Response:
@@ -259,7 +264,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             job = b.job(user, job_id)
             if job is None:
                 raise UiError(404, "not_found", "No such job.")
-            if not job.finished or job.status in ("failed", "error", "cancelled"):
+            if job.status != "succeeded":
                 return _page(request, "progress.html", user, job=job)
             report = b.report(user, job_id)
             if report is None:
@@ -268,7 +273,8 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
             frames = f"{PREFIX}/jobs/{quote(job_id)}/frame" if kept and report.media.kind != "audio" else None
             credential = b.credential(user, job_id) if kept and report.provenance.credential_present else None
             ctx = result_context(report, job, frames_url=frames, credential=credential)
-            return _page(request, "result.html", user, can_review=user.can("review"), ground_truth=GROUND_TRUTH, **ctx)
+            can_review = can_open(user, "review")
+            return _page(request, "result.html", user, can_review=can_review, ground_truth=GROUND_TRUTH, **ctx)
 
         return await run(request, who, go)
 
@@ -379,7 +385,7 @@ def build_router(get_backend: BackendGetter) -> APIRouter:
                 query=query,
                 page=page,
                 labels=("authentic", "suspicious", "manipulated", "synthetic", "inconclusive"),
-                statuses=("queued", "running", "done", "failed"),
+                statuses=get_args(JobStatus),
                 kinds=("video", "image", "audio"),
             )
 

@@ -1,43 +1,36 @@
 """The service seen through :class:`~veracity.web.backend.UiBackend`: an adapter, no new rules.
 
 Every call opens one transaction on the app's :class:`ServiceContext` and calls the service's own
-functions (``auth``, ``jobs``, ``audit``), so the UI gets exactly the API's permissions, audit
-entries and SSRF checks. The only code here that is not a direct call is read-side querying the
-API has no endpoint for (history search, the unreviewed queue, the audit listing); it applies the
-same ownership rule as ``jobs.list_jobs``.
+functions (``auth``, ``jobs``, ``audit``) with the service's own types (``auth.Principal``,
+``JobPublic``, its statuses), so the UI gets exactly the API's permissions, ownership rule, audit
+entries and SSRF checks. The only query here is the audit listing, which the service has no
+function for.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from veracity.errors import VeracityError
 from veracity.report.model import Report
 from veracity.service import auth, jobs
-from veracity.service.auth import Permission
-from veracity.service.auth import Principal as ServicePrincipal
+from veracity.service.auth import Permission, Principal
 from veracity.service.context import ServiceContext
 from veracity.service.errors import Forbidden, NotFound, Unauthorized, http_status
 from veracity.service.models import ApiKey, AuditEntry, Job
 from veracity.service.schemas import ReviewCreate
 from veracity.service.uploads import UploadForm, read_multipart, sniff
-from veracity.web.backend import AuditRow, ConsentRow, JobQuery, KeyRow, PostedForm, Principal, UiError
+from veracity.web.backend import AuditRow, ConsentRow, JobQuery, KeyRow, PostedForm, UiError
 from veracity.web.routes import build_router
-from veracity.web.view import JobView, ReviewView
+from veracity.web.view import JobView
 
 __all__ = ["ServiceUiBackend", "web_router"]
-
-_STATUS_TO_SERVICE = {"done": "succeeded"}
-_STATUS_FROM_SERVICE = {"succeeded": "done"}
-
 
 @contextmanager
 def _translated() -> Iterator[None]:
@@ -48,49 +41,14 @@ def _translated() -> Iterator[None]:
         raise UiError(http_status(exc), exc.code, exc.message) from exc
 
 
-def _service_principal(who: Principal) -> ServicePrincipal:
-    role = next(iter(who.roles))
-    return ServicePrincipal(key_id=who.key_id, role=role)  # type: ignore[arg-type]
+def _need(who: Principal, permission: Permission) -> Principal:
+    if not who.can(permission):
+        raise Forbidden(f"role {who.role!r} may not do this ({permission})")
+    return who
 
 
-def _need(who: Principal, permission: Permission) -> ServicePrincipal:
-    p = _service_principal(who)
-    if not p.can(permission):
-        raise Forbidden(f"role {p.role!r} may not do this ({permission})")
-    return p
-
-
-def _kind_of(job: Job) -> str | None:
-    if not job.result:
-        return None
-    try:
-        media = json.loads(job.result).get("media") or {}
-    except ValueError:
-        return None
-    kind = media.get("kind")
-    return kind if isinstance(kind, str) else None
-
-
-def job_view(job: Job) -> JobView:
-    review = None
-    if job.review_label:
-        reviewer = f"key {job.reviewed_by}" if job.reviewed_by else "unknown"
-        review = ReviewView(job.review_label, job.review_comment or "", reviewer, job.reviewed_at)
-    error = f"{job.error_message} ({job.error_code})" if job.error_code else job.error_message
-    return JobView(
-        id=job.id,
-        status=_STATUS_FROM_SERVICE.get(job.status, job.status),
-        source_name=job.source_name or job.id,
-        created_at=job.created_at,
-        progress=job.progress,
-        stage=job.stage,
-        kind=_kind_of(job),
-        label=job.label,
-        score=job.deepfake_score,
-        error=error,
-        review=review,
-        owner=job.owner_key_id,
-    )
+def _view(job: Job) -> JobView:
+    return JobView.of(jobs.to_public(job, include_result=False))
 
 
 class ServiceUiBackend:
@@ -105,12 +63,9 @@ class ServiceUiBackend:
     def authenticate(self, api_key: str) -> Principal | None:
         try:
             with self.ctx.tx() as s:
-                p = auth.authenticate(s, api_key)
-                row = s.get(ApiKey, p.key_id)
-                name = (row.name if row is not None else "") or f"key {p.key_id}"
+                return auth.authenticate(s, api_key)
         except Unauthorized:
             return None
-        return Principal(key_id=p.key_id, name=name, roles=frozenset({p.role}))
 
     # ------------------------------------------------------------------ submitting
 
@@ -163,18 +118,17 @@ class ServiceUiBackend:
     def job(self, who: Principal, job_id: str) -> JobView | None:
         try:
             with self.ctx.tx() as s:
-                return job_view(jobs.get_job(s, _service_principal(who), job_id))
+                return _view(jobs.get_job(s, who, job_id))
         except NotFound:
             return None
 
     def report(self, who: Principal, job_id: str) -> Report | None:
         try:
             with self.ctx.tx() as s:
-                p = _service_principal(who)
-                job = jobs.get_job(s, p, job_id)
+                job = jobs.get_job(s, who, job_id)
                 if job.status != "succeeded" or not job.result:
                     return None
-                jobs.record_result_read(s, p, job, "web")
+                jobs.record_result_read(s, who, job, "web")
                 return Report.model_validate_json(job.result)
         except NotFound:
             return None
@@ -182,7 +136,7 @@ class ServiceUiBackend:
     def media_path(self, who: Principal, job_id: str) -> Path | None:
         try:
             with self.ctx.tx() as s:
-                job = jobs.get_job(s, _service_principal(who), job_id)
+                job = jobs.get_job(s, who, job_id)
                 name, keep = job.media_path, job.keep_media
         except NotFound:
             return None
@@ -211,54 +165,28 @@ class ServiceUiBackend:
             "status": [s.model_dump(mode="json") for s in c2pa.status],
         }
 
-    def _visible(self, who: Principal) -> Select[Any]:
-        p = _service_principal(who)
-        query = select(Job)
-        if not p.can("jobs:read_all"):
-            query = query.where(Job.owner_key_id == p.key_id)
-        return query
-
     def jobs(self, who: Principal, query: JobQuery) -> list[JobView]:
-        q = self._visible(who)
-        if query.text:
-            like = f"%{query.text.replace('%', '').replace('_', '')}%"
-            q = q.where(or_(Job.source_name.ilike(like), Job.id == query.text))
-        if query.status:
-            q = q.where(Job.status == _STATUS_TO_SERVICE.get(query.status, query.status))
-        if query.label:
-            q = q.where(Job.label == query.label)
-        if query.reviewed == "yes":
-            q = q.where(Job.review_label.is_not(None))
-        elif query.reviewed == "no":
-            q = q.where(Job.review_label.is_(None))
-        q = q.order_by(Job.created_at.desc(), Job.id)
+        reviewed = {"yes": True, "no": False}.get(query.reviewed)
         with self.ctx.tx() as s:
-            if not query.kind:
-                return [job_view(j) for j in s.scalars(q.limit(query.limit).offset(query.offset))]
-            # The media kind lives in the stored report, so this filter reads results page by page.
-            return self._by_kind(s, q, query)
-
-    @staticmethod
-    def _by_kind(s: Session, q: Select[Any], query: JobQuery) -> list[JobView]:
-        out: list[JobView] = []
-        skipped = 0
-        for job in s.scalars(q.execution_options(yield_per=200)):
-            if _kind_of(job) != query.kind:
-                continue
-            if skipped < query.offset:
-                skipped += 1
-                continue
-            out.append(job_view(job))
-            if len(out) >= query.limit:
-                break
-        return out
+            rows, _ = jobs.list_jobs(
+                s,
+                who,
+                status=query.status or None,
+                label=query.label or None,
+                media_kind=query.kind or None,
+                reviewed=reviewed,
+                text=query.text or None,
+                limit=query.limit,
+                offset=query.offset,
+            )
+            return [_view(j) for j in rows]
 
     def review_queue(self, who: Principal, limit: int) -> list[JobView]:
         with _translated():
             _need(who, "jobs:review")
-        q = self._visible(who).where(Job.status == "succeeded", Job.review_label.is_(None))
         with self.ctx.tx() as s:
-            return [job_view(j) for j in s.scalars(q.order_by(Job.created_at.desc()).limit(limit))]
+            rows, _ = jobs.list_jobs(s, who, status="succeeded", reviewed=False, limit=limit)
+            return [_view(j) for j in rows]
 
     def submit_review(self, who: Principal, job_id: str, ground_truth: str, comment: str) -> None:
         with _translated():
@@ -300,9 +228,8 @@ class ServiceUiBackend:
 
     def consents(self, who: Principal) -> list[ConsentRow]:
         """Consent records live with provenance signing; none until that package is installed."""
-        p = _service_principal(who)
-        if not (p.can("sign") or p.can("keys:manage")):
-            raise UiError(403, "forbidden", f"role {p.role!r} may not read consent records")
+        if not (who.can("sign") or who.can("keys:manage")):
+            raise UiError(403, "forbidden", f"role {who.role!r} may not read consent records")
         try:
             from veracity.provenance.consent import ConsentStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError:

@@ -1,14 +1,15 @@
-"""The Jinja2 environment: package templates, autoescape always on, a few formatting filters."""
+"""The UI's Jinja2 environment: its own templates first, then the report's shared partials
+(``report/templates``), with the report's filters and a few of the UI's own."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, PackageLoader
 
+from veracity.report.templating import new_environment
 from veracity.web.text import stage_text
-from veracity.web.view import fmt_bytes, fmt_seconds, score_colour
 
 __all__ = ["environment"]
 
@@ -21,24 +22,12 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _score(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """Built once per process on first use (not at import): templates are read lazily."""
-    env = Environment(
-        loader=PackageLoader("veracity.web", "templates"),
-        autoescape=True,  # every template, whatever its extension: report strings are untrusted
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+    env = new_environment(
+        ChoiceLoader([PackageLoader("veracity.web", "templates"), PackageLoader("veracity.report", "templates")])
     )
     env.filters["when"] = _when
-    env.filters["score"] = _score
-    env.filters["bytes"] = fmt_bytes
-    env.filters["seconds"] = fmt_seconds
-    env.filters["score_colour"] = score_colour
     env.filters["stage"] = stage_text
     return env
