@@ -25,9 +25,11 @@ class Limits:
     max_duration_s: float = 4 * 3600.0
     max_frames: int = 2_000  # frames decoded for one analysis
     max_image_side: int = 20_000
+    # Wall-clock cap on decoding one input: a file that makes a decoder spin is cut here.
+    max_decode_s: float = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pixels", "max_duration_s", "max_frames", "max_image_side"):
+        for name in ("max_bytes", "max_pixels", "max_duration_s", "max_frames", "max_image_side", "max_decode_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"limit {name} must be positive")
 
@@ -129,6 +131,7 @@ class Settings:
             max_duration_s=num("MAX_DURATION_S", base.max_duration_s),
             max_frames=int(num("MAX_FRAMES", base.max_frames)),
             max_image_side=int(num("MAX_IMAGE_SIDE", base.max_image_side)),
+            max_decode_s=num("MAX_DECODE_S", base.max_decode_s),
         )
         cache = env.get(_ENV_PREFIX + "CACHE_DIR")
         data = env.get(_ENV_PREFIX + "DATA_DIR")

@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from veracity.config import Limits
 from veracity.errors import CorruptMedia, MediaTooLarge, SourceNotFound, UnsupportedMedia
-from veracity.media.types import MediaInfo
+from veracity.media.types import AUDIO_UNDECODABLE, MediaInfo, ffmpeg_reason
 
 # Magic numbers of containers we know: a file that starts like one of these but fails to open
 # is corrupt (truncated, damaged), not merely unsupported.
@@ -125,7 +125,7 @@ def probe(path: Path, limits: Limits, *, sha256: str | None = None) -> MediaInfo
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         if image is not None or sniff_is_media(head):
-            raise CorruptMedia(f"cannot open container: {exc}", path=str(path)) from exc
+            raise CorruptMedia(f"cannot open container: {ffmpeg_reason(exc)}", path=str(path)) from exc
         raise UnsupportedMedia("not a recognised video, image or audio file", path=str(path)) from exc
     with container:
         return _probe_container(container, path, size, digest, limits, animated=image is not None)
@@ -140,8 +140,19 @@ def _probe_container(
     *,
     animated: bool,
 ) -> MediaInfo:
-    videos = [s for s in container.streams.video if not _is_cover_art(s)]
-    audios = list(container.streams.audio)
+    # A stream whose codec FFmpeg has no decoder for has no codec context (unknown Matroska codec
+    # ids, SVG): it cannot be analysed, and reading its fields would crash.
+    all_videos = [s for s in container.streams.video if not _is_cover_art(s)]
+    videos = [s for s in all_videos if s.codec_context is not None]
+    all_audios = list(container.streams.audio)
+    audios = [s for s in all_audios if s.codec_context is not None]
+    notes: list[str] = []
+    if all_videos and not videos:
+        raise UnsupportedMedia("no decoder for the video codec of this file", path=str(path))
+    if all_audios and not audios:
+        if not videos:
+            raise UnsupportedMedia("no decoder for the audio codec of this file", path=str(path))
+        notes.append(f"{AUDIO_UNDECODABLE}: no decoder for the audio codec")
     container_duration = container.duration / av.time_base if container.duration and container.duration > 0 else None
     astream = audios[0] if audios else None
     audio_fields = {
@@ -171,6 +182,7 @@ def _probe_container(
             frame_count=frames,
             video_codec=vs.codec_context.name,
             animated=animated,
+            warnings=tuple(notes),
             **audio_fields,  # type: ignore[arg-type]
         )
     if astream is not None:
