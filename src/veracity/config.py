@@ -94,6 +94,8 @@ class Settings:
     webhook_backoff_s: float = 1.0
     keep_media: bool = False  # keep uploaded/fetched media after analysis (per job it can be asked)
     job_stale_s: float = 120.0  # a running job whose heartbeat is older than this is re-queued
+    # Stored media older than this that no job refers to is deleted at start-up (killed uploads).
+    orphan_age_s: float = 600.0
 
     @property
     def effective_storage_dir(self) -> Path:
@@ -161,4 +163,5 @@ class Settings:
             webhook_backoff_s=max(0.0, num("WEBHOOK_BACKOFF_S", base_settings.webhook_backoff_s)),
             keep_media=env.get(_ENV_PREFIX + "KEEP_MEDIA", "").lower() in ("1", "true", "yes"),
             job_stale_s=max(1.0, num("JOB_STALE_S", base_settings.job_stale_s)),
+            orphan_age_s=max(0.0, num("ORPHAN_AGE_S", base_settings.orphan_age_s)),
         )

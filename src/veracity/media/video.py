@@ -142,9 +142,7 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                 for frame in decoder:
                     decoded += 1
                     if decoded % 64 == 0 and time.monotonic() > deadline:
-                        raise AnalysisTimeout(
-                            f"video decoding took longer than {limits.max_decode_s:.0f} s", path=path
-                        )
+                        raise AnalysisTimeout(f"video decoding took longer than {limits.max_decode_s:.0f} s", path=path)
                     if decoded > max_decode:
                         warnings.append(f"decode_capped_after_{max_decode}_frames")
                         return frames, warnings

@@ -6,6 +6,7 @@ same object to call the job, key and audit functions.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,12 +15,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.config import Settings
+from veracity.service import jobs
 from veracity.service.auth import RateLimiter
 from veracity.service.db import is_sqlite, make_engine, make_read_sessionmaker, make_sessionmaker, migrate
 from veracity.service.dispatch import Dispatcher, EmbeddedPool, Sweeper
 from veracity.service.runner import JobRunner
 from veracity.service.storage import Storage
 from veracity.service.webhooks import resolve_secret
+
+log = logging.getLogger("veracity.service")
 
 
 @dataclass
@@ -56,6 +60,7 @@ class ServiceContext:
 
     def start(self, *, workers: bool = True) -> None:
         self.storage.ensure()
+        self.sweep_orphans()
         if not workers:
             return
         if self.settings.broker_url:
@@ -69,6 +74,18 @@ class ServiceContext:
         self.dispatcher.start()
         self.sweeper = Sweeper(self.sessions, self.settings.job_stale_s, self.dispatcher.submit)
         self.sweeper.start()
+
+    def sweep_orphans(self) -> list[str]:
+        """Start-up: delete stored media no job refers to (a process killed mid-upload leaves its
+        partial file behind; nothing else would ever remove it)."""
+        try:
+            removed = self.storage.sweep_orphans(jobs.media_in_use(self.sessions), self.settings.orphan_age_s)
+        except Exception:  # a sweep must never keep the service from starting
+            log.exception("orphan sweep failed")
+            return []
+        if removed:
+            log.warning("removed %d orphaned file(s) from media storage", len(removed))
+        return removed
 
     def stop(self) -> None:
         if self.sweeper is not None:

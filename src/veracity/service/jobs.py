@@ -24,7 +24,7 @@ from veracity.config import Settings
 from veracity.report.model import Report
 from veracity.service import audit
 from veracity.service.auth import Principal
-from veracity.service.errors import BadRequest, NotFound
+from veracity.service.errors import BadRequest, NotFound, echo, public_message
 from veracity.service.fetch import Resolver, check_url, system_resolver
 from veracity.service.models import Batch, DetectorScore, Job, utcnow
 from veracity.service.schemas import (
@@ -131,7 +131,7 @@ def create_job(
 def get_job(session: Session, principal: Principal, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None or not (principal.can("jobs:read_all") or job.owner_key_id == principal.key_id):
-        raise NotFound(f"no job {job_id!r}")
+        raise NotFound(f"no job {echo(job_id)}")
     return job
 
 
@@ -187,7 +187,7 @@ def create_batch(session: Session, principal: Principal) -> Batch:
 def batch_status(session: Session, principal: Principal, batch_id: str, base: str = "/api/v1") -> BatchPublic:
     batch = session.get(Batch, batch_id)
     if batch is None or not (principal.can("jobs:read_all") or batch.owner_key_id == principal.key_id):
-        raise NotFound(f"no batch {batch_id!r}")
+        raise NotFound(f"no batch {echo(batch_id)}")
     jobs = list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.id)))
     counts = dict.fromkeys(STATUSES, 0)
     for j in jobs:
@@ -203,7 +203,57 @@ def batch_status(session: Session, principal: Principal, batch_id: str, base: st
 
 
 def accepted(job: Job, base: str = "/api/v1") -> JobAccepted:
-    return JobAccepted(job_id=job.id, status=job.status, status_url=f"{base}/jobs/{job.id}")  # type: ignore[arg-type]
+    return JobAccepted(
+        job_id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        status_url=f"{base}/jobs/{job.id}",
+        source_name=job.source_name,
+        error=ErrorDetail(code=job.error_code, message=job.error_message or "") if job.error_code else None,
+    )
+
+
+def create_rejected_job(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    code: str,
+    message: str,
+    batch_id: str,
+    options: JobOptions | None = None,
+    url: str | None = None,
+) -> Job:
+    """A batch member refused on arrival (not media, a URL the rules refuse): recorded as a failed
+    job that names the file, so the rest of the batch goes on and the client sees which one."""
+    now = utcnow()
+    job = Job(
+        id=new_job_id(),
+        status="failed",
+        stage="rejected",
+        progress=0.0,
+        owner_key_id=principal.key_id,
+        batch_id=batch_id,
+        source_url=url,
+        source_name=(name or "upload")[:300],
+        keep_media=False,
+        options=(options or JobOptions()).model_dump(mode="json"),
+        attempts=0,
+        webhook_attempts=0,
+        error_code=code[:40],
+        error_message=public_message(f"{name}: {message}"),
+        created_at=now,
+        finished_at=now,
+    )
+    session.add(job)
+    session.flush()
+    audit.append(
+        session,
+        actor=principal.actor,
+        action="job.rejected",
+        obj=f"job:{job.id}",
+        detail={"code": code, "name": name[:200], "batch": batch_id},
+    )
+    return job
 
 
 def to_public(job: Job, *, include_result: bool = True, base: str = "/api/v1") -> JobPublic:
@@ -333,7 +383,7 @@ def fail(sessions: sessionmaker[Session], job_id: str, token: str, code: str, me
                 status="failed",
                 stage="failed",
                 error_code=code[:40],
-                error_message=message[:2000],
+                error_message=public_message(message),
                 finished_at=utcnow(),
                 claim_token=None,
             )
@@ -365,6 +415,12 @@ def requeue_stale(sessions: sessionmaker[Session], stale_s: float) -> list[str]:
 def requeue_all_running(sessions: sessionmaker[Session]) -> list[str]:
     """Embedded start-up: nothing can be running in a process that just started."""
     return requeue_stale(sessions, stale_s=-1e9)
+
+
+def media_in_use(sessions: sessionmaker[Session]) -> set[str]:
+    """Stored names some job still refers to (queued, running, or kept after analysis)."""
+    with sessions.begin() as s:
+        return set(s.scalars(select(Job.media_path).where(Job.media_path.is_not(None))))
 
 
 def queued_ids(sessions: sessionmaker[Session]) -> list[str]:

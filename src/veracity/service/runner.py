@@ -132,10 +132,10 @@ class JobRunner:
         keep_name = out.name
         try:
             probe(out.path, self.settings.limits, sha256=out.sha256)  # sniff before the heavy work
-        except VeracityError:
+            jobs.record_media(self.sessions, job_id, token, sha256=out.sha256, size=out.size, name=keep_name)
+        except BaseException:  # any failure: the fetched file must not stay behind
             self.storage.delete(keep_name)
             raise
-        jobs.record_media(self.sessions, job_id, token, sha256=out.sha256, size=out.size, name=keep_name)
         return keep_name, out.path
 
     def deliver_webhook(self, job_id: str) -> bool:
