@@ -94,6 +94,12 @@ class Settings:
     webhook_backoff_s: float = 1.0
     keep_media: bool = False  # keep uploaded/fetched media after analysis (per job it can be asked)
     job_stale_s: float = 120.0  # a running job whose heartbeat is older than this is re-queued
+    # Watchdog: a job's wall-clock budget is job_budget_s plus job_budget_per_media_s for each
+    # second of media; past it the job fails with analysis_timeout. A job that stopped its worker
+    # (killed it, or hung past its budget) job_max_attempts times is failed for good.
+    job_budget_s: float = 300.0
+    job_budget_per_media_s: float = 2.0
+    job_max_attempts: int = 3
     # Stored media older than this that no job refers to is deleted at start-up (killed uploads).
     orphan_age_s: float = 600.0
 
@@ -164,4 +170,7 @@ class Settings:
             keep_media=env.get(_ENV_PREFIX + "KEEP_MEDIA", "").lower() in ("1", "true", "yes"),
             job_stale_s=max(1.0, num("JOB_STALE_S", base_settings.job_stale_s)),
             orphan_age_s=max(0.0, num("ORPHAN_AGE_S", base_settings.orphan_age_s)),
+            job_budget_s=max(0.1, num("JOB_BUDGET_S", base_settings.job_budget_s)),
+            job_budget_per_media_s=max(0.0, num("JOB_BUDGET_PER_MEDIA_S", base_settings.job_budget_per_media_s)),
+            job_max_attempts=max(1, int(num("JOB_MAX_ATTEMPTS", base_settings.job_max_attempts))),
         )

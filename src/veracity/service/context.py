@@ -69,10 +69,15 @@ class ServiceContext:
             self.dispatcher = CeleryDispatcher(self.settings, self.sessions)
         else:
             self.dispatcher = EmbeddedPool(
-                lambda: build_runner(self.settings, context=self), self.sessions, self.settings.workers
+                lambda: build_runner(self.settings, context=self),
+                self.sessions,
+                self.settings.workers,
+                self.settings.job_max_attempts,
             )
         self.dispatcher.start()
-        self.sweeper = Sweeper(self.sessions, self.settings.job_stale_s, self.dispatcher.submit)
+        self.sweeper = Sweeper(
+            self.sessions, self.settings.job_stale_s, self.dispatcher.submit, self.settings.job_max_attempts
+        )
         self.sweeper.start()
 
     def sweep_orphans(self) -> list[str]:

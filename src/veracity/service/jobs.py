@@ -24,7 +24,7 @@ from veracity.config import Settings
 from veracity.report.model import Report
 from veracity.service import audit
 from veracity.service.auth import Principal
-from veracity.service.errors import BadRequest, NotFound, echo, public_message
+from veracity.service.errors import BadRequest, Conflict, NotFound, echo, public_message
 from veracity.service.fetch import Resolver, check_url, system_resolver
 from veracity.service.models import Batch, DetectorScore, Job, utcnow
 from veracity.service.schemas import (
@@ -293,14 +293,32 @@ def to_public(job: Job, *, include_result: bool = True, base: str = "/api/v1") -
 # --- worker side: each call is its own short transaction ------------------------------------
 
 
-def claim(sessions: sessionmaker[Session], job_id: str, worker: str) -> str | None:
-    """Take a queued job; return the claim token, or None when it is not queued (done, or taken)."""
+def claim(sessions: sessionmaker[Session], job_id: str, worker: str, max_attempts: int = 1_000_000) -> str | None:
+    """Take a queued job; return the claim token, or None when it is not queued (done, or taken)
+    or has used up its ``max_attempts`` (then it is failed for good: a poison job is not retried)."""
     token = secrets.token_hex(16)
     now = utcnow()
     with sessions.begin() as s:
+        spent = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued", Job.attempts >= max_attempts)
+            .values(
+                status="failed",
+                stage="failed",
+                error_code="analysis_timeout",
+                error_message=f"the job stopped its worker {max_attempts} times; it is not retried",
+                finished_at=now,
+                claim_token=None,
+            )
+        )
+        if spent.rowcount == 1:  # type: ignore[attr-defined]
+            audit.append(
+                s, actor="system", action="job.abandoned", obj=f"job:{job_id}", detail={"attempts": max_attempts}
+            )
+            return None
         res = s.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "queued")
+            .where(Job.id == job_id, Job.status == "queued", Job.attempts < max_attempts)
             .values(
                 status="running",
                 claim_token=token,
@@ -394,33 +412,80 @@ def fail(sessions: sessionmaker[Session], job_id: str, token: str, code: str, me
         return True
 
 
-def requeue_stale(sessions: sessionmaker[Session], stale_s: float) -> list[str]:
-    """Put running jobs whose worker stopped sending heartbeats back in the queue."""
+def requeue_stale(sessions: sessionmaker[Session], stale_s: float, max_attempts: int = 1_000_000) -> list[str]:
+    """Put running jobs whose worker stopped sending heartbeats back in the queue, unless they
+    have used up ``max_attempts``: a job that killed (or hung) its worker that often is failed
+    for good with ``analysis_timeout``, so a poison file cannot take every restart down."""
     cutoff = utcnow() - timedelta(seconds=stale_s)
     with sessions.begin() as s:
         ids = list(s.scalars(select(Job.id).where(Job.status == "running", Job.heartbeat_at < cutoff)))
         requeued = []
         for job_id in ids:
-            res = s.execute(
+            stale = (Job.id == job_id, Job.status == "running", Job.heartbeat_at < cutoff)
+            spent = s.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == "running", Job.heartbeat_at < cutoff)
-                .values(status="queued", claim_token=None, stage="requeued")
+                .where(*stale, Job.attempts >= max_attempts)
+                .values(
+                    status="failed",
+                    stage="failed",
+                    error_code="analysis_timeout",
+                    error_message=f"the job stopped its worker {max_attempts} times; it is not retried",
+                    finished_at=utcnow(),
+                    claim_token=None,
+                )
             )
+            if spent.rowcount == 1:  # type: ignore[attr-defined]
+                audit.append(
+                    s, actor="system", action="job.abandoned", obj=f"job:{job_id}", detail={"attempts": max_attempts}
+                )
+                continue
+            res = s.execute(update(Job).where(*stale).values(status="queued", claim_token=None, stage="requeued"))
             if res.rowcount == 1:  # type: ignore[attr-defined]
                 requeued.append(job_id)
                 audit.append(s, actor="system", action="job.requeued", obj=f"job:{job_id}")
         return requeued
 
 
-def requeue_all_running(sessions: sessionmaker[Session]) -> list[str]:
+def requeue_all_running(sessions: sessionmaker[Session], max_attempts: int = 1_000_000) -> list[str]:
     """Embedded start-up: nothing can be running in a process that just started."""
-    return requeue_stale(sessions, stale_s=-1e9)
+    return requeue_stale(sessions, stale_s=-1e9, max_attempts=max_attempts)
+
+
+def cancel_job(session: Session, principal: Principal, job_id: str) -> tuple[Job, str]:
+    """Owner or admin: a queued or running job becomes ``failed`` with code ``cancelled``.
+
+    Its claim token is cleared, so a worker still analysing it finds at its next heartbeat that
+    the job is no longer its own, stops, and its late result is discarded. Returns the job and
+    the status it had."""
+    job = session.get(Job, job_id)
+    if job is None or not (principal.role == "admin" or job.owner_key_id == principal.key_id):
+        raise NotFound(f"no job {echo(job_id)}")
+    was = job.status
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .values(
+            status="failed",
+            stage="cancelled",
+            error_code="cancelled",
+            error_message=f"cancelled by {principal.actor}",
+            finished_at=utcnow(),
+            claim_token=None,
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"job is {was}; only queued or running jobs can be cancelled")
+    audit.append(session, actor=principal.actor, action="job.cancelled", obj=f"job:{job_id}", detail={"was": was})
+    session.refresh(job)
+    return job, was
 
 
 def media_in_use(sessions: sessionmaker[Session]) -> set[str]:
-    """Stored names some job still refers to (queued, running, or kept after analysis)."""
+    """Stored names some job still needs (queued, running, or kept after analysis)."""
     with sessions.begin() as s:
-        return set(s.scalars(select(Job.media_path).where(Job.media_path.is_not(None))))
+        needed = (Job.status.in_(("queued", "running"))) | (Job.keep_media.is_(True))
+        return set(s.scalars(select(Job.media_path).where(Job.media_path.is_not(None), needed)))
 
 
 def queued_ids(sessions: sessionmaker[Session]) -> list[str]:

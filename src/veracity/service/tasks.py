@@ -8,6 +8,7 @@ into a no-op. Each worker process builds one :class:`JobRunner` (one Analyzer, m
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -44,7 +45,11 @@ def make_celery(settings: Settings) -> Celery:
         if "runner" not in state:
             from veracity.service.context import build_runner
 
-            state["runner"] = build_runner(settings, send_webhook=deliver_webhook.delay)
+            built = build_runner(settings, send_webhook=deliver_webhook.delay)
+            # A native hang outlived its watchdog: the job is failed already; leave the process
+            # so the pool (or the supervisor) starts a fresh one instead of a worker stuck forever.
+            built.on_stuck = lambda: os._exit(70)
+            state["runner"] = built
         return state["runner"]
 
     @app.task(  # type: ignore[untyped-decorator]

@@ -273,6 +273,22 @@ def review_job(ctx: ContextDep, principal: Reviewer, job_id: str, review: Review
 
 
 @router.post(
+    "/jobs/{job_id}/cancel",
+    operation_id="cancelJob",
+    summary="Cancel a queued or running job (its owner or an admin)",
+    response_model=JobPublic,
+    responses=errors(401, 403, 404, 409, 422, 429),
+)
+def cancel_job(ctx: ContextDep, principal: Analyst, job_id: str) -> JobPublic:
+    with ctx.tx() as s:
+        job, was = jobs.cancel_job(s, principal, job_id)
+        media, keep = job.media_path, job.keep_media
+    if media and not keep and was == "queued":
+        ctx.storage.delete(media)  # no worker will pick it up; a running one deletes its own
+    return jobs.to_public(job, include_result=False)
+
+
+@router.post(
     "/batches",
     operation_id="createBatch",
     summary="Submit many URLs or files: one job each",
