@@ -98,3 +98,26 @@ def make_truncated_mkv(path: Path, seconds: float = 6.0) -> Path:
     tmp.unlink()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def make_noisy_audio_mp4(path: Path, seconds: float = 3.0, seed: int = 0) -> Path:
+    """A clip whose AAC packets are replaced by random bytes (same sizes and timestamps): the
+    pictures decode, the audio does not. Used to evade lip-sync checks; must not read authentic."""
+    tmp = path.with_suffix(".src.mp4")
+    make_video(tmp, seconds=seconds)
+    rng = np.random.default_rng(seed)
+    with av.open(str(tmp)) as src, av.open(str(path), "w", format="mp4") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for pkt in src.demux():
+            if pkt.dts is None:
+                continue
+            target = streams[pkt.stream.index]
+            if pkt.stream.type == "audio":
+                noise = av.Packet(rng.integers(0, 256, pkt.size, dtype=np.uint8).tobytes())
+                noise.pts, noise.dts, noise.time_base = pkt.pts, pkt.dts, pkt.time_base
+                noise.duration, noise.is_keyframe = pkt.duration, pkt.is_keyframe
+                pkt = noise
+            pkt.stream = target
+            dst.mux(pkt)
+    tmp.unlink()
+    return path

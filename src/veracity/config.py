@@ -100,6 +100,11 @@ class Settings:
     job_budget_s: float = 300.0
     job_budget_per_media_s: float = 2.0
     job_max_attempts: int = 3
+    # Slow clients (see service.guard): headers complete within this, body gaps and rate.
+    http_header_timeout_s: float = 10.0
+    http_body_idle_s: float = 30.0
+    http_body_grace_s: float = 30.0
+    http_body_min_rate: float = 1024.0  # bytes/s on average once the grace is over
     # Stored media older than this that no job refers to is deleted at start-up (killed uploads).
     orphan_age_s: float = 600.0
 
@@ -171,6 +176,10 @@ class Settings:
             job_stale_s=max(1.0, num("JOB_STALE_S", base_settings.job_stale_s)),
             orphan_age_s=max(0.0, num("ORPHAN_AGE_S", base_settings.orphan_age_s)),
             job_budget_s=max(0.1, num("JOB_BUDGET_S", base_settings.job_budget_s)),
+            http_header_timeout_s=max(0.1, num("HTTP_HEADER_TIMEOUT_S", base_settings.http_header_timeout_s)),
+            http_body_idle_s=max(0.1, num("HTTP_BODY_IDLE_S", base_settings.http_body_idle_s)),
+            http_body_grace_s=max(0.0, num("HTTP_BODY_GRACE_S", base_settings.http_body_grace_s)),
+            http_body_min_rate=max(0.0, num("HTTP_BODY_MIN_RATE", base_settings.http_body_min_rate)),
             job_budget_per_media_s=max(0.0, num("JOB_BUDGET_PER_MEDIA_S", base_settings.job_budget_per_media_s)),
             job_max_attempts=max(1, int(num("JOB_MAX_ATTEMPTS", base_settings.job_max_attempts))),
         )
