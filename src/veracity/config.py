@@ -90,6 +90,9 @@ class Settings:
     fetch_timeout_s: float = 60.0
     fetch_max_redirects: int = 5
     webhook_secret: str | None = None
+    # HMAC key of the audit chain, kept out of the database (see service.audit.resolve_key).
+    audit_key: str | None = None
+    audit_key_file: Path | None = None
     webhook_retries: int = 5
     webhook_backoff_s: float = 1.0
     keep_media: bool = False  # keep uploaded/fetched media after analysis (per job it can be asked)
@@ -170,6 +173,10 @@ class Settings:
             fetch_timeout_s=num("FETCH_TIMEOUT_S", base_settings.fetch_timeout_s),
             fetch_max_redirects=max(0, int(num("FETCH_MAX_REDIRECTS", base_settings.fetch_max_redirects))),
             webhook_secret=env.get(_ENV_PREFIX + "WEBHOOK_SECRET") or None,
+            audit_key=env.get(_ENV_PREFIX + "AUDIT_KEY") or None,
+            audit_key_file=Path(env[_ENV_PREFIX + "AUDIT_KEY_FILE"])
+            if env.get(_ENV_PREFIX + "AUDIT_KEY_FILE")
+            else None,
             webhook_retries=max(1, int(num("WEBHOOK_RETRIES", base_settings.webhook_retries))),
             webhook_backoff_s=max(0.0, num("WEBHOOK_BACKOFF_S", base_settings.webhook_backoff_s)),
             keep_media=env.get(_ENV_PREFIX + "KEEP_MEDIA", "").lower() in ("1", "true", "yes"),

@@ -111,14 +111,21 @@ def open_context(settings: Settings, *, run_migrations: bool | None = None, secr
         run_migrations = True
     if run_migrations or is_sqlite(settings.effective_database_url):
         migrate(engine)
+    from veracity.service.audit import KEY_INFO, resolve_key
+
+    sessions = make_sessionmaker(engine)
+    read_sessions = make_read_sessionmaker(engine)
+    key = resolve_key(settings)
+    sessions.configure(info={KEY_INFO: key})
+    read_sessions.configure(info={KEY_INFO: key})
     return ServiceContext(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         storage=Storage(settings.effective_storage_dir),
         limiter=RateLimiter(settings.rate_limit_per_min),
         webhook_secret=resolve_secret(settings) if secrets else "",
-        read_sessions=make_read_sessionmaker(engine),
+        read_sessions=read_sessions,
     )
 
 
