@@ -30,7 +30,7 @@ def load_audio(
     path = str(info.path)
     deadline = time.monotonic() + max_decode_s
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with av.open(path, format=info.demuxer, metadata_errors="ignore") as container:
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
             for n, frame in enumerate(container.decode(stream)):

@@ -54,6 +54,8 @@ class MediaInfo:
     audio_channels: int | None = None
     rotation: int = 0
     animated: bool = False
+    # FFmpeg demuxer chosen by content at probe time; decoders reopen the file with it.
+    demuxer: str | None = None
     # Degraded-but-usable facts found while probing (e.g. an audio stream with no decoder).
     warnings: tuple[str, ...] = ()
 

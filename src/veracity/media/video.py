@@ -66,10 +66,10 @@ def keyframe_times(container: av.container.InputContainer, stream: av.video.stre
     return sorted(t - start for t in times)
 
 
-def _demux_keyframes(path: str, stream_index: int) -> list[float]:
+def _demux_keyframes(path: str, stream_index: int, demuxer: str | None = None) -> list[float]:
     """A packet-only pass (no decoding) for containers without an index, e.g. WebM, MPEG-PS."""
     times: list[float] = []
-    with av.open(path, metadata_errors="ignore") as c:
+    with av.open(path, format=demuxer, metadata_errors="ignore") as c:
         s = c.streams[stream_index]
         tb = float(s.time_base or 0)
         start = float(s.start_time or 0) * tb
@@ -110,7 +110,7 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
     path = str(info.path)
     max_decode = max(limits.max_frames * 60, 5_000)
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with av.open(path, format=info.demuxer, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             tb = float(stream.time_base or 0)
@@ -119,7 +119,7 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
             tolerance = 0.5 / fps
             kfs = keyframe_times(container, stream) if info.container in _INDEXED_CONTAINERS else []
             if not kfs and (info.duration_s or 0) > _NO_SEEK_BELOW_S:
-                kfs = _demux_keyframes(path, stream.index)
+                kfs = _demux_keyframes(path, stream.index, info.demuxer)
             can_seek = bool(kfs) and tb > 0
             pos = -math.inf  # time of the last decoded frame
             decoder = None
