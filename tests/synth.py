@@ -111,13 +111,12 @@ def make_noisy_audio_mp4(path: Path, seconds: float = 3.0, seed: int = 0) -> Pat
         for pkt in src.demux():
             if pkt.dts is None:
                 continue
-            target = streams[pkt.stream.index]
+            out = pkt
             if pkt.stream.type == "audio":
-                noise = av.Packet(rng.integers(0, 256, pkt.size, dtype=np.uint8).tobytes())
-                noise.pts, noise.dts, noise.time_base = pkt.pts, pkt.dts, pkt.time_base
-                noise.duration, noise.is_keyframe = pkt.duration, pkt.is_keyframe
-                pkt = noise
-            pkt.stream = target
-            dst.mux(pkt)
+                out = av.Packet(rng.integers(0, 256, pkt.size, dtype=np.uint8).tobytes())
+                out.pts, out.dts, out.time_base = pkt.pts, pkt.dts, pkt.time_base
+                out.duration, out.is_keyframe = pkt.duration, pkt.is_keyframe
+            out.stream = streams[pkt.stream.index]
+            dst.mux(out)
     tmp.unlink()
     return path
