@@ -78,6 +78,8 @@ def read_metadata(path: Path, *, max_pixels: int | None = None) -> MetadataFacts
                 fmt = img.format or ""
                 exif = img.getexif()
                 xmp_raw = info.get("xmp") or info.get("XML:com.adobe.xmp") or b""
+    except MediaTooLarge:
+        raise  # a ValueError too: not to be swallowed as "unreadable" below
     except Image.DecompressionBombError as exc:
         raise MediaTooLarge(f"image dimensions over the decompression safety limit ({exc})", path=str(path)) from exc
     except (UnidentifiedImageError, OSError, ValueError):
