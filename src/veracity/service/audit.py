@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,13 +59,21 @@ def resolve_key(settings: Settings) -> bytes:
     if not settings.is_development:
         raise ConfigError("VERACITY_AUDIT_KEY or VERACITY_AUDIT_KEY_FILE must be set outside development")
     path: Path = settings.data_dir / "audit_key"
-    if path.is_file():
-        return path.read_text().strip().encode()
-    path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value.encode()
+    if not path.is_file():
+        # Several processes (API, workers) may start at once: write aside, then link into place,
+        # which fails if another got there first; every process then reads the one winner.
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        tmp = path.with_name(f".audit_key.{secrets.token_hex(8)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip().encode()
 
 
 def _key(session: Session) -> bytes | None:
