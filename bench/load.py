@@ -6,7 +6,13 @@ fresh data folder, then each client posts ``--requests`` small PNG images (64x64
 the bench then polls every job to the end). Reports requests/s, p50/p95 latency, errors (must be
 0) and that no job was lost: every submitted job is in the database and succeeded, once.
 
-    .venv/bin/python bench/load.py [--clients 8] [--requests 10] [--workers 1] [--endpoint analyze_video] [--json]
+``--hostile K`` makes every K-th request of each client a file of the bad-input corpus
+(tests/corpus.py: zero-frame AVI, unknown codecs, SVG, bombs, truncated and garbage-audio clips,
+...). Each must get its expected answer, none a 5xx; at the end no job may be stuck and every
+job must have ended within its budget (``VERACITY_JOB_BUDGET_S``).
+
+    .venv/bin/python bench/load.py [--clients 8] [--requests 10] [--workers 1] [--endpoint analyze_video]
+        [--hostile 3] [--json]
 """
 
 from __future__ import annotations
@@ -49,8 +55,11 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10, help="requests per client")
     ap.add_argument("--workers", type=int, default=1, help="embedded worker threads")
     ap.add_argument("--endpoint", choices=("analyze_video", "jobs"), default="analyze_video")
+    ap.add_argument("--hostile", type=int, default=0, help="every K-th request is a hostile corpus file")
+    ap.add_argument("--stuck-after-s", type=float, default=600.0, help="jobs not final by then count as stuck")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    hostile = _hostile_cases(args.endpoint) if args.hostile else []
 
     from veracity.config import Settings
     from veracity.service.commands import create_key
@@ -103,18 +112,26 @@ def main() -> None:
 
             latencies: list[float] = []
             errors: list[str] = []
+            server_errors: list[str] = []
+            hostile_sent = [0]
+            expected_failed = [0]  # hostile files accepted as jobs that must end failed
             job_ids: list[str] = []
             lock = threading.Lock()
 
             def client(n: int) -> None:
                 with httpx.Client(base_url=url, headers=headers, timeout=600) as c:
                     for i in range(args.requests):
-                        body = png(n * 10_000 + i)
+                        name, body = f"{n}-{i}.png", png(n * 10_000 + i)
+                        want = 200 if args.endpoint == "analyze_video" else 202
+                        bad = bool(hostile) and i % args.hostile == args.hostile - 1
+                        fails = False
+                        if bad:
+                            name, body, want, fails = hostile[(n * args.requests + i) // args.hostile % len(hostile)]
                         t = time.perf_counter()
                         try:
-                            r = c.post(f"/api/v1/{args.endpoint}", files={"file": (f"{n}-{i}.png", body)})
-                            ok = r.status_code == (200 if args.endpoint == "analyze_video" else 202)
-                            job = r.json().get("job_id") if ok else None
+                            r = c.post(f"/api/v1/{args.endpoint}", files={"file": (name, body)})
+                            ok = r.status_code == want
+                            job = r.json().get("job_id")  # also on a failed analyze_video (4xx with the job id)
                         except httpx.HTTPError as exc:
                             ok, job, r = False, None, None
                             with lock:
@@ -122,10 +139,15 @@ def main() -> None:
                         dt = time.perf_counter() - t
                         with lock:
                             latencies.append(dt)
-                            if ok and job:
+                            if r is not None and r.status_code >= 500:
+                                server_errors.append(f"{name}: {r.status_code}: {r.text[:200]}")
+                            if bad:
+                                hostile_sent[0] += 1
+                                expected_failed[0] += int(fails and job is not None)
+                            if job:
                                 job_ids.append(job)
-                            elif r is not None:
-                                errors.append(f"{r.status_code}: {r.text[:200]}")
+                            if not ok and r is not None:
+                                errors.append(f"{name}: {r.status_code} (wanted {want}): {r.text[:200]}")
 
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
@@ -137,21 +159,27 @@ def main() -> None:
 
             # Every job to the end, then count: nothing lost, nothing done twice.
             with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
+                stuck_deadline = time.monotonic() + args.stuck_after_s
                 while True:
                     counts = {
                         s: c.get("/api/v1/jobs", params={"status": s, "limit": 1}).json()["total"]
                         for s in ("queued", "running", "succeeded", "failed")
                     }
-                    if counts["queued"] == counts["running"] == 0:
+                    if counts["queued"] == counts["running"] == 0 or time.monotonic() > stuck_deadline:
                         break
                     time.sleep(0.2)
             total_s = time.perf_counter() - started
             listed = set()
+            longest_job_s = 0.0
             with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
                 offset = 0
                 while True:
                     page = c.get("/api/v1/jobs", params={"limit": 200, "offset": offset}).json()
-                    listed |= {j["job_id"] for j in page["items"] if j["status"] == "succeeded"}
+                    listed |= {j["job_id"] for j in page["items"] if j["status"] in ("succeeded", "failed")}
+                    for j in page["items"]:
+                        if j["finished_at"] and j["started_at"]:
+                            took = _seconds(j["finished_at"]) - _seconds(j["started_at"])
+                            longest_job_s = max(longest_job_s, took)
                     offset += 200
                     if offset >= page["total"]:
                         break
@@ -176,7 +204,13 @@ def main() -> None:
         "jobs_submitted": len(job_ids),
         "jobs_succeeded": counts["succeeded"] - 1,  # minus the warm-up
         "jobs_failed": counts["failed"],
+        "jobs_failed_expected": expected_failed[0],
         "jobs_lost": len(lost),
+        "jobs_stuck": counts["queued"] + counts["running"],
+        "hostile_requests": hostile_sent[0],
+        "server_errors_5xx": len(server_errors),
+        "longest_job_s": round(longest_job_s, 2),
+        "job_budget_s": Settings.from_env(env).job_budget_s,
         "audit_chain_ok": audit["ok"],
     }
     if args.json:
@@ -184,10 +218,40 @@ def main() -> None:
     else:
         for k, v in result.items():
             print(f"{k:>22}: {v}")
-        for e in errors[:5]:
+        for e in (server_errors + errors)[:5]:
             print("error:", e)
-    if errors or lost or result["jobs_failed"]:
+    over_budget = result["longest_job_s"] > result["job_budget_s"]  # type: ignore[operator]
+    # Hostile files accepted as jobs end failed, exactly those; every other job must succeed.
+    wrong_failures = result["jobs_failed"] != expected_failed[0]
+    if errors or server_errors or lost or result["jobs_stuck"] or over_budget or wrong_failures:
         raise SystemExit(1)
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _hostile_cases(endpoint: str) -> list[tuple[str, bytes, int, bool]]:
+    """(name, bytes, expected status, its job ends failed) for each corpus file on ``endpoint``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.corpus import CASES, build_all
+
+    from veracity.service.routes.jobs import _JOB_ERROR_STATUS
+
+    folder = Path(tempfile.mkdtemp(prefix="veracity-hostile-"))
+    files = build_all(folder)
+    out = []
+    for case in CASES:
+        if endpoint == "jobs":
+            want = case.http
+        elif case.code is None:
+            want = 200
+        else:
+            want = case.http if case.http != 202 else _JOB_ERROR_STATUS[case.code]
+        out.append((case.name, files[case.name].read_bytes(), want, case.code is not None and case.http == 202))
+    return out
 
 
 if __name__ == "__main__":

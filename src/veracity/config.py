@@ -25,9 +25,11 @@ class Limits:
     max_duration_s: float = 4 * 3600.0
     max_frames: int = 2_000  # frames decoded for one analysis
     max_image_side: int = 20_000
+    # Wall-clock cap on decoding one input: a file that makes a decoder spin is cut here.
+    max_decode_s: float = 300.0
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_pixels", "max_duration_s", "max_frames", "max_image_side"):
+        for name in ("max_bytes", "max_pixels", "max_duration_s", "max_frames", "max_image_side", "max_decode_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"limit {name} must be positive")
 
@@ -88,10 +90,26 @@ class Settings:
     fetch_timeout_s: float = 60.0
     fetch_max_redirects: int = 5
     webhook_secret: str | None = None
+    # HMAC key of the audit chain, kept out of the database (see service.audit.resolve_key).
+    audit_key: str | None = None
+    audit_key_file: Path | None = None
     webhook_retries: int = 5
     webhook_backoff_s: float = 1.0
     keep_media: bool = False  # keep uploaded/fetched media after analysis (per job it can be asked)
     job_stale_s: float = 120.0  # a running job whose heartbeat is older than this is re-queued
+    # Watchdog: a job's wall-clock budget is job_budget_s plus job_budget_per_media_s for each
+    # second of media; past it the job fails with analysis_timeout. A job that stopped its worker
+    # (killed it, or hung past its budget) job_max_attempts times is failed for good.
+    job_budget_s: float = 300.0
+    job_budget_per_media_s: float = 2.0
+    job_max_attempts: int = 3
+    # Slow clients (see service.guard): headers complete within this, body gaps and rate.
+    http_header_timeout_s: float = 10.0
+    http_body_idle_s: float = 30.0
+    http_body_grace_s: float = 30.0
+    http_body_min_rate: float = 1024.0  # bytes/s on average once the grace is over
+    # Stored media older than this that no job refers to is deleted at start-up (killed uploads).
+    orphan_age_s: float = 600.0
 
     @property
     def effective_storage_dir(self) -> Path:
@@ -129,6 +147,7 @@ class Settings:
             max_duration_s=num("MAX_DURATION_S", base.max_duration_s),
             max_frames=int(num("MAX_FRAMES", base.max_frames)),
             max_image_side=int(num("MAX_IMAGE_SIDE", base.max_image_side)),
+            max_decode_s=num("MAX_DECODE_S", base.max_decode_s),
         )
         cache = env.get(_ENV_PREFIX + "CACHE_DIR")
         data = env.get(_ENV_PREFIX + "DATA_DIR")
@@ -154,8 +173,20 @@ class Settings:
             fetch_timeout_s=num("FETCH_TIMEOUT_S", base_settings.fetch_timeout_s),
             fetch_max_redirects=max(0, int(num("FETCH_MAX_REDIRECTS", base_settings.fetch_max_redirects))),
             webhook_secret=env.get(_ENV_PREFIX + "WEBHOOK_SECRET") or None,
+            audit_key=env.get(_ENV_PREFIX + "AUDIT_KEY") or None,
+            audit_key_file=Path(env[_ENV_PREFIX + "AUDIT_KEY_FILE"])
+            if env.get(_ENV_PREFIX + "AUDIT_KEY_FILE")
+            else None,
             webhook_retries=max(1, int(num("WEBHOOK_RETRIES", base_settings.webhook_retries))),
             webhook_backoff_s=max(0.0, num("WEBHOOK_BACKOFF_S", base_settings.webhook_backoff_s)),
             keep_media=env.get(_ENV_PREFIX + "KEEP_MEDIA", "").lower() in ("1", "true", "yes"),
             job_stale_s=max(1.0, num("JOB_STALE_S", base_settings.job_stale_s)),
+            orphan_age_s=max(0.0, num("ORPHAN_AGE_S", base_settings.orphan_age_s)),
+            job_budget_s=max(0.1, num("JOB_BUDGET_S", base_settings.job_budget_s)),
+            http_header_timeout_s=max(0.1, num("HTTP_HEADER_TIMEOUT_S", base_settings.http_header_timeout_s)),
+            http_body_idle_s=max(0.1, num("HTTP_BODY_IDLE_S", base_settings.http_body_idle_s)),
+            http_body_grace_s=max(0.0, num("HTTP_BODY_GRACE_S", base_settings.http_body_grace_s)),
+            http_body_min_rate=max(0.0, num("HTTP_BODY_MIN_RATE", base_settings.http_body_min_rate)),
+            job_budget_per_media_s=max(0.0, num("JOB_BUDGET_PER_MEDIA_S", base_settings.job_budget_per_media_s)),
+            job_max_attempts=max(1, int(num("JOB_MAX_ATTEMPTS", base_settings.job_max_attempts))),
         )

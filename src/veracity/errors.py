@@ -48,6 +48,12 @@ class MediaTooLarge(InputError, ValueError):
     code = "media_too_large"
 
 
+class AnalysisTimeout(InputError, TimeoutError):
+    """Decoding or analysing the input ran past its wall-clock budget (a hostile or broken file)."""
+
+    code = "analysis_timeout"
+
+
 class SourceNotFound(InputError, FileNotFoundError):
     """The path does not exist or is not a readable file."""
 

@@ -23,6 +23,7 @@ from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, DetectorResult
 from veracity.faces import FaceMesher, FaceResult, find_faces
 from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
+from veracity.fusion.evidence import apply_missing_evidence
 from veracity.media import DecodedMedia, decode, plan_sampling, probe
 from veracity.provenance.report import check as check_provenance
 from veracity.report.model import (
@@ -104,6 +105,7 @@ class Analyzer:
 
         note("fusion")
         verdict = apply_provenance(fuse(results, self.fusion), provenance_reasons, self.fusion)
+        verdict = apply_missing_evidence(verdict, media.warnings)
         timings["total"] = _ms(started)
         return build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
 

@@ -64,4 +64,14 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, log_lev
     resolve_secret(settings)  # refuse a missing/default secret outside development before binding a port
     if workers is not None:
         settings = replace(settings, workers=workers)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+    from veracity.service.guard import guarded_protocol
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=log_level == "debug",
+        http=guarded_protocol(settings),  # header and body deadlines (slowloris)
+        h11_max_incomplete_event_size=64 * 1024,  # request line + headers
+    )

@@ -88,7 +88,7 @@ def test_broken_audio_track_degrades_to_warning(sample_video: Path, monkeypatch:
     media = decode(info, plan_sampling(info, Options(frames=2)), Limits())
     assert media.frames
     assert media.audio is None
-    assert any(w.startswith("audio_unreadable") for w in media.warnings)
+    assert any(w.startswith("audio_undecodable") for w in media.warnings)
 
 
 def test_exif_orientation_applied(tmp_path: Path) -> None:

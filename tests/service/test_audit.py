@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from veracity.config import Settings
 from veracity.service import audit
@@ -130,3 +131,69 @@ def test_concurrent_appends_keep_one_chain(tmp_path: Path) -> None:
     with c.tx() as s:
         v = audit.verify(s)
     assert v.ok and v.entries == 40
+
+
+def _rewrite_from(s: Session, seq: int, key: bytes | None = None) -> None:
+    """What an attacker with write access to the database does: edit row ``seq`` and recompute
+    every later hash so each link matches again (without the key: plain SHA-256)."""
+    prev = None
+    for row in s.scalars(select(AuditEntry).order_by(AuditEntry.seq)):
+        if row.seq == seq:
+            row.actor = "key:forged"
+        if row.seq >= seq:
+            assert prev is not None
+            row.prev_hash = prev
+            row.hash = audit.entry_hash(
+                row.prev_hash, audit.canonical(row.seq, row.at, row.actor, row.action, row.object, row.detail), key
+            )
+        prev = row.hash
+
+
+def test_recomputing_every_later_hash_without_the_key_fails(ctx: ServiceContext) -> None:
+    """Issue 15, item 11: with a plain hash chain this rewrite passed ``audit verify``."""
+    with ctx.tx() as s:
+        _rewrite_from(s, 3)
+    with ctx.tx() as s:
+        v = audit.verify(s)
+    assert not v.ok
+    assert {p.kind for p in v.problems} == {"unkeyed"}
+
+
+def test_rewrite_with_the_key_is_the_only_way(ctx: ServiceContext) -> None:
+    """The key is what protects the chain: with it a rewrite verifies (keep it out of the database)."""
+    with ctx.tx() as s:
+        key = s.info[audit.KEY_INFO]
+        _rewrite_from(s, 3, key)
+    with ctx.tx() as s:
+        assert audit.verify(s).ok
+
+
+def test_unkeyed_chain_is_sealed_by_the_first_keyed_entry(tmp_path: Path) -> None:
+    c = open_context(Settings(data_dir=tmp_path))
+    with c.tx() as s:
+        s.info.pop(audit.KEY_INFO)  # rows from before keying
+        for i in range(3):
+            audit.append(s, actor="key:old", action="job.created", obj=f"job:{i}")
+    with c.tx() as s:
+        audit.append(s, actor="key:new", action="job.created", obj="job:new")
+    with c.tx() as s:
+        v = audit.verify(s)
+        actions = [r.action for r in s.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+    assert v.ok, v.problems
+    assert actions == ["job.created"] * 3 + [audit.KEYED_ACTION, "job.created"]
+    with c.tx() as s:  # editing an old (unkeyed) row and re-chaining breaks the keyed marker
+        _rewrite_from(s, 2)
+    with c.tx() as s:
+        assert not audit.verify(s).ok
+
+
+def test_audit_key_is_required_outside_development(tmp_path: Path) -> None:
+    from veracity.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="VERACITY_AUDIT_KEY"):
+        audit.resolve_key(Settings(environment="production", data_dir=tmp_path))
+    with pytest.raises(ConfigError, match="32"):
+        audit.resolve_key(Settings(environment="production", audit_key="short"))
+    assert audit.resolve_key(Settings(environment="production", audit_key="k" * 32)) == b"k" * 32
+    dev = audit.resolve_key(Settings(data_dir=tmp_path))
+    assert len(dev) >= 32 and (tmp_path / "audit_key").stat().st_mode & 0o777 == 0o600

@@ -92,9 +92,21 @@ def _root(
 VERIFY_SUFFIXES = MEDIA_SUFFIXES | {".dng", ".pdf", ".svg", ".avi", ".heif", ".jxl", ".m4s", ".c2pa"}
 
 
+def _looks_like_media(path: Path) -> bool:
+    """The first bytes match a container we know (a clip saved without an extension)."""
+    from veracity.media.probe import sniff_is_media
+
+    try:
+        with path.open("rb") as fh:
+            return sniff_is_media(fh.read(64))
+    except OSError:
+        return False
+
+
 def expand_inputs(paths: list[Path], suffixes: frozenset[str] = MEDIA_SUFFIXES) -> list[Path]:
     """Files as given (any extension: media is detected by content); folders recursively, keeping
-    files with a media extension so READMEs and manifests beside the media are not 'analysed'."""
+    files with a media extension or media content, so READMEs and manifests beside the media are
+    not 'analysed' but a clip named ``clip.bin`` is."""
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -103,8 +115,8 @@ def expand_inputs(paths: list[Path], suffixes: frozenset[str] = MEDIA_SUFFIXES) 
                     f
                     for f in p.rglob("*")
                     if f.is_file()
-                    and f.suffix.lower() in suffixes
                     and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                    and (f.suffix.lower() in suffixes or _looks_like_media(f))
                 )
             )
         else:

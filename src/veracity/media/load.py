@@ -10,7 +10,7 @@ from veracity.config import Limits, Options
 from veracity.errors import CorruptMedia
 from veracity.media.audio import load_audio
 from veracity.media.image import load_image
-from veracity.media.types import DecodedMedia, MediaInfo, SamplePlan
+from veracity.media.types import AUDIO_UNDECODABLE, DecodedMedia, MediaInfo, SamplePlan
 from veracity.media.video import sample_video
 
 
@@ -51,7 +51,7 @@ def decode(info: MediaInfo, plan: SamplePlan, limits: Limits) -> DecodedMedia:
     in an audio file it is an error.
     """
     started = time.perf_counter()
-    out = DecodedMedia(info=info)
+    out = DecodedMedia(info=info, warnings=list(info.warnings))
     if info.kind == "image":
         out.frames.append(load_image(info))
     elif info.kind == "video":
@@ -62,12 +62,12 @@ def decode(info: MediaInfo, plan: SamplePlan, limits: Limits) -> DecodedMedia:
         out.frames.extend(frames)
         out.warnings.extend(warns)
         try:
-            out.audio, warns = load_audio(info)
+            out.audio, warns = load_audio(info, max_decode_s=limits.max_decode_s)
             out.warnings.extend(warns)
         except CorruptMedia as exc:
-            out.warnings.append(f"audio_unreadable: {exc.message}")
+            out.warnings.append(f"{AUDIO_UNDECODABLE}: {exc.message}")
     else:
-        out.audio, warns = load_audio(info)
+        out.audio, warns = load_audio(info, max_decode_s=limits.max_decode_s)
         out.warnings.extend(warns)
     out.decode_ms = (time.perf_counter() - started) * 1000.0
     return out

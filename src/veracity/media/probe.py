@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import av
 import av.error
@@ -13,7 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from veracity.config import Limits
 from veracity.errors import CorruptMedia, MediaTooLarge, SourceNotFound, UnsupportedMedia
-from veracity.media.types import MediaInfo
+from veracity.media.types import AUDIO_UNDECODABLE, MediaInfo, ffmpeg_reason
 
 # Magic numbers of containers we know: a file that starts like one of these but fails to open
 # is corrupt (truncated, damaged), not merely unsupported.
@@ -121,14 +123,41 @@ def probe(path: Path, limits: Limits, *, sha256: str | None = None) -> MediaInfo
             height=height,
         )
 
-    try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except av.error.FFmpegError as exc:
-        if image is not None or sniff_is_media(head):
-            raise CorruptMedia(f"cannot open container: {exc}", path=str(path)) from exc
-        raise UnsupportedMedia("not a recognised video, image or audio file", path=str(path)) from exc
-    with container:
-        return _probe_container(container, path, size, digest, limits, animated=image is not None)
+    with path.open("rb") as fh:
+        try:
+            # Through a reader without a name: FFmpeg then picks the demuxer by content alone.
+            # Given the path, a file it cannot recognise gets a demuxer by its extension (a
+            # tar.gz named .jpg opened as a JPEG sequence), so the verdict followed the name.
+            container = av.open(_Unnamed(fh), "r", metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            if image is not None or sniff_is_media(head):
+                raise CorruptMedia(f"cannot open container: {ffmpeg_reason(exc)}", path=str(path)) from exc
+            raise UnsupportedMedia("not a recognised video, image or audio file", path=str(path)) from exc
+        with container:
+            return _probe_container(container, path, size, digest, limits, animated=image is not None)
+
+
+class _Unnamed(io.RawIOBase):
+    """A read-only view of an open file with no ``name`` for PyAV to hand FFmpeg."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        super().__init__()
+        self._fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._fh.readinto(buffer)  # type: ignore[attr-defined,no-any-return]
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
 
 
 def _probe_container(
@@ -140,8 +169,19 @@ def _probe_container(
     *,
     animated: bool,
 ) -> MediaInfo:
-    videos = [s for s in container.streams.video if not _is_cover_art(s)]
-    audios = list(container.streams.audio)
+    # A stream whose codec FFmpeg has no decoder for has no codec context (unknown Matroska codec
+    # ids, SVG): it cannot be analysed, and reading its fields would crash.
+    all_videos = [s for s in container.streams.video if not _is_cover_art(s)]
+    videos = [s for s in all_videos if s.codec_context is not None]
+    all_audios = list(container.streams.audio)
+    audios = [s for s in all_audios if s.codec_context is not None]
+    notes: list[str] = []
+    if all_videos and not videos:
+        raise UnsupportedMedia("no decoder for the video codec of this file", path=str(path))
+    if all_audios and not audios:
+        if not videos:
+            raise UnsupportedMedia("no decoder for the audio codec of this file", path=str(path))
+        notes.append(f"{AUDIO_UNDECODABLE}: no decoder for the audio codec")
     container_duration = container.duration / av.time_base if container.duration and container.duration > 0 else None
     astream = audios[0] if audios else None
     audio_fields = {
@@ -150,7 +190,7 @@ def _probe_container(
         "audio_sample_rate": int(astream.codec_context.sample_rate or 0) or None if astream else None,
         "audio_channels": int(astream.codec_context.channels or 0) or None if astream else None,
     }
-    fmt = container.format.name.split(",")[0]
+    fmt = container.format.name.split(",")[0]  # also the demuxer's short name (decoders reopen with it)
     if videos:
         vs = videos[0]
         width, height = int(vs.codec_context.width or 0), int(vs.codec_context.height or 0)
@@ -170,7 +210,9 @@ def _probe_container(
             fps=fps,
             frame_count=frames,
             video_codec=vs.codec_context.name,
+            demuxer=fmt,
             animated=animated,
+            warnings=tuple(notes),
             **audio_fields,  # type: ignore[arg-type]
         )
     if astream is not None:
@@ -182,6 +224,7 @@ def _probe_container(
             size_bytes=size,
             sha256=digest,
             duration_s=duration,
+            demuxer=fmt,
             **audio_fields,  # type: ignore[arg-type]
         )
     raise UnsupportedMedia("container holds no video or audio stream", path=str(path))

@@ -14,6 +14,24 @@ FrameRole = Literal["sparse", "dense", "still"]
 
 AUDIO_RATE = 16_000
 
+# Warning codes (a warning is ``"code"`` or ``"code: detail"``). These two mean evidence that the
+# file promised is missing: fusion must not read their absence as a sign of authenticity.
+MEDIA_TRUNCATED = "media_truncated"
+AUDIO_UNDECODABLE = "audio_undecodable"
+
+
+def warning_code(warning: str) -> str:
+    """The stable code at the start of a warning string."""
+    return warning.split(":", 1)[0].strip()
+
+
+def ffmpeg_reason(exc: BaseException) -> str:
+    """FFmpeg's reason without the file name it embeds (server paths must not reach clients)."""
+    reason = getattr(exc, "strerror", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    return type(exc).__name__
+
 
 @dataclass(frozen=True, slots=True)
 class MediaInfo:
@@ -36,6 +54,10 @@ class MediaInfo:
     audio_channels: int | None = None
     rotation: int = 0
     animated: bool = False
+    # FFmpeg demuxer chosen by content at probe time; decoders reopen the file with it.
+    demuxer: str | None = None
+    # Degraded-but-usable facts found while probing (e.g. an audio stream with no decoder).
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.size_bytes < 0:

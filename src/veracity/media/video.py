@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.config import Limits
-from veracity.errors import CorruptMedia
-from veracity.media.types import Frame, FrameRole, MediaInfo, SamplePlan
+from veracity.errors import AnalysisTimeout, CorruptMedia
+from veracity.media.types import MEDIA_TRUNCATED, Frame, FrameRole, MediaInfo, SamplePlan, ffmpeg_reason
 
 _DEMUX_SCAN_LIMIT = 200_000  # packets read to find keyframes when the container has no index
 _NO_SEEK_BELOW_S = 30.0  # short clips without an index are decoded straight through
@@ -65,10 +66,10 @@ def keyframe_times(container: av.container.InputContainer, stream: av.video.stre
     return sorted(t - start for t in times)
 
 
-def _demux_keyframes(path: str, stream_index: int) -> list[float]:
+def _demux_keyframes(path: str, stream_index: int, demuxer: str | None = None) -> list[float]:
     """A packet-only pass (no decoding) for containers without an index, e.g. WebM, MPEG-PS."""
     times: list[float] = []
-    with av.open(path, metadata_errors="ignore") as c:
+    with av.open(path, format=demuxer, metadata_errors="ignore") as c:
         s = c.streams[stream_index]
         tb = float(s.time_base or 0)
         start = float(s.start_time or 0) * tb
@@ -109,7 +110,7 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
     path = str(info.path)
     max_decode = max(limits.max_frames * 60, 5_000)
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        with av.open(path, format=info.demuxer, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             tb = float(stream.time_base or 0)
@@ -118,13 +119,17 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
             tolerance = 0.5 / fps
             kfs = keyframe_times(container, stream) if info.container in _INDEXED_CONTAINERS else []
             if not kfs and (info.duration_s or 0) > _NO_SEEK_BELOW_S:
-                kfs = _demux_keyframes(path, stream.index)
+                kfs = _demux_keyframes(path, stream.index, info.demuxer)
             can_seek = bool(kfs) and tb > 0
             pos = -math.inf  # time of the last decoded frame
             decoder = None
             decoded = 0
             i = 0
+            restarted = False  # set once, by an overshooting seek: the one retry the loop allows
+            deadline = time.monotonic() + limits.max_decode_s
             while i < len(targets):
+                if time.monotonic() > deadline:
+                    raise AnalysisTimeout(f"video decoding took longer than {limits.max_decode_s:.0f} s", path=path)
                 want = targets[i].t
                 seeked = False
                 if decoder is None or (can_seek and want > pos and _kf_before(kfs, want) > pos + tolerance):
@@ -136,6 +141,8 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                 got = False
                 for frame in decoder:
                     decoded += 1
+                    if decoded % 64 == 0 and time.monotonic() > deadline:
+                        raise AnalysisTimeout(f"video decoding took longer than {limits.max_decode_s:.0f} s", path=path)
                     if decoded > max_decode:
                         warnings.append(f"decode_capped_after_{max_decode}_frames")
                         return frames, warnings
@@ -147,6 +154,7 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                         container.seek(0, stream=stream, backward=True)
                         decoder = container.decode(stream)
                         pos = -math.inf
+                        restarted = True
                         break
                     seeked = False
                     pos = ft
@@ -164,19 +172,31 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                         i += 1
                     got = True
                     break
-                if not got and decoder is not None and not can_seek and pos == -math.inf:
-                    continue  # restarted after an overshoot
+                if not got and restarted:
+                    # Restarted from the start after an overshoot: decode on, once. A decoder that
+                    # yields nothing (a stream of zero frames) used to loop here forever.
+                    restarted = False
+                    continue
                 if not got:
                     # Ran off the end of the stream: remaining targets lie past the last frame.
+                    if frames and _truncated(info, frames[-1].t):
+                        warnings.append(f"{MEDIA_TRUNCATED}: video ends at {frames[-1].t:.2f}s")
                     break
     except av.error.FFmpegError as exc:
         if not frames:
-            raise CorruptMedia(f"video stream cannot be decoded: {exc}", path=path) from exc
-        warnings.append(f"video_decode_stopped_at_{frames[-1].t:.2f}s")
+            raise CorruptMedia(f"video stream cannot be decoded: {ffmpeg_reason(exc)}", path=path) from exc
+        warnings.append(f"{MEDIA_TRUNCATED}: video_decode_stopped_at_{frames[-1].t:.2f}s")
     if not frames:
         raise CorruptMedia("video stream yielded no frames", path=path)
     frames = _dedupe(frames)
     return frames, warnings
+
+
+def _truncated(info: MediaInfo, last_t: float) -> bool:
+    """True when the headers promise more than a second of video past the last frame decoded
+    (a file cut short); less is ordinary rounding of durations."""
+    duration = info.duration_s or 0.0
+    return duration > 0 and last_t < duration - 1.0
 
 
 def _kf_before(kfs: list[float], t: float) -> float:

@@ -15,6 +15,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
+from veracity.errors import MediaTooLarge
+
 _EXIF_MAKE, _EXIF_MODEL, _EXIF_SOFTWARE, _EXIF_DATETIME = 0x010F, 0x0110, 0x0131, 0x0132
 _TEXT_LIMIT = 400  # prompts can be long: the report keeps a prefix
 
@@ -57,16 +59,29 @@ def _clip(text: str) -> str:
     return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "…"
 
 
-def read_metadata(path: Path) -> MetadataFacts:
-    """Facts from an image file; other media (or unreadable images) give an empty result."""
+def read_metadata(path: Path, *, max_pixels: int | None = None) -> MetadataFacts:
+    """Facts from an image file; other media (or unreadable images) give an empty result.
+
+    A decompression bomb (a header declaring more pixels than Pillow's safety limit, or than
+    ``max_pixels``) is :class:`MediaTooLarge`: an error the caller maps to 413, never a crash.
+    Only headers and chunks are read here; the pixels are never decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns on odd chunks; facts, not lint
             with Image.open(path) as img:
+                width, height = img.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise MediaTooLarge(
+                        f"{width}x{height} pixels is over the {max_pixels / 1e6:.0f} MP limit", path=str(path)
+                    )
                 info = dict(img.info)
                 fmt = img.format or ""
                 exif = img.getexif()
                 xmp_raw = info.get("xmp") or info.get("XML:com.adobe.xmp") or b""
+    except MediaTooLarge:
+        raise  # a ValueError too: not to be swallowed as "unreadable" below
+    except Image.DecompressionBombError as exc:
+        raise MediaTooLarge(f"image dimensions over the decompression safety limit ({exc})", path=str(path)) from exc
     except (UnidentifiedImageError, OSError, ValueError):
         return MetadataFacts()
     xmp = xmp_raw.decode("utf-8", "replace") if isinstance(xmp_raw, bytes) else str(xmp_raw)

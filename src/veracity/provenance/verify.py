@@ -86,7 +86,7 @@ def verify_file(
     hits: list[WatermarkHit] = []
     meta = MetadataFacts()
     if mime in _STILL:
-        meta = read_metadata(path)
+        meta = read_metadata(path, max_pixels=settings.limits.max_pixels)
         if watermarks:
             rgb = load_rgb(path)
             if rgb is not None:

@@ -35,12 +35,12 @@ def load_rgb(path: Path, max_side: int = 4096) -> npt.NDArray[np.uint8] | None:
     """First frame of an image as RGB uint8, or None when it is not a still image we can read."""
     try:
         with Image.open(path) as img:
+            if max(img.size) > max_side:
+                return None  # the marks are read at native resolution; huge scans are not generator output
             img.load()
             rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
-    if max(rgb.size) > max_side:
-        return None  # the marks are read at native resolution; huge scans are not generator output
     return np.asarray(rgb, dtype=np.uint8)
 
 

@@ -26,7 +26,7 @@ from veracity import __version__
 from veracity.config import Settings
 from veracity.errors import VeracityError
 from veracity.service.context import DispatcherFactory, ServiceContext, open_context
-from veracity.service.errors import RateLimited, http_status
+from veracity.service.errors import RateLimited, http_status, public_message
 from veracity.service.metrics import Metrics
 
 log = logging.getLogger("veracity.service")
@@ -94,7 +94,7 @@ def _install_handlers(app: FastAPI) -> None:
         status = http_status(exc)
         if status >= 500:
             log.error("request failed: %s", exc)
-        return error_response(status, exc.code, exc.message, headers)
+        return error_response(status, exc.code, public_message(exc.message), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -106,7 +106,7 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        return error_response(exc.status_code, code, public_message(str(exc.detail)), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from veracity.service import audit
-from veracity.service.errors import BadRequest, NotFound, RateLimited, Unauthorized
+from veracity.service.errors import BadRequest, NotFound, RateLimited, Unauthorized, echo
 from veracity.service.models import ApiKey, utcnow
 
 Role = Literal["analyst", "reviewer", "signer", "admin"]
@@ -95,7 +95,7 @@ def list_keys(session: Session) -> list[ApiKey]:
 def revoke_key(session: Session, key_id: str, *, actor: str = "cli") -> ApiKey:
     row = session.get(ApiKey, key_id)
     if row is None:
-        raise NotFound(f"no API key {key_id!r}")
+        raise NotFound(f"no API key {echo(key_id)}")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit.append(session, actor=actor, action="key.revoked", obj=f"key:{key_id}")

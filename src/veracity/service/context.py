@@ -8,6 +8,7 @@ a broker is configured; this module knows only the embedded pool.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.config import Settings
 from veracity.errors import ConfigError
+from veracity.service import jobs
 from veracity.service.auth import RateLimiter
 from veracity.service.db import is_sqlite, make_engine, make_read_sessionmaker, make_sessionmaker, migrate
 from veracity.service.dispatch import Dispatcher, EmbeddedPool, Sweeper
@@ -25,6 +27,8 @@ from veracity.service.storage import Storage
 from veracity.service.webhooks import RetryPolicy, WebhookPool, WebhookSender, resolve_secret
 
 DispatcherFactory = Callable[["ServiceContext"], Dispatcher]
+
+log = logging.getLogger("veracity.service")
 
 
 @dataclass
@@ -63,6 +67,7 @@ class ServiceContext:
         """Start the dispatcher ``dispatcher(self)`` builds (default: the embedded pool, which a
         configured broker refuses: scale-out is wired by the composition root)."""
         self.storage.ensure()
+        self.sweep_orphans()
         if not workers:
             return
         if dispatcher is None:
@@ -71,8 +76,22 @@ class ServiceContext:
             dispatcher = embedded_pool
         self.dispatcher = dispatcher(self)
         self.dispatcher.start()
-        self.sweeper = Sweeper(self.sessions, self.settings.job_stale_s, self.dispatcher.submit)
+        self.sweeper = Sweeper(
+            self.sessions, self.settings.job_stale_s, self.dispatcher.submit, self.settings.job_max_attempts
+        )
         self.sweeper.start()
+
+    def sweep_orphans(self) -> list[str]:
+        """Start-up: delete stored media no job refers to (a process killed mid-upload leaves its
+        partial file behind; nothing else would ever remove it)."""
+        try:
+            removed = self.storage.sweep_orphans(jobs.media_in_use(self.sessions), self.settings.orphan_age_s)
+        except Exception:  # a sweep must never keep the service from starting
+            log.exception("orphan sweep failed")
+            return []
+        if removed:
+            log.warning("removed %d orphaned file(s) from media storage", len(removed))
+        return removed
 
     def stop(self) -> None:
         if self.sweeper is not None:
@@ -93,14 +112,21 @@ def open_context(settings: Settings, *, run_migrations: bool | None = None, secr
         run_migrations = True
     if run_migrations or is_sqlite(settings.effective_database_url):
         migrate(engine)
+    from veracity.service.audit import KEY_INFO, resolve_key
+
+    sessions = make_sessionmaker(engine)
+    read_sessions = make_read_sessionmaker(engine)
+    key = resolve_key(settings)
+    sessions.configure(info={KEY_INFO: key})
+    read_sessions.configure(info={KEY_INFO: key})
     return ServiceContext(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         storage=Storage(settings.effective_storage_dir),
         limiter=RateLimiter(settings.rate_limit_per_min),
         webhook_secret=resolve_secret(settings) if secrets else "",
-        read_sessions=make_read_sessionmaker(engine),
+        read_sessions=read_sessions,
     )
 
 
@@ -112,7 +138,7 @@ def embedded_pool(ctx: ServiceContext) -> EmbeddedPool:
     def runner(send: Callable[[str], None]) -> JobRunner:
         return build_runner(ctx.settings, context=ctx, send_webhook=send)
 
-    return EmbeddedPool(runner, ctx.sessions, ctx.settings.workers, hooks)
+    return EmbeddedPool(runner, ctx.sessions, ctx.settings.workers, hooks, ctx.settings.job_max_attempts)
 
 
 def build_runner(

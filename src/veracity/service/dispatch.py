@@ -45,6 +45,7 @@ class EmbeddedPool:
         sessions: sessionmaker[Session],
         workers: int,
         webhooks: WebhookPool,
+        max_attempts: int = 1_000_000,
     ) -> None:
         """``make_runner(send_webhook)`` builds one worker thread's runner."""
         self._make_runner = make_runner
@@ -53,17 +54,40 @@ class EmbeddedPool:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._webhooks = webhooks
+        self._workers_alive: list[tuple[threading.Thread, threading.Event]] = []  # (thread, retired)
+        self._lock = threading.Lock()
+        self._spawned = 0
+        self.max_attempts = max_attempts
+        self.replaced = 0  # worker threads given up as stuck and replaced
+
+    def _spawn_worker(self) -> None:
+        retired = threading.Event()
+        with self._lock:
+            n = self._spawned
+            self._spawned += 1
+            t = threading.Thread(target=self._work, args=(retired,), name=f"veracity-worker-{n}", daemon=True)
+            self._workers_alive.append((t, retired))
+            self._threads.append(t)
+        t.start()
+
+    def _retire(self, retired: threading.Event) -> None:
+        """A worker thread stuck in an analysis its watchdog already failed: leave it to finish
+        (or not) on its own and start another, so one native hang cannot stall the queue."""
+        if retired.is_set():
+            return
+        retired.set()
+        self.replaced += 1
+        log.error("a worker thread is stuck; starting a replacement (%d so far)", self.replaced)
+        self._spawn_worker()
 
     def start(self) -> None:
-        requeued = jobs.requeue_all_running(self._sessions)
+        requeued = jobs.requeue_all_running(self._sessions, self.max_attempts)
         if requeued:
             log.info("re-queued %d interrupted job(s)", len(requeued))
         for job_id in jobs.queued_ids(self._sessions):
             self._queue.put(job_id)
-        for i in range(self._workers):
-            t = threading.Thread(target=self._work, name=f"veracity-worker-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        for _ in range(self._workers):
+            self._spawn_worker()
         self._webhooks.start()
         for job_id, tries in jobs.pending_webhooks(self._sessions):  # owed by a previous process
             self._webhooks.submit(job_id, tries + 1)
@@ -72,24 +96,30 @@ class EmbeddedPool:
         for _ in range(self._workers):
             self._queue.put(None)
         for t in self._threads:
+            if any(t is w and r.is_set() for w, r in self._workers_alive):
+                continue  # a stuck thread will not take the sentinel: do not wait on it
             t.join(timeout=30)
         self._threads.clear()
+        self._workers_alive.clear()
         self._webhooks.stop()  # after the workers: the last jobs' callbacks are scheduled
 
     def submit(self, job_id: str) -> None:
         self._queue.put(job_id)
 
     def check(self) -> str:
-        alive = sum(t.is_alive() for t in self._threads) + self._webhooks.alive()
+        with self._lock:
+            working = sum(t.is_alive() and not r.is_set() for t, r in self._workers_alive)
+        alive = working + self._webhooks.alive()
         return "ok" if alive == self._workers + 1 else f"{alive} of {self._workers + 1} worker threads alive"
 
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    def _work(self) -> None:
+    def _work(self, retired: threading.Event) -> None:
         runner = self._make_runner(self._webhooks.submit)  # never block analysis on a slow receiver
+        runner.on_stuck = lambda: self._retire(retired)
         try:
-            while (job_id := self._queue.get()) is not None:
+            while not retired.is_set() and (job_id := self._queue.get()) is not None:
                 try:
                     runner.run(job_id)
                 except Exception:  # the database went away: the sweeper or a restart retries
@@ -101,9 +131,16 @@ class EmbeddedPool:
 class Sweeper:
     """Every ``interval`` seconds, re-queue stale running jobs and hand them to ``submit``."""
 
-    def __init__(self, sessions: sessionmaker[Session], stale_s: float, submit: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        stale_s: float,
+        submit: Callable[[str], None],
+        max_attempts: int = 1_000_000,
+    ) -> None:
         self._sessions = sessions
         self._stale_s = stale_s
+        self._max_attempts = max_attempts
         self._submit = submit
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -118,7 +155,7 @@ class Sweeper:
             self._thread.join(timeout=10)
 
     def sweep(self) -> list[str]:
-        ids = jobs.requeue_stale(self._sessions, self._stale_s)
+        ids = jobs.requeue_stale(self._sessions, self._stale_s, self._max_attempts)
         for job_id in ids:
             log.warning("job %s: worker stopped answering, re-queued", job_id)
             self._submit(job_id)

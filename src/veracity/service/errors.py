@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from veracity.errors import (
     ConfigError,
     CorruptMedia,
@@ -72,6 +74,27 @@ class FetchFailed(ServiceError, InputError):
 class Unavailable(ServiceError):
     code = "unavailable"
     status = 503
+
+
+_ECHO_MAX = 80
+_MESSAGE_MAX = 500
+# Absolute POSIX paths of two components or more (``/srv/data/media/ab12``); Windows drive paths.
+_PATH = re.compile(r"(?:(?<=[\s'\"(=])|^)(?:/[^\s'\"/:]+){2,}/?|[A-Za-z]:\\[^\s'\"]+")
+
+
+def echo(value: str, limit: int = _ECHO_MAX) -> str:
+    """A client-supplied value quoted back in a message, bounded (a 10,000-char id is not echoed)."""
+    text = value if len(value) <= limit else value[:limit] + f"... ({len(value)} chars)"
+    return repr(text)
+
+
+def public_message(message: str, limit: int = _MESSAGE_MAX) -> str:
+    """A message fit for clients: server paths cut to their last component, length bounded.
+
+    Errors name paths for the CLI user who gave them; over HTTP the path is the server's storage
+    layout, which is nobody else's business."""
+    text = _PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1].rsplit("\\", 1)[-1], message)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # Pipeline errors -> HTTP status; the code is the error's own.

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 from veracity.config import Settings
@@ -134,12 +137,85 @@ def _pinned(target: Target) -> tuple[str, dict[str, str], dict[str, str]]:
     return url, {"Host": host_header}, extensions
 
 
-def client(settings: Settings) -> httpx.Client:
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read, write and TLS handshake waits at most until ``deadline``.
+
+    Per-read timeouts alone do not bound a download: a server that drips one byte a second (in
+    the headers or the body) satisfies every read and never trips them. Capping each wait at
+    the time left makes the total wall-clock time the cap, whatever the server does."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: float) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def _left(self, timeout: float | None) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("the fetch deadline has passed")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._left(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, self._left(timeout)), self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, deadline: float) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ConnectTimeout("the fetch deadline has passed")
+        wait = left if timeout is None else min(timeout, left)
+        stream = self._inner.connect_tcp(host, port, wait, local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not fetched")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def client(settings: Settings, *, deadline: float | None = None) -> httpx.Client:
+    """An HTTP client without proxies or redirects; with ``deadline`` (``time.monotonic()``), no
+    request through it outlives that instant, however slowly the server sends."""
+    transport = None
+    if deadline is not None:
+        transport = httpx.HTTPTransport(trust_env=False)
+        transport._pool = httpcore.ConnectionPool(  # the public API has no network_backend option
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_DeadlineBackend(deadline)
+        )
     return httpx.Client(
         timeout=httpx.Timeout(min(10.0, settings.fetch_timeout_s)),
         follow_redirects=False,
         trust_env=False,  # no proxies from the environment: they would bypass the address checks
         headers={"User-Agent": "veracity-fetch/1", "Accept-Encoding": "identity"},
+        transport=transport,
     )
 
 
@@ -187,22 +263,40 @@ def download(
     """Stream ``url`` into ``write`` within the size and time caps; return the byte count."""
     deadline = time.monotonic() + settings.fetch_timeout_s
     total = 0
-    with client(settings) as http, request(http, "GET", url, settings, resolver=resolver) as resp:
-        if resp.status_code >= 400:
-            raise FetchFailed(f"server answered HTTP {resp.status_code}")
-        declared = resp.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise MediaTooLarge(f"remote file is {declared} bytes, over the {max_bytes} byte limit")
-        try:
-            for chunk in resp.iter_raw(1 << 16):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise MediaTooLarge(f"remote file is over the {max_bytes} byte limit")
-                if time.monotonic() > deadline:
-                    raise FetchFailed(f"download took longer than {settings.fetch_timeout_s:.0f} s")
-                write(chunk)
-        except httpx.HTTPError as exc:
-            raise FetchFailed(f"download failed: {type(exc).__name__}") from exc
+    try:
+        with (
+            client(settings, deadline=deadline) as http,
+            request(http, "GET", url, settings, resolver=resolver) as resp,
+        ):
+            total = _read_body(resp, write, settings, max_bytes, deadline)
+    except FetchFailed:
+        if time.monotonic() >= deadline:
+            raise FetchFailed(f"download took longer than {settings.fetch_timeout_s:.0f} s") from None
+        raise
     if total == 0:
         raise FetchFailed("remote file is empty")
+    return total
+
+
+def _read_body(
+    resp: httpx.Response, write: Callable[[bytes], None], settings: Settings, max_bytes: int, deadline: float
+) -> int:
+    total = 0
+    if resp.status_code >= 400:
+        raise FetchFailed(f"server answered HTTP {resp.status_code}")
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise MediaTooLarge(f"remote file is {declared} bytes, over the {max_bytes} byte limit")
+    try:
+        # No chunk size: pieces as they arrive (a 64 KiB chunk waited for 64 KiB, at 1 B/s
+        # that is 18 hours, before the deadline was looked at).
+        for chunk in resp.iter_raw():
+            total += len(chunk)
+            if total > max_bytes:
+                raise MediaTooLarge(f"remote file is over the {max_bytes} byte limit")
+            if time.monotonic() > deadline:
+                raise FetchFailed(f"download took longer than {settings.fetch_timeout_s:.0f} s")
+            write(chunk)
+    except httpx.HTTPError as exc:
+        raise FetchFailed(f"download failed: {type(exc).__name__}") from exc
     return total

@@ -24,7 +24,7 @@ from veracity.config import Settings
 from veracity.report.model import Report
 from veracity.service import audit
 from veracity.service.auth import Principal
-from veracity.service.errors import BadRequest, NotFound
+from veracity.service.errors import BadRequest, Conflict, NotFound, echo, public_message
 from veracity.service.fetch import Resolver, check_url, system_resolver
 from veracity.service.models import Batch, DetectorScore, Job, utcnow
 from veracity.service.schemas import (
@@ -131,7 +131,7 @@ def create_job(
 def get_job(session: Session, principal: Principal, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None or not (principal.can("jobs:read_all") or job.owner_key_id == principal.key_id):
-        raise NotFound(f"no job {job_id!r}")
+        raise NotFound(f"no job {echo(job_id)}")
     return job
 
 
@@ -203,7 +203,7 @@ def create_batch(session: Session, principal: Principal) -> Batch:
 def batch_status(session: Session, principal: Principal, batch_id: str, base: str = "/api/v1") -> BatchPublic:
     batch = session.get(Batch, batch_id)
     if batch is None or not (principal.can("jobs:read_all") or batch.owner_key_id == principal.key_id):
-        raise NotFound(f"no batch {batch_id!r}")
+        raise NotFound(f"no batch {echo(batch_id)}")
     jobs = list(session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.created_at, Job.id)))
     counts = dict.fromkeys(STATUSES, 0)
     for j in jobs:
@@ -219,7 +219,57 @@ def batch_status(session: Session, principal: Principal, batch_id: str, base: st
 
 
 def accepted(job: Job, base: str = "/api/v1") -> JobAccepted:
-    return JobAccepted(job_id=job.id, status=job.status, status_url=f"{base}/jobs/{job.id}")  # type: ignore[arg-type]
+    return JobAccepted(
+        job_id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        status_url=f"{base}/jobs/{job.id}",
+        source_name=job.source_name,
+        error=ErrorDetail(code=job.error_code, message=job.error_message or "") if job.error_code else None,
+    )
+
+
+def create_rejected_job(
+    session: Session,
+    principal: Principal,
+    *,
+    name: str,
+    code: str,
+    message: str,
+    batch_id: str,
+    options: JobOptions | None = None,
+    url: str | None = None,
+) -> Job:
+    """A batch member refused on arrival (not media, a URL the rules refuse): recorded as a failed
+    job that names the file, so the rest of the batch goes on and the client sees which one."""
+    now = utcnow()
+    job = Job(
+        id=new_job_id(),
+        status="failed",
+        stage="rejected",
+        progress=0.0,
+        owner_key_id=principal.key_id,
+        batch_id=batch_id,
+        source_url=url,
+        source_name=(name or "upload")[:300],
+        keep_media=False,
+        options=(options or JobOptions()).model_dump(mode="json"),
+        attempts=0,
+        webhook_attempts=0,
+        error_code=code[:40],
+        error_message=public_message(f"{name}: {message}"),
+        created_at=now,
+        finished_at=now,
+    )
+    session.add(job)
+    session.flush()
+    audit.append(
+        session,
+        actor=principal.actor,
+        action="job.rejected",
+        obj=f"job:{job.id}",
+        detail={"code": code, "name": name[:200], "batch": batch_id},
+    )
+    return job
 
 
 def to_public(job: Job, *, include_result: bool = True, base: str = "/api/v1") -> JobPublic:
@@ -260,14 +310,32 @@ def to_public(job: Job, *, include_result: bool = True, base: str = "/api/v1") -
 # --- worker side: each call is its own short transaction ------------------------------------
 
 
-def claim(sessions: sessionmaker[Session], job_id: str, worker: str) -> str | None:
-    """Take a queued job; return the claim token, or None when it is not queued (done, or taken)."""
+def claim(sessions: sessionmaker[Session], job_id: str, worker: str, max_attempts: int = 1_000_000) -> str | None:
+    """Take a queued job; return the claim token, or None when it is not queued (done, or taken)
+    or has used up its ``max_attempts`` (then it is failed for good: a poison job is not retried)."""
     token = secrets.token_hex(16)
     now = utcnow()
     with sessions.begin() as s:
+        spent = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued", Job.attempts >= max_attempts)
+            .values(
+                status="failed",
+                stage="failed",
+                error_code="analysis_timeout",
+                error_message=f"the job stopped its worker {max_attempts} times; it is not retried",
+                finished_at=now,
+                claim_token=None,
+            )
+        )
+        if spent.rowcount == 1:  # type: ignore[attr-defined]
+            audit.append(
+                s, actor="system", action="job.abandoned", obj=f"job:{job_id}", detail={"attempts": max_attempts}
+            )
+            return None
         res = s.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == "queued")
+            .where(Job.id == job_id, Job.status == "queued", Job.attempts < max_attempts)
             .values(
                 status="running",
                 claim_token=token,
@@ -351,7 +419,7 @@ def fail(sessions: sessionmaker[Session], job_id: str, token: str, code: str, me
                 status="failed",
                 stage="failed",
                 error_code=code[:40],
-                error_message=message[:2000],
+                error_message=public_message(message),
                 finished_at=utcnow(),
                 claim_token=None,
             )
@@ -362,27 +430,80 @@ def fail(sessions: sessionmaker[Session], job_id: str, token: str, code: str, me
         return True
 
 
-def requeue_stale(sessions: sessionmaker[Session], stale_s: float) -> list[str]:
-    """Put running jobs whose worker stopped sending heartbeats back in the queue."""
+def requeue_stale(sessions: sessionmaker[Session], stale_s: float, max_attempts: int = 1_000_000) -> list[str]:
+    """Put running jobs whose worker stopped sending heartbeats back in the queue, unless they
+    have used up ``max_attempts``: a job that killed (or hung) its worker that often is failed
+    for good with ``analysis_timeout``, so a poison file cannot take every restart down."""
     cutoff = utcnow() - timedelta(seconds=stale_s)
     with sessions.begin() as s:
         ids = list(s.scalars(select(Job.id).where(Job.status == "running", Job.heartbeat_at < cutoff)))
         requeued = []
         for job_id in ids:
-            res = s.execute(
+            stale = (Job.id == job_id, Job.status == "running", Job.heartbeat_at < cutoff)
+            spent = s.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status == "running", Job.heartbeat_at < cutoff)
-                .values(status="queued", claim_token=None, stage="requeued")
+                .where(*stale, Job.attempts >= max_attempts)
+                .values(
+                    status="failed",
+                    stage="failed",
+                    error_code="analysis_timeout",
+                    error_message=f"the job stopped its worker {max_attempts} times; it is not retried",
+                    finished_at=utcnow(),
+                    claim_token=None,
+                )
             )
+            if spent.rowcount == 1:  # type: ignore[attr-defined]
+                audit.append(
+                    s, actor="system", action="job.abandoned", obj=f"job:{job_id}", detail={"attempts": max_attempts}
+                )
+                continue
+            res = s.execute(update(Job).where(*stale).values(status="queued", claim_token=None, stage="requeued"))
             if res.rowcount == 1:  # type: ignore[attr-defined]
                 requeued.append(job_id)
                 audit.append(s, actor="system", action="job.requeued", obj=f"job:{job_id}")
         return requeued
 
 
-def requeue_all_running(sessions: sessionmaker[Session]) -> list[str]:
+def requeue_all_running(sessions: sessionmaker[Session], max_attempts: int = 1_000_000) -> list[str]:
     """Embedded start-up: nothing can be running in a process that just started."""
-    return requeue_stale(sessions, stale_s=-1e9)
+    return requeue_stale(sessions, stale_s=-1e9, max_attempts=max_attempts)
+
+
+def cancel_job(session: Session, principal: Principal, job_id: str) -> tuple[Job, str]:
+    """Owner or admin: a queued or running job becomes ``failed`` with code ``cancelled``.
+
+    Its claim token is cleared, so a worker still analysing it finds at its next heartbeat that
+    the job is no longer its own, stops, and its late result is discarded. Returns the job and
+    the status it had."""
+    job = session.get(Job, job_id)
+    if job is None or not (principal.role == "admin" or job.owner_key_id == principal.key_id):
+        raise NotFound(f"no job {echo(job_id)}")
+    was = job.status
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .values(
+            status="failed",
+            stage="cancelled",
+            error_code="cancelled",
+            error_message=f"cancelled by {principal.actor}",
+            finished_at=utcnow(),
+            claim_token=None,
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"job is {was}; only queued or running jobs can be cancelled")
+    audit.append(session, actor=principal.actor, action="job.cancelled", obj=f"job:{job_id}", detail={"was": was})
+    session.refresh(job)
+    return job, was
+
+
+def media_in_use(sessions: sessionmaker[Session]) -> set[str]:
+    """Stored names some job still needs (queued, running, or kept after analysis)."""
+    with sessions.begin() as s:
+        needed = (Job.status.in_(("queued", "running"))) | (Job.keep_media.is_(True))
+        return set(s.scalars(select(Job.media_path).where(Job.media_path.is_not(None), needed)))
 
 
 def queued_ids(sessions: sessionmaker[Session]) -> list[str]:

@@ -130,6 +130,10 @@ class JobAccepted(_Out):
     job_id: str
     status: JobStatus
     status_url: str
+    source_name: str | None = Field(default=None, description="The file name or URL tail the job analyses.")
+    error: ErrorDetail | None = Field(
+        default=None, description="Why the job failed (in a batch: a file refused on arrival, named here)."
+    )
 
 
 class JobList(_Out):

@@ -7,7 +7,9 @@ file over the cap is deleted as soon as the cap is crossed: a 10 GB body never l
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -19,7 +21,31 @@ class Storage:
         self.root = root
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        """The media folder, 0700: uploads are other people's files."""
+        self.root.mkdir(parents=True, mode=0o700, exist_ok=True)
+        if self.root.stat().st_mode & 0o077:
+            self.root.chmod(0o700)
+
+    def sweep_orphans(self, referenced: set[str], older_than_s: float) -> list[str]:
+        """Delete stored files no job refers to and older than ``older_than_s`` (partial uploads
+        of a killed process, files of a crash between write and insert); return their names.
+
+        The age guard keeps uploads that another API process is writing right now."""
+        if not self.root.is_dir():
+            return []
+        cutoff = time.time() - older_than_s
+        removed = []
+        for entry in self.root.iterdir():
+            name = entry.name
+            if name in referenced or not entry.is_file() or name.startswith("."):
+                continue
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed.append(name)
+            except FileNotFoundError:
+                continue
+        return removed
 
     def path(self, name: str) -> Path:
         """The file for a stored name; names are ours, but check anyway that they stay inside."""
@@ -47,7 +73,7 @@ class StoredWriter:
         self.max_bytes = max_bytes
         self.size = 0
         self._digest = hashlib.sha256()
-        self._fh = path.open("xb")
+        self._fh = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
     @property
     def name(self) -> str:

@@ -12,6 +12,7 @@ the backoff between tries (``retry_backoff`` doubles from a whole number of seco
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery
@@ -57,6 +58,9 @@ def make_celery(settings: Settings) -> Celery:
 
             ctx = open_context(settings, run_migrations=False)
             state["runner"] = build_runner(settings, context=ctx, send_webhook=deliver_webhook.delay)
+            # A native hang outlived its watchdog: the job is failed already; leave the process
+            # so the pool (or the supervisor) starts a fresh one instead of a worker stuck forever.
+            state["runner"].on_stuck = lambda: os._exit(70)
             state["sender"] = WebhookSender(ctx.sessions, settings, ctx.webhook_secret)
         return state
 

@@ -9,6 +9,7 @@ the file's extension and declared type are never trusted.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
@@ -16,12 +17,14 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from veracity.config import Settings
-from veracity.errors import MediaTooLarge, VeracityError
+from veracity.errors import CorruptMedia, MediaTooLarge, VeracityError
 from veracity.media.probe import probe
 from veracity.service.errors import BadRequest
 from veracity.service.jobs import StoredMedia
 from veracity.service.schemas import JobOptions
 from veracity.service.storage import Storage, StoredWriter
+
+log = logging.getLogger("veracity.service")
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FILES = 100
@@ -144,18 +147,61 @@ async def read_multipart(request: Request, settings: Settings, storage: Storage)
     return state.form
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedFile:
+    """An uploaded file that is not media we read; already deleted from storage."""
+
+    original_name: str
+    code: str
+    message: str
+
+
+def _check(w: StoredWriter, client_name: str, settings: Settings) -> StoredMedia:
+    if w.size == 0:
+        raise CorruptMedia("empty file (0 bytes)")
+    try:
+        probe(w.path, settings.limits, sha256=w.sha256)
+    except VeracityError as exc:
+        exc.path = None  # the stored path is ours: never shown to the client
+        raise
+    return StoredMedia(name=w.name, sha256=w.sha256, size=w.size, original_name=client_name)
+
+
 def sniff(form: UploadForm, settings: Settings) -> list[StoredMedia]:
-    """Check each stored file is media we can read (by content); delete all on the first failure."""
+    """Check each stored file is media we can read (by content); delete all on the first failure
+    of any kind (a bug in a probe must not leave uploads behind either)."""
     out = []
     try:
         for w, client_name in form.files:
-            if w.size == 0:
-                from veracity.errors import CorruptMedia
-
-                raise CorruptMedia(f"{client_name}: empty file")
-            probe(w.path, settings.limits, sha256=w.sha256)
-            out.append(StoredMedia(name=w.name, sha256=w.sha256, size=w.size, original_name=client_name))
-    except VeracityError:
+            out.append(_check(w, client_name, settings))
+    except VeracityError as exc:
+        form.discard()
+        if len(form.files) > 1:
+            exc.message = f"{client_name}: {exc.message}"
+        raise
+    except BaseException:
         form.discard()
         raise
     return out
+
+
+def sniff_each(form: UploadForm, settings: Settings) -> tuple[list[StoredMedia], list[RejectedFile]]:
+    """Batches: each file on its own. A file we cannot read is deleted and named in the second
+    list; the others go on (one bad file must not refuse, or hide, the rest)."""
+    good: list[StoredMedia] = []
+    bad: list[RejectedFile] = []
+    try:
+        for w, client_name in form.files:
+            try:
+                good.append(_check(w, client_name, settings))
+            except VeracityError as exc:
+                w.discard()
+                bad.append(RejectedFile(client_name, exc.code, exc.message))
+            except Exception:
+                w.discard()
+                log.exception("probing upload %s failed", client_name)
+                bad.append(RejectedFile(client_name, "internal_error", "this file could not be read"))
+    except BaseException:
+        form.discard()
+        raise
+    return good, bad

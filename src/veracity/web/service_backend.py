@@ -86,8 +86,12 @@ class ServiceUiBackend:
             self.discard(form)
             raise UiError(400, "bad_request", "Send exactly one file.")
         with _translated():
-            p = _need(who, "jobs:create")
-            self.ctx.limiter.check(p.key_id)
+            try:
+                p = _need(who, "jobs:create")
+                self.ctx.limiter.check(p.key_id)
+            except BaseException:  # refused before the sniff: the upload must not stay behind
+                payload.discard()
+                raise
             media = sniff(payload, self.ctx.settings)[0]
             try:
                 with self.ctx.tx() as s:

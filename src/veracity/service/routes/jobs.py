@@ -16,13 +16,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from veracity.errors import VeracityError
+from veracity.errors import InputError, VeracityError
 from veracity.report.html import render_html
 from veracity.report.model import Report
 from veracity.service import jobs
 from veracity.service.context import ServiceContext
 from veracity.service.deps import Analyst, ContextDep, Reviewer
 from veracity.service.errors import BadRequest, Conflict
+from veracity.service.fetch import check_url
 from veracity.service.models import Job
 from veracity.service.routes.common import body_kind, errors, media_body, read_json_body
 from veracity.service.schemas import (
@@ -37,7 +38,7 @@ from veracity.service.schemas import (
     JobStatus,
     ReviewCreate,
 )
-from veracity.service.uploads import read_multipart, sniff
+from veracity.service.uploads import read_multipart, sniff, sniff_each
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 BODY_MODELS: list[type[BaseModel]] = [JobCreate, AnalyzeVideoCreate, BatchCreate]
@@ -272,6 +273,22 @@ def review_job(ctx: ContextDep, principal: Reviewer, job_id: str, review: Review
 
 
 @router.post(
+    "/jobs/{job_id}/cancel",
+    operation_id="cancelJob",
+    summary="Cancel a queued or running job (its owner or an admin)",
+    response_model=JobPublic,
+    responses=errors(401, 403, 404, 409, 422, 429),
+)
+def cancel_job(ctx: ContextDep, principal: Analyst, job_id: str) -> JobPublic:
+    with ctx.tx() as s:
+        job, was = jobs.cancel_job(s, principal, job_id)
+        media, keep = job.media_path, job.keep_media
+    if media and not keep and was == "queued":
+        ctx.storage.delete(media)  # no worker will pick it up; a running one deletes its own
+    return jobs.to_public(job, include_result=False)
+
+
+@router.post(
     "/batches",
     operation_id="createBatch",
     summary="Submit many URLs or files: one job each",
@@ -284,21 +301,37 @@ async def create_batch(request: Request, ctx: ContextDep, principal: Analyst) ->
     if body_kind(request) == "json":
         body: BatchCreate = await read_json_body(request, BatchCreate)
 
+        if body.callback_url is not None:
+            await run_in_threadpool(check_url, body.callback_url, ctx.settings)  # one for the whole batch
+
         def create_urls() -> tuple[str, list[str]]:
             with ctx.tx() as s:
                 batch = jobs.create_batch(s, principal)
                 ids = []
                 for url in body.urls:
-                    job, _ = jobs.create_job(
-                        s,
-                        principal,
-                        ctx.settings,
-                        url=url,
-                        options=body.options,
-                        callback_url=body.callback_url,
-                        keep_media=body.keep_media,
-                        batch_id=batch.id,
-                    )
+                    try:
+                        job, _ = jobs.create_job(
+                            s,
+                            principal,
+                            ctx.settings,
+                            url=url,
+                            options=body.options,
+                            callback_url=body.callback_url,
+                            keep_media=body.keep_media,
+                            batch_id=batch.id,
+                        )
+                    except InputError as exc:  # this URL is refused; the others go on
+                        jobs.create_rejected_job(
+                            s,
+                            principal,
+                            name=url[:300],
+                            url=url[:2000],
+                            code=exc.code,
+                            message=exc.message,
+                            batch_id=batch.id,
+                            options=body.options,
+                        )
+                        continue
                     ids.append(job.id)
                 return batch.id, ids
 
@@ -313,11 +346,15 @@ async def create_batch(request: Request, ctx: ContextDep, principal: Analyst) ->
         except VeracityError:
             form.discard()
             raise
-        media = await run_in_threadpool(sniff, form, ctx.settings)
+        media, rejected = await run_in_threadpool(sniff_each, form, ctx.settings)
 
         def create_files() -> tuple[str, list[str]]:
             with ctx.tx() as s:
                 batch = jobs.create_batch(s, principal)
+                for r in rejected:
+                    jobs.create_rejected_job(
+                        s, principal, name=r.original_name, code=r.code, message=r.message, batch_id=batch.id
+                    )
                 ids = [
                     jobs.create_job(
                         s,

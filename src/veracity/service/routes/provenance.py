@@ -60,6 +60,42 @@ def _fetch(ctx: ServiceContext, url: str) -> Path:
     return w.path
 
 
+def _verify(ctx: ServiceContext, principal: Any, path: Path, name: str, via: str) -> ProvenanceResult:
+    """Verify, audit (what was checked and what was found, or why it failed), delete the file."""
+    from veracity.provenance import verify_file
+
+    try:
+        try:
+            result = verify_file(path, ctx.settings)
+        except VeracityError as exc:
+            exc.path = None  # our storage path, not the client's business
+            with ctx.tx() as s:
+                audit.append(
+                    s,
+                    actor=principal.actor,
+                    action="verify.failed",
+                    obj=f"file:{name[:150]}",
+                    detail={"via": via, "code": exc.code},
+                )
+            raise
+        with ctx.tx() as s:
+            audit.append(
+                s,
+                actor=principal.actor,
+                action="verify",
+                obj=f"file:{name[:150]}",
+                detail={
+                    "via": via,
+                    "format": result.format,
+                    "validation_state": result.c2pa.validation_state,
+                    "reasons": result.reasons,
+                },
+            )
+        return result
+    finally:
+        path.unlink(missing_ok=True)
+
+
 @router.post(
     "/verify",
     operation_id="verifyProvenance",
@@ -69,18 +105,14 @@ def _fetch(ctx: ServiceContext, url: str) -> Path:
     openapi_extra=media_body("VerifyCreate", job_fields=False),
 )
 async def verify(request: Request, ctx: ContextDep, principal: Analyst) -> Any:
-    from veracity.provenance import verify_file
-
     if body_kind(request) == "json":
         body = await read_json_body(request, VerifyCreate)
         path = await run_in_threadpool(_fetch, ctx, body.url)
-        name = body.url.rsplit("/", 1)[-1][:200] or "remote"
+        name, via = body.url.rsplit("/", 1)[-1].split("?", 1)[0][:200] or "remote", "url"
     else:
         path, name, _ = await _one_upload(ctx, request)
-    try:
-        result = await run_in_threadpool(verify_file, path, ctx.settings)
-    finally:
-        path.unlink(missing_ok=True)
+        via = "upload"
+    result = await run_in_threadpool(_verify, ctx, principal, path, name, via)
     return result.model_copy(update={"name": name})
 
 
