@@ -34,6 +34,7 @@ from veracity.errors import ConfigError
 COLUMNS = ("path", "split", "label", "detail", "kind", "source_repo", "commit", "source_path", "license", "notes")
 BLOB_RE = re.compile(r"git-blob ([0-9a-f]{40})")
 HALF_CRF = 17
+PANEL_MARK = "__panel"
 Tick = Callable[[int, int, str], None]
 
 
@@ -131,6 +132,8 @@ class _Batch:
         if self.proc.stdin is not None:
             self.proc.stdin.close()
         self.proc.wait(timeout=30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def _safe_target(out: Path, rel: str) -> Path:
@@ -152,7 +155,10 @@ def _write_atomic(target: Path, data: bytes) -> None:
 
 
 def is_composite(row: dict[str, str]) -> bool:
-    """A side-by-side composite: ``notes`` or ``detail`` says so (trainers skip the whole clip)."""
+    """A whole side-by-side composite: ``notes`` or ``detail`` says so. Trainers skip these and
+    use the panel clips cut from them (``<stem>__panelKofN``), which are not composites."""
+    if PANEL_MARK in Path(row.get("path", "")).stem:
+        return False
     return "composite" in (row.get("notes", "") + " " + row.get("detail", "")).lower()
 
 
@@ -238,7 +244,7 @@ def _panel_rows(row: dict[str, str], out: Path, result: Result) -> list[dict[str
     rows = []
     for index, label, what in composite_panels(row, width, height):
         stem = Path(row["path"]).stem
-        rel = f"{row['split']}/video/{label}/{stem}__panel{index + 1}of{panels}.mp4"
+        rel = f"{row['split']}/video/{label}/{stem}{PANEL_MARK}{index + 1}of{panels}.mp4"
         dst = _safe_target(out, rel)
         tag = dst.with_name(f".{dst.name}.from")
         src_id = BLOB_RE.search(row["notes"])
