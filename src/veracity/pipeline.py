@@ -25,6 +25,7 @@ from veracity.faces import FaceMesher, FaceResult, find_faces
 from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
 from veracity.media import DecodedMedia, decode, plan_sampling, probe
 from veracity.provenance.report import check as check_provenance
+from veracity.report.checked import with_text
 from veracity.report.model import (
     CheckedDetector,
     DetectorReport,
@@ -236,11 +237,11 @@ def build_report(
         timeline=timeline,
         faces=face_summaries,
         warnings=list(media.warnings),
-        checked=[CheckedDetector(detector=c.detector, applied=c.applied, fused=c.fused, weight=round(c.weight, 4),
-                                 proven=c.proven, auc_train_cv=c.auc_cv, auc_eval=c.auc_eval, n_eval=c.n_eval,
-                                 not_applicable=c.not_applicable,
-                                 contribution=None if c.contribution is None else round(c.contribution, 4))
-                 for c in verdict.checked],
+        checked=[with_text(CheckedDetector(
+            detector=c.detector, applied=c.applied, fused=c.fused, weight=round(c.weight, 4), proven=c.proven,
+            auc_train_cv=c.auc_cv, auc_eval=c.auc_eval, n_eval=c.n_eval, not_applicable=c.not_applicable,
+            contribution=None if c.contribution is None else round(c.contribution, 4)), info.kind)
+            for c in verdict.checked],
         not_checked=verdict.not_checked,
         explanations=[Explanation(detector=e.detector, text=e.text, reasons=list(e.reasons),
                                   contribution=e.contribution, t=None if e.t is None else round(e.t, 3),

@@ -11,14 +11,13 @@ import pytest
 from veracity.detectors.base import DetectorResult
 from veracity.evaluation.runner import DetectorScore, Record
 from veracity.fusion import FusionParams, fuse
+from veracity.fusion.drift import histogram, psi
 from veracity.fusion.fit import (
     ece,
     fit_kind,
     fit_kinds,
     group_folds,
-    histogram,
     isotonic,
-    psi,
     read_reviews,
     results_of,
     sample_weights,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import veracity.evaluation.runner as runner
+from veracity.evaluation import runner
 from veracity.evaluation.dataset import LabelledItem
 from veracity.evaluation.runner import DetectorScore, Record, run_cached, save_records
 from veracity.fusion import FusionParams

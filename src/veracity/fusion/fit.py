@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from veracity.detectors.base import DetectorResult
 from veracity.evaluation.runner import DetectorScore, Record
+from veracity.fusion.drift import histogram
 from veracity.fusion.fuse import (
     Calibrator,
     FusionParams,
@@ -56,7 +57,6 @@ TARGET_FPR_MANIPULATED = 0.05
 TARGET_FPR_SUSPICIOUS = 0.15
 FLOOR_MANIPULATED = 0.5
 FLOOR_SUSPICIOUS = 0.25
-REF_BINS = 10  # PSI bins on [0, 1]
 ECE_BINS = 10
 
 
@@ -201,19 +201,6 @@ def reliability(y: Sequence[int], p: Sequence[float], bins: int = ECE_BINS) -> l
             out.append({"bin": b, "p_mean": round(float(pa[m].mean()), 4), "fake_share": round(float(ya[m].mean()), 4),
                         "n": int(m.sum())})
     return out
-
-
-def histogram(values: Sequence[float], bins: int = REF_BINS) -> list[float]:
-    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-    counts = np.bincount(np.minimum((v * bins).astype(int), bins - 1), minlength=bins).astype(np.float64)
-    return [round(float(c), 5) for c in counts / max(counts.sum(), 1.0)]
-
-
-def psi(reference: Sequence[float], recent: Sequence[float], eps: float = 1e-4) -> float:
-    """Population stability index of ``recent`` bin shares against ``reference`` (same bins)."""
-    r = np.maximum(np.asarray(reference, dtype=np.float64), eps)
-    q = np.maximum(np.asarray(recent, dtype=np.float64), eps)
-    return float(np.sum((q - r) * np.log(q / r)))
 
 
 def threshold_for_fpr(real_p: F, target: float, floor: float) -> tuple[float, float]:

@@ -34,7 +34,7 @@ from veracity.errors import ConfigError
 Label = Literal["authentic", "suspicious", "manipulated", "synthetic", "inconclusive"]
 Kind = Literal["video", "image", "audio"]
 DEFAULT_FUSION = "fusion-v1"  # used when data/DEFAULT names nothing
-DEFAULT_FILE = "DEFAULT"  # one line in fusion/data: the name of the default parameter file
+DEFAULT_FILE = "DEFAULT.json"  # {"name": ..., "why": ...} in fusion/data: the default parameter file
 MAX_EXPLANATIONS = 3
 
 # Short plain names and "why it did not run" phrases for the sentences a verdict carries (the
@@ -164,19 +164,21 @@ class FusionParams(BaseModel):
 
 
 def default_name() -> str:
-    """The packaged default: ``data/DEFAULT`` (written by ``veracity train fusion`` when a new
-    file beats the old one on the eval sets), else ``DEFAULT_FUSION``."""
+    """The packaged default: ``data/DEFAULT.json`` (written by ``veracity train fusion`` when a
+    new file beats the old one on the eval sets), else ``DEFAULT_FUSION``."""
     try:
-        text = resources.files("veracity.fusion").joinpath("data", DEFAULT_FILE).read_text().strip()
+        text = resources.files("veracity.fusion").joinpath("data", DEFAULT_FILE).read_text()
     except FileNotFoundError:
         return DEFAULT_FUSION
-    return text or DEFAULT_FUSION
+    name = json.loads(text).get("name")
+    return name if isinstance(name, str) and name else DEFAULT_FUSION
 
 
-def write_default(name: str) -> None:
+def write_default(name: str, why: str = "") -> None:
     from pathlib import Path
 
-    (Path(__file__).resolve().parent / "data" / DEFAULT_FILE).write_text(name + "\n", encoding="utf-8")
+    body = json.dumps({"name": name, "why": why}, indent=2) + "\n"
+    (Path(__file__).resolve().parent / "data" / DEFAULT_FILE).write_text(body, encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from veracity.report.checked import checked_section
 from veracity.report.model import DetectorReport, Report, TimelinePoint
 
 __all__ = [
@@ -796,6 +797,7 @@ def render_html(report: Report) -> str:
         [
             _header(report),
             _reasons(report),
+            checked_section(report),
             _timeline(report),
             _detectors(report),
             _faces(report),

@@ -87,6 +87,7 @@ class CheckedDetector(_Model):
     n_eval: int = Field(default=0, ge=0, description="Eval files of this kind it applied to.")
     not_applicable: str | None = None
     contribution: float | None = Field(default=None, description="Weight x logit it added to the fused logit.")
+    text: str = Field(default="", description="One plain sentence: what it checked and with which power.")
 
 
 class Explanation(_Model):
