@@ -95,14 +95,25 @@ def logit(p: float, clip: float = LOGIT_CLIP) -> float:
     return max(-clip, min(clip, math.log(p / (1 - p))))
 
 
-def features(records: Sequence[Record], names: Sequence[str]) -> F:
+def features(records: Sequence[Record], names: Sequence[str], centers: dict[str, float] | None = None) -> F:
+    """Clipped logits minus each detector's centre; 0 where it did not apply (neutral)."""
     x = np.zeros((len(records), len(names)))
     for i, r in enumerate(records):
         for j, n in enumerate(names):
             d = r.detectors.get(n)
             if d is not None and d.score is not None:
-                x[i, j] = logit(d.score)
+                x[i, j] = logit(d.score) - (centers or {}).get(n, 0.0)
     return x
+
+
+def center_of(records: Sequence[Record], name: str) -> float:
+    """Midway between the mean clipped logit of reals and of fakes where ``name`` applied."""
+    means = []
+    for c in (0, 1):
+        v = [logit(d.score) for r in records if r.label == c and (d := r.detectors.get(name)) is not None
+             and d.score is not None]
+        means.append(float(np.mean(v)) if v else 0.0)
+    return round(0.5 * (means[0] + means[1]), 5)
 
 
 def _sig(z: F) -> F:
@@ -241,7 +252,19 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
             dets[n]["why_not_fused"] = f"train-side AUC {auc} below {FUSE_MIN_AUC}: no measured power"
         else:
             candidates.append(n)
-    x = features(usable, candidates)
+    centers = {n: center_of(usable, n) for n in candidates}
+    # Files none of the candidates applied to get no score at run time (inconclusive): they stay
+    # out of the fit, so the intercept does not learn how often a face or speech is missing.
+    scorable = [r for r in usable if any((d := r.detectors.get(n)) is not None and d.score is not None
+                                         for n in candidates)] if candidates else usable
+    unscored = len(usable) - len(scorable)
+    usable_all = usable
+    usable = scorable
+    y = np.asarray([r.label for r in usable], dtype=np.float64)
+    if len(set(y.tolist())) < 2:
+        raise ValueError(f"{kind}: fusion fit needs scorable files of both classes")
+    w = sample_weights(usable)
+    x = features(usable, candidates, centers)
     groups = [group_of(r) for r in usable]
     folds = group_folds(groups, FOLDS, seed)
     z_oof = np.zeros(len(usable))
@@ -265,7 +288,7 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
                                 train_fpr_suspicious=round(float((real_p >= t_sus).mean()), 4),
                                 train_fpr_manipulated=fpr_man)
     del fpr_sus
-    reference = {n: histogram([d.score for r in usable if (d := r.detectors.get(n)) is not None
+    reference = {n: histogram([d.score for r in usable_all if (d := r.detectors.get(n)) is not None
                                and d.score is not None]) for n in names}
     reference["fused"] = histogram(p_oof.tolist())
     detectors: dict[str, KindDetector] = {}
@@ -275,14 +298,18 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
         if n in candidates and wt <= 0:
             dets[n]["why_not_fused"] = "weight fitted to 0 next to the other detectors"
         proven = bool(wt > 0 and auc is not None and auc >= PROVEN_MIN_AUC)
-        detectors[n] = KindDetector(weight=max(wt, 0.0), proven=proven, auc_cv=auc, n_real=dets[n]["n_real"],
+        detectors[n] = KindDetector(weight=max(wt, 0.0), center=centers.get(n, 0.0), proven=proven, auc_cv=auc,
+                                    n_real=dets[n]["n_real"],
                                     n_fake=dets[n]["n_fake"],
                                     note=dets[n].get("why_not_fused", "fused"))
     model = KindModel(detectors=detectors, intercept=round(intercept, 6), calibration=calib, thresholds=thresholds,
                       logit_clip=LOGIT_CLIP, reference=reference)
     cv_auc = round(roc_auc(y.astype(np.int64), z_oof), 4) if len(set(z_oof.tolist())) > 1 else 0.5
     report = {
-        "n_files": len(usable), "n_real": int((y == 0).sum()), "n_fake": int((y == 1).sum()),
+        "n_files": len(usable_all), "n_real": int(sum(r.label == 0 for r in usable_all)),
+        "n_fake": int(sum(r.label == 1 for r in usable_all)),
+        "n_fitted": len(usable), "n_unscorable": unscored,
+        "n_unscorable_note": "no fused detector applied (e.g. no face found): left out of the fit, inconclusive",
         "cv": {"folds": len(set(folds)), "groups": len(set(groups)), "auc": cv_auc,
                "ece": round(ece(y, p_oof), 4),
                "auc_note": "out-of-fold fused logits, folds split by source; the learned detectors saw parts of "
@@ -384,19 +411,29 @@ def with_eval_power(params: FusionParams, evals: Sequence[Record]) -> FusionPara
 
 def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionParams) -> dict[str, Any]:
     """Per kind, the new and the current parameters on the same eval records. The new file wins
-    when its mean fused AUC over kinds is higher and no kind loses more than 0.01 AUC (a kind
-    the current file cannot score counts 0.5)."""
+    when no kind loses more than 0.01 fused AUC (a kind a file cannot score counts 0.5) and
+    either the mean AUC gain over kinds is positive or, AUC tied, its mean ECE is lower by 0.02."""
     per_kind: dict[str, Any] = {}
     new_recs, cur_recs = rescore_kind(evals, new), rescore_kind(evals, current)
     for kind in sorted({r.kind for r in evals if r.error is None}):
         per_kind[kind] = {"new": kind_metrics(new_recs, kind), "current": kind_metrics(cur_recs, kind)}
+
     def auc_of(m: dict[str, Any]) -> float:
         return float(m["auc"]) if m.get("auc") is not None else 0.5
+
+    def ece_of(m: dict[str, Any]) -> float:
+        return float(m["ece"]) if m.get("ece") is not None else 0.5
+
     gains = [auc_of(v["new"]) - auc_of(v["current"]) for v in per_kind.values()]
-    beats = bool(gains) and float(np.mean(gains)) > 0 and min(gains) >= -0.01
+    ece_gain = [ece_of(v["current"]) - ece_of(v["new"]) for v in per_kind.values()]
+    no_loss = bool(gains) and min(gains) >= -0.01
+    better_auc = no_loss and float(np.mean(gains)) > 0.005
+    better_ece = no_loss and float(np.mean(ece_gain)) > 0.02
     return {"per_kind": per_kind, "auc_gain_per_kind": dict(zip(per_kind, [round(g, 4) for g in gains], strict=True)),
-            "beats_current": beats,
-            "rule": "mean fused-AUC gain over kinds > 0 and no kind loses more than 0.01"}
+            "ece_gain_per_kind": dict(zip(per_kind, [round(g, 4) for g in ece_gain], strict=True)),
+            "beats_current": better_auc or better_ece,
+            "rule": "no kind loses more than 0.01 fused AUC, and the mean AUC gain over kinds exceeds 0.005 or "
+                    "the mean ECE falls by more than 0.02"}
 
 
 def rescore_kind(records: Sequence[Record], params: FusionParams) -> list[Record]:

@@ -6,11 +6,11 @@ did not apply is left out, never counted as 0.5.
 Two rules, chosen by the parameter file:
 
 * per-kind models (``kinds``, fusion-v3 on): for the media kind at hand, a logistic model on the
-  clipped logits of the detectors with measured power, then a fitted calibration (Platt or
-  isotonic), so the score is a probability. Thresholds were chosen on train-side out-of-fold
-  scores for a stated false-positive rate. ``authentic`` must be earned: it needs a detector
-  with proven power on this kind to have applied; otherwise the label is ``inconclusive`` and
-  ``not_checked`` says in a sentence what was not looked at.
+  clipped, centred logits of the detectors with measured power (one that did not apply adds 0),
+  then a fitted calibration (Platt or isotonic), so the score is a probability. Thresholds were
+  chosen on train-side out-of-fold scores for a stated false-positive rate. ``authentic`` must be
+  earned: it needs a detector with proven power on this kind to have applied; otherwise the label
+  is ``inconclusive`` and ``not_checked`` says in a sentence what was not looked at.
 * legacy (v1/v2 files without ``kinds``): a confidence- and weight-weighted mean in logit space,
   shrunk toward 0 when the total evidence is thin.
 
@@ -95,6 +95,10 @@ class KindDetector(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     weight: float = Field(ge=0)
+    # Neutral logit (midway between the train-side class means): a detector contributes
+    # ``weight * (logit - center)``, and nothing when it did not apply, so that whether a detector
+    # could run (a face found, speech present) cannot itself move the score.
+    center: float = 0.0
     proven: bool = False
     auc_cv: float | None = None
     n_real: int = 0
@@ -239,7 +243,7 @@ def checks(results: list[DetectorResult], model: KindModel) -> tuple[Check, ...]
         d = model.detectors.get(r.name, KindDetector(weight=0.0))
         contribution = None
         if r.score is not None and d.weight > 0:
-            contribution = d.weight * _logit(r.score, model.logit_clip)
+            contribution = d.weight * (_logit(r.score, model.logit_clip) - d.center)
         out.append(Check(detector=r.name, applied=r.score is not None, fused=d.weight > 0, weight=d.weight,
                          proven=d.proven and d.weight > 0, auc_cv=d.auc_cv, auc_eval=d.auc_eval, n_eval=d.n_eval,
                          not_applicable=r.not_applicable, contribution=contribution))
