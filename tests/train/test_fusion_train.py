@@ -125,6 +125,19 @@ def test_refit_from_saved_records_writes_a_versioned_file(tmp_path: Path) -> Non
     assert json.loads(out.read_text())["kinds"]["video"]["reference"]["fused"]
 
 
+def test_reviews_are_added_and_recorded(tmp_path: Path) -> None:
+    save_records(_records("video", 60, 0), tmp_path / "train.jsonl")
+    reviews = tmp_path / "reviews.jsonl"
+    rows = [{"job_id": f"j{i}", "sha256": f"{i:064x}", "media_kind": "video", "target": i % 2,
+             "detectors": {"face_artifacts": {"score": 0.2 + 0.6 * (i % 2), "confidence": 0.7, "applied": True}}}
+            for i in range(10)]
+    reviews.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    params = train_fusion([tmp_path], records_path=tmp_path / "train.jsonl", reuse_records=True, reviews=reviews,
+                          out=tmp_path / "f.json")
+    assert params.fit["reviews"] == {"file": str(reviews), "n": 10}
+    assert params.fit["kinds"]["video"]["n_files"] == 70
+
+
 def test_reuse_refuses_eval_records_as_train(tmp_path: Path) -> None:
     save_records(_records("video", 20, 1), tmp_path / "train.jsonl")
     from veracity.errors import ConfigError
