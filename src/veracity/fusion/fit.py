@@ -58,6 +58,7 @@ TARGET_FPR_SUSPICIOUS = 0.15
 FLOOR_MANIPULATED = 0.5
 FLOOR_SUSPICIOUS = 0.25
 ECE_BINS = 10
+SELECT_MIN_GAIN = 0.005  # grouped-CV AUC a detector must add to be fused
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,33 @@ def threshold_for_fpr(real_p: F, target: float, floor: float) -> tuple[float, fl
     return 0.999, round(float((real_p >= 0.999).mean()) if len(real_p) else 0.0, 4)
 
 
+def _scorable(records: Sequence[Record], names: Sequence[str]) -> list[Record]:
+    if not names:
+        return list(records)
+    return [r for r in records if any((d := r.detectors.get(n)) is not None and d.score is not None for n in names)]
+
+
+def _oof(x: F, y: F, w: F, folds: Sequence[int], names: Sequence[str]) -> F:
+    """Out-of-fold fused logits: each fold scored by a model fitted on the other folds."""
+    z = np.zeros(len(y))
+    for f in sorted(set(folds)):
+        tr = np.asarray([g != f for g in folds])
+        te = ~tr
+        if len(set(y[tr].tolist())) < 2:  # a fold whose complement lacks a class: prior only
+            continue
+        wf, bf = nonnegative_logistic(x[tr], y[tr], w[tr], names)
+        z[te] = x[te] @ np.asarray([wf[n] for n in names]) + bf if names else bf
+    return z
+
+
+def _oof_auc(records: Sequence[Record], names: Sequence[str], centers: dict[str, float],
+             group_of: Callable[[Record], str], seed: int) -> float:
+    y = np.asarray([r.label for r in records], dtype=np.float64)
+    z = _oof(features(records, names, centers), y, sample_weights(records),
+             group_folds([group_of(r) for r in records], FOLDS, seed), names)
+    return roc_auc(y.astype(np.int64), z) if 0 < y.sum() < len(y) else 0.5
+
+
 def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record], str], calibration: str = "platt",
              seed: int = 0) -> KindFit:
     usable = [r for r in records if r.error is None and r.kind == kind]
@@ -253,13 +281,39 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
         else:
             candidates.append(n)
     centers = {n: center_of(usable, n) for n in candidates}
-    # Files none of the candidates applied to get no score at run time (inconclusive): they stay
-    # out of the fit, so the intercept does not learn how often a face or speech is missing.
-    scorable = [r for r in usable if any((d := r.detectors.get(n)) is not None and d.score is not None
-                                         for n in candidates)] if candidates else usable
-    unscored = len(usable) - len(scorable)
     usable_all = usable
-    usable = scorable
+    # Forward selection on the grouped-CV AUC (train side): a detector with power of its own is
+    # fused only when it adds to the others, so the fused AUC is not below the best single one
+    # (small weights on large logits of a detector that ranks by source can drag it down).
+    pool = _scorable(usable_all, candidates)
+    selected: list[str] = []
+    best_auc = 0.5
+    trail: list[dict[str, Any]] = []
+    trials_first: dict[str, float] = {}
+    while True:
+        trials = {n: _oof_auc(pool, [*selected, n], centers, group_of, seed) for n in candidates if n not in selected}
+        if not selected:
+            trials_first = dict(trials)
+        if not trials:
+            break
+        n_best = max(trials, key=lambda n: trials[n])
+        trail.append({"added": n_best, "cv_auc": round(trials[n_best], 4),
+                      "others": {k: round(v, 4) for k, v in trials.items() if k != n_best}})
+        if trials[n_best] <= best_auc + SELECT_MIN_GAIN or trials[n_best] < FUSE_MIN_AUC:
+            trail[-1]["kept"] = False
+            break
+        selected.append(n_best)
+        best_auc = trials[n_best]
+    for n in candidates:
+        if n not in selected:
+            first = trials_first.get(n, 0.5)
+            dets[n]["why_not_fused"] = (f"grouped-CV AUC {first:.3f} below {FUSE_MIN_AUC}" if not selected
+                                        else "did not raise the grouped-CV AUC of the detectors already fused")
+    candidates = selected
+    # Files none of the fused detectors applied to get no score at run time (inconclusive): they
+    # stay out of the fit, so the intercept does not learn how often a face or speech is missing.
+    usable = _scorable(usable_all, candidates)
+    unscored = len(usable_all) - len(usable)
     y = np.asarray([r.label for r in usable], dtype=np.float64)
     if len(set(y.tolist())) < 2:
         raise ValueError(f"{kind}: fusion fit needs scorable files of both classes")
@@ -267,15 +321,7 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
     x = features(usable, candidates, centers)
     groups = [group_of(r) for r in usable]
     folds = group_folds(groups, FOLDS, seed)
-    z_oof = np.zeros(len(usable))
-    for f in sorted(set(folds)):
-        tr = np.asarray([g != f for g in folds])
-        te = ~tr
-        if len(set(y[tr].tolist())) < 2:  # a fold whose complement lacks a class: prior only
-            z_oof[te] = 0.0
-            continue
-        wf, bf = nonnegative_logistic(x[tr], y[tr], w[tr], candidates)
-        z_oof[te] = x[te] @ np.asarray([wf[n] for n in candidates]) + bf if candidates else bf
+    z_oof = _oof(x, y, w, folds, candidates)
     weights, intercept = nonnegative_logistic(x, y, w, candidates)
     calib = isotonic(z_oof, y, w) if calibration == "isotonic" else platt(z_oof, y, w)
     p_oof = np.asarray([calib.apply(float(v)) for v in z_oof])
@@ -315,6 +361,7 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
                "auc_note": "out-of-fold fused logits, folds split by source; the learned detectors saw parts of "
                            "the train split in their own training, so this is optimistic"},
         "detectors": dets,
+        "selection": trail,
         "fused": [n for n in names if detectors[n].weight > 0],
         "proven": [n for n in names if detectors[n].proven],
         "rule": {"min_per_class": MIN_PER_CLASS, "fuse_min_auc": FUSE_MIN_AUC, "proven_min_auc": PROVEN_MIN_AUC},
