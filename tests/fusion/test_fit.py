@@ -191,3 +191,15 @@ def test_reviews_become_records(tmp_path: Path) -> None:
     assert [r.label for r in recs] == [1, 0]  # "unsure" is left out
     assert recs[0].kind == "image" and recs[0].detectors["good"].score == 0.9
     assert recs[1].detectors["good"].not_applicable == "no_face"
+
+
+def test_not_checked_says_what_ran_without_power() -> None:
+    params = _fit(_records())
+    res = [DetectorResult.skipped("good", "t", "no_face"), DetectorResult.skipped("face_only", "t", "no_face"),
+           DetectorResult(name="noise", version="t", score=0.2, confidence=0.8)]
+    v = fuse(res, params, "video")
+    assert v.score is None and v.label == "inconclusive"
+    assert v.not_checked is not None
+    assert v.not_checked.startswith("no face found (good")
+    assert "noise ran without measured power" in v.not_checked
+    assert v.not_checked.endswith("no check with proven power on this kind applied")

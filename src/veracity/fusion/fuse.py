@@ -273,20 +273,26 @@ def _kind_label(score: float | None, checked: tuple[Check, ...], model: KindMode
 
 
 def not_checked(checked: tuple[Check, ...]) -> str | None:
-    """"no face found (face artifacts, motion jitter did not run); only spectral checks ran"."""
+    """What could not be looked at, in words, e.g. "no face found (face artifacts did not run);
+    spectral ran without measured power on this kind (reported, not fused); no check with proven
+    power on this kind applied". None when every weighted check ran and a proven one applied."""
     missing: dict[str, list[str]] = {}
     for c in checked:
         if not c.applied and (c.fused or c.proven):
             code = c.not_applicable or "not_applicable"
-            why = NOT_APPLIED_WORDS.get(code, code.replace("_", " "))
-            missing.setdefault(why, []).append(words(c.detector))
-    ran = [words(c.detector) for c in checked if c.applied and c.fused]
-    if not missing and any(c.proven and c.applied for c in checked):
+            missing.setdefault(NOT_APPLIED_WORDS.get(code, code.replace("_", " ")), []).append(words(c.detector))
+    proven_ran = any(c.proven and c.applied for c in checked)
+    if not missing and proven_ran:
         return None
     parts = [f"{why} ({', '.join(names)} did not run)" for why, names in missing.items()]
-    if not any(c.proven and c.applied for c in checked):
-        parts.append("no detector with proven power on this kind of media applied")
-    parts.append(f"only {', '.join(ran)} checks ran" if ran else "no weighted check ran")
+    ran = [words(c.detector) for c in checked if c.applied and c.fused]
+    weak = [words(c.detector) for c in checked if c.applied and not c.fused]
+    if ran and missing:
+        parts.append(f"only {', '.join(ran)} checks ran")
+    if weak and not proven_ran:
+        parts.append(f"{', '.join(weak)} ran without measured power on this kind (reported, not fused)")
+    if not proven_ran:
+        parts.append("no check with proven power on this kind applied")
     return "; ".join(parts)
 
 
