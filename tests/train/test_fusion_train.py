@@ -12,7 +12,7 @@ import pytest
 
 from veracity.evaluation import runner
 from veracity.evaluation.dataset import LabelledItem
-from veracity.evaluation.runner import DetectorScore, Record, run_cached, save_records
+from veracity.evaluation.runner import DetectorScore, Record, latest_records, run_cached, save_records
 from veracity.fusion import FusionParams
 from veracity.train.fusion import cv_group, select_items, train_fusion, whole_composite
 
@@ -92,6 +92,8 @@ def test_run_cached_analyses_only_what_is_new(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(runner, "detector_fingerprints", lambda: {"d": "2"})  # a retrained detector
     run_cached(items, cache)
     assert calls[3:] == ["0.jpg", "1.jpg", "2.jpg"]
+    latest = latest_records(cache)  # the cache holds both analyses; the last one per file counts
+    assert len(latest) == 3 and all(r.versions == {"d": "2"} for r in latest)
 
 
 def _records(kind: str, n: int, seed: int) -> list[Record]:

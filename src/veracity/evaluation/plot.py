@@ -49,9 +49,11 @@ def reliability_png(kinds: Mapping[str, tuple[Sequence[Mapping[str, Any]], float
     x0, y0, x1, y1 = _axes(draw, size, title, "mean predicted probability (fused score)", "observed share of fakes")
     legend_y = y0 + 6
     for i, (kind, (bins, ece_value)) in enumerate(sorted(kinds.items())):
-        if not bins:
-            continue
         colour = COLOURS[i % len(COLOURS)]
+        if not bins:
+            draw.text((x0 + 26, legend_y), f"{kind}: no fused score (nothing to calibrate)", fill="#6b7280", font=font)
+            legend_y += 16
+            continue
         pts = [(x0 + (x1 - x0) * float(b["p_mean"]), y1 - (y1 - y0) * float(b["fake_share"])) for b in bins]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=2)

@@ -95,6 +95,16 @@ def _analyse_one(analyzer: Analyzer, item: LabelledItem, options: Options | None
                   detectors=dets, elapsed_ms=rep.elapsed_ms, key=key)
 
 
+def latest_records(path: Path) -> list[Record]:
+    """An incremental cache read back: the last record per file (a cache appended to after a
+    detector retrain holds the older analysis too)."""
+    by_key: dict[str, Record] = {}
+    for r in load_records(path, tolerant=True):
+        by_key.pop(r.key or r.rel, None)
+        by_key[r.key or r.rel] = r
+    return list(by_key.values())
+
+
 def detector_fingerprints() -> dict[str, str]:
     """Per registered detector, its class version plus the sha256 of its model card (which names
     the weights' sha256): a retrained detector gets a new fingerprint without a version bump."""

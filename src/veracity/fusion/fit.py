@@ -4,8 +4,10 @@ Per media kind (video, image, audio):
 
 1. **Power.** A detector is a candidate when it applied to at least ``MIN_PER_CLASS`` reals and
    fakes of the kind and its score alone ranks them with a train-side AUC of at least
-   ``FUSE_MIN_AUC``. Others keep weight 0: reported, not fused. ``proven`` (the detector may
-   earn an ``authentic`` label) needs ``PROVEN_MIN_AUC`` and a positive fitted weight.
+   ``FUSE_MIN_AUC``. Candidates enter by forward selection on the grouped-CV AUC: one is fused
+   only when it raises that AUC by ``SELECT_MIN_GAIN`` and the set reaches ``FUSE_MIN_AUC``.
+   Others keep weight 0: reported, not fused. ``proven`` (the detector may earn an
+   ``authentic`` label) needs ``PROVEN_MIN_AUC`` and a positive fitted weight.
 2. **Combination.** Logistic regression on the clipped logits of the candidates (a detector that
    did not apply contributes 0), L2-regularised, class- and source-balanced; a detector whose
    weight comes out negative is dropped and the rest refitted (a sign flip would be learning the
@@ -188,17 +190,25 @@ def isotonic(z: F, y: F, w: F) -> Calibrator:
     return Calibrator(method="isotonic", x=kx, y=ky)
 
 
-def ece(y: Sequence[int] | F, p: Sequence[float] | F, bins: int = ECE_BINS) -> float:
-    """Expected calibration error: bin-weighted |mean predicted - observed fake share|."""
+def ece(y: Sequence[int] | F, p: Sequence[float] | F, bins: int = ECE_BINS, *, balanced: bool = False) -> float:
+    """Expected calibration error: bin-weighted |mean predicted - observed fake share|.
+    ``balanced`` weighs both classes equally (the fit assumes a 50 % prior, so a set with another
+    class ratio shows an ECE from the ratio alone; the balanced figure removes that part)."""
     ya, pa = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
     if len(ya) == 0:
         return float("nan")
+    wa = np.ones(len(ya))
+    if balanced and 0 < ya.sum() < len(ya):
+        wa = np.where(ya == 1, 0.5 / ya.mean(), 0.5 / (1 - ya.mean()))
     idx = np.minimum((pa * bins).astype(int), bins - 1)
     total = 0.0
     for b in range(bins):
         m = idx == b
         if m.any():
-            total += m.sum() / len(ya) * abs(float(pa[m].mean()) - float(ya[m].mean()))
+            wb = wa[m]
+            pred = float(np.average(pa[m], weights=wb))
+            obs = float(np.average(ya[m], weights=wb))
+            total += wb.sum() / wa.sum() * abs(pred - obs)
     return float(total)
 
 
@@ -350,14 +360,14 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
                                     note=dets[n].get("why_not_fused", "fused"))
     model = KindModel(detectors=detectors, intercept=round(intercept, 6), calibration=calib, thresholds=thresholds,
                       logit_clip=LOGIT_CLIP, reference=reference)
-    cv_auc = round(roc_auc(y.astype(np.int64), z_oof), 4) if len(set(z_oof.tolist())) > 1 else 0.5
+    cv_auc = round(roc_auc(y.astype(np.int64), z_oof), 4) if candidates else None
     report = {
         "n_files": len(usable_all), "n_real": int(sum(r.label == 0 for r in usable_all)),
         "n_fake": int(sum(r.label == 1 for r in usable_all)),
         "n_fitted": len(usable), "n_unscorable": unscored,
         "n_unscorable_note": "no fused detector applied (e.g. no face found): left out of the fit, inconclusive",
         "cv": {"folds": len(set(folds)), "groups": len(set(groups)), "auc": cv_auc,
-               "ece": round(ece(y, p_oof), 4),
+               "ece": round(ece(y, p_oof), 4), "ece_balanced": round(ece(y, p_oof, balanced=True), 4),
                "auc_note": "out-of-fold fused logits, folds split by source; the learned detectors saw parts of "
                            "the train split in their own training, so this is optimistic"},
         "detectors": dets,
@@ -425,6 +435,7 @@ def kind_metrics(records: Sequence[Record], kind: str) -> dict[str, Any]:
         "n": len(rows), "n_scored": len(scored),
         "auc": round(roc_auc(y, p), 4) if 0 < sum(y) < len(y) else None,
         "ece": round(ece(y, p), 4) if p else None,
+        "ece_balanced": round(ece(y, p, balanced=True), 4) if p else None,
         "labels": labels,
         "real_flagged_manipulated_or_synthetic": round(flagged_real / n_real, 4) if n_real else None,
         "share_inconclusive": round(sum(r.verdict == "inconclusive" for r in rows) / len(rows), 4) if rows else None,

@@ -29,7 +29,7 @@ import numpy as np
 from veracity.config import Options, Settings
 from veracity.errors import ConfigError
 from veracity.evaluation.dataset import LabelledItem
-from veracity.evaluation.runner import Progress, Record, load_records, run_cached
+from veracity.evaluation.runner import Progress, Record, latest_records, run_cached
 from veracity.fusion.fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
 from veracity.fusion.fuse import FusionParams, default_name, write_default
 from veracity.train.common import group_of, read_manifest
@@ -102,6 +102,12 @@ def collect(roots: Sequence[Path], split: str, cache: Path, *, per_group: dict[s
     return run_cached(items, cache, options=Options(), settings=settings, progress=progress, log=log)
 
 
+def _shown(path: Path) -> str:
+    """A path as written into the fusion file: the home folder as ``~`` (no personal paths)."""
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if text.startswith(home + "/") else text
+
+
 def data_summary(records: Sequence[Record]) -> dict[str, Any]:
     """Counts per kind, class and source: what the fit saw."""
     out: dict[str, Any] = {}
@@ -124,7 +130,7 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     if reuse_records:
         if not records_path.is_file():
             raise ConfigError(f"--reuse: no records at {records_path}")
-        train = load_records(records_path, tolerant=True)
+        train = latest_records(records_path)
         note(f"reusing {len(train)} train records from {records_path}")
     else:
         train = collect(roots, "train", records_path, per_group=caps, seed=seed, settings=settings,
@@ -140,7 +146,7 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
             evals = collect(eval_roots, "eval", eval_records, per_group=None, seed=seed, settings=settings,
                             progress=progress, log=note)
         elif eval_records.is_file():
-            evals = load_records(eval_records, tolerant=True)
+            evals = latest_records(eval_records)
     fits: dict[str, KindFit] = fit_kinds(train + review_rows, group_of=cv_group, calibration=calibration, seed=seed,
                                          log=note)
     current = default_name()
@@ -159,16 +165,17 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     params = params.model_copy(update={"fit": {
         "method": f"logistic on clipped detector logits (L2, class- and source-balanced) + {calibration}",
         "cv": "grouped k-fold by source (panels of one composite set form one group)",
-        "data": {"split": "train", "per_group": caps, "seed": seed, "roots": [str(r) for r in roots],
-                 "kinds": data_summary(train), "records": str(records_path)},
-        "reviews": {"file": str(reviews), "n": len(review_rows)} if reviews is not None else None,
+        "data": {"split": "train", "per_group": caps, "seed": seed, "roots": [_shown(r) for r in roots],
+                 "kinds": data_summary(train), "records": _shown(records_path)},
+        "reviews": {"file": _shown(reviews), "n": len(review_rows)} if reviews is not None else None,
         "kinds": {k: f.report for k, f in fits.items()},
         "eval_comparison": {**comparison, "current_default": current, "became_default": promote},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "veracity train fusion " + " ".join(
-            [*(f"--data {r}" for r in roots), f"--records {records_path}", *(f"--eval {r}" for r in eval_roots),
-             *([f"--eval-records {eval_records}"] if eval_records else []),
-             *([f"--reviews {reviews}"] if reviews else [])]),
+            [*(f"--data {_shown(r)}" for r in roots), f"--records {_shown(records_path)}",
+             *(f"--eval {_shown(r)}" for r in eval_roots),
+             *([f"--eval-records {_shown(eval_records)}"] if eval_records else []),
+             *([f"--reviews {_shown(reviews)}"] if reviews else [])]),
     }})
     target = out or fusion_data_dir() / f"{version}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
