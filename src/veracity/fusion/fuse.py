@@ -198,7 +198,8 @@ class Check:
     auc_eval: float | None
     n_eval: int
     not_applicable: str | None
-    contribution: float | None  # weight x clipped logit (None when it did not enter)
+    contribution: float | None  # weight x (clipped logit - centre) (None when it did not enter)
+    neutral: float = 0.5  # the score at its centre: above it, it pushes toward "fake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,15 +239,19 @@ def fuse(results: list[DetectorResult], params: FusionParams, kind: str | None =
 
 
 def checks(results: list[DetectorResult], model: KindModel) -> tuple[Check, ...]:
+    """One entry per detector that bears on this kind: it applied, is fused, or applied to some
+    train files of the kind (so av_sync is listed for a silent video, not for an image)."""
     out = []
     for r in results:
         d = model.detectors.get(r.name, KindDetector(weight=0.0))
+        if r.score is None and d.weight <= 0 and d.n_real + d.n_fake == 0:
+            continue
         contribution = None
         if r.score is not None and d.weight > 0:
             contribution = d.weight * (_logit(r.score, model.logit_clip) - d.center)
         out.append(Check(detector=r.name, applied=r.score is not None, fused=d.weight > 0, weight=d.weight,
                          proven=d.proven and d.weight > 0, auc_cv=d.auc_cv, auc_eval=d.auc_eval, n_eval=d.n_eval,
-                         not_applicable=r.not_applicable, contribution=contribution))
+                         not_applicable=r.not_applicable, contribution=contribution, neutral=sigmoid(d.center)))
     return tuple(out)
 
 
@@ -296,7 +301,8 @@ def not_checked(checked: tuple[Check, ...]) -> str | None:
     return "; ".join(parts)
 
 
-def explain(results: list[DetectorResult], checked: tuple[Check, ...], label: Label) -> tuple[Explanation, ...]:
+def explain(results: list[DetectorResult], checked: tuple[Check, ...], label: Label,
+            kind: str = "video") -> tuple[Explanation, ...]:
     """The detectors that pushed the score up most, in words, with where they fired. None for
     ``authentic``: a lone detector's reason does not explain an authentic verdict."""
     if label in ("authentic", "inconclusive"):
@@ -306,14 +312,16 @@ def explain(results: list[DetectorResult], checked: tuple[Check, ...], label: La
     out = []
     for c in pushing[:MAX_EXPLANATIONS]:
         r = by_name[c.detector]
-        t = max(r.frame_scores, key=lambda k: r.frame_scores[k]) if r.frame_scores else None
+        timed = kind in ("video", "audio") and bool(r.frame_scores)
+        t = max(r.frame_scores, key=lambda k: r.frame_scores[k]) if timed else None
         region = None
         top_track = r.evidence.get("top_track")
         if isinstance(top_track, int):
             region = f"face #{top_track}"
         where = ", ".join(x for x in (region, None if t is None else f"strongest at {t:.1f} s") if x)
         power = f"; AUC {c.auc_eval:.2f} on our eval set" if c.auc_eval is not None else ""
-        text = f"{words(c.detector)} scored {r.score or 0.0:.2f}" + (f" ({where})" if where else "") + power
+        text = (f"{words(c.detector)} scored {r.score or 0.0:.2f}, above its neutral {c.neutral:.2f}"
+                + (f" ({where})" if where else "") + power)
         out.append(Explanation(detector=c.detector, text=text, reasons=tuple(r.reasons),
                                contribution=round(c.contribution or 0.0, 4), t=t, region=region))
     return tuple(out)
@@ -324,7 +332,7 @@ def fuse_kind(results: list[DetectorResult], params: FusionParams, kind: str) ->
     checked = checks(results, model)
     score = _kind_score(checked, model)
     label = _kind_label(score, checked, model, params.synthetic_detectors)
-    explanations = explain(results, checked, label)
+    explanations = explain(results, checked, label, kind)
     reasons: list[str] = []
     for e in explanations:
         reasons.extend(x for x in e.reasons if x not in reasons)

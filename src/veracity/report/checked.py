@@ -20,7 +20,7 @@ def check_text(c: CheckedDetector, kind: str) -> str:
     if c.auc_train_cv is not None:
         power.append(f"AUC {c.auc_train_cv:.2f} train side")
     if not c.fused:
-        power.append("reported, not fused (no measured power on this kind)")
+        power.append("reported, not fused (no power measured on the train side, alone or added to the others)")
     elif c.proven:
         power.append("proven: can support 'authentic'")
     return f"{name}: {state}" + (f"; {'; '.join(power)}" if power else "")
