@@ -178,6 +178,9 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
              *([f"--reviews {_shown(reviews)}"] if reviews else [])]),
     }})
     target = out or fusion_data_dir() / f"{version}.json"
+    if out is None and version == current and not beats:
+        # Never replace the default with a file that does not beat it: keep it as a candidate.
+        target = fusion_data_dir() / f"{version}-candidate.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(params.model_dump(mode="json", exclude_none=False), indent=2) + "\n", encoding="utf-8")
     note(f"wrote {target}")
