@@ -181,6 +181,7 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     if out is None and version == current and not beats:
         # Never replace the default with a file that does not beat it: keep it as a candidate.
         target = fusion_data_dir() / f"{version}-candidate.json"
+        params = params.model_copy(update={"version": target.stem})
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(params.model_dump(mode="json", exclude_none=False), indent=2) + "\n", encoding="utf-8")
     note(f"wrote {target}")
