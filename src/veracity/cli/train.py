@@ -170,7 +170,7 @@ def train_fusion(
     calibration: Annotated[str, typer.Option("--calibration", help="platt or isotonic.")] = "platt",
     per_group: Annotated[
         int | None, typer.Option("--per-group", min=1, help="At most this many train files per group, every kind "
-                                                            "(default: video 60, image 30, audio 30).")
+                                                            "(default: video 60, image 30, audio 60).")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the fusion file here instead of the package "
                                                            "(it never becomes the default then).")] = None,

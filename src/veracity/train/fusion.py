@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ DEFAULT_VERSION = "fusion-v3"
 KINDS = ("video", "image", "audio")
 # Files per group (folder, or kind/label/source repository in the SOURCES layout): keeps the
 # record step near 20 minutes on 2 shared cores while every source still counts.
-PER_GROUP = {"video": 60, "image": 30, "audio": 30}
+PER_GROUP = {"video": 60, "image": 30, "audio": 60}
 
 
 def fusion_data_dir() -> Path:
@@ -56,7 +57,6 @@ def select_items(roots: Sequence[Path], split: str, *, per_group: dict[str, int]
                  kinds: Sequence[str] = KINDS) -> list[LabelledItem]:
     """Real/fake files of ``split`` from every root, whole composites skipped, at most
     ``per_group[kind]`` per group (seeded); ``per_group=None`` keeps everything (eval)."""
-    rng = np.random.default_rng(seed)
     groups: dict[str, list[LabelledItem]] = {}
     for root in roots:
         for row in read_manifest(root):
@@ -68,11 +68,14 @@ def select_items(roots: Sequence[Path], split: str, *, per_group: dict[str, int]
                                 else "real", source=row.get("source_repo") or "unknown",
                                 method=(row.get("detail") or "unknown")[:80] if row["label"] == "fake" else "real",
                                 kind=row["kind"])
-            groups.setdefault(f"{root.name}:{group_of(row)}", []).append(item)
+            groups.setdefault(group_of(row), []).append(item)
     out: list[LabelledItem] = []
-    for _, members in sorted(groups.items()):
+    for name, members in sorted(groups.items()):
         cap = None if per_group is None else per_group.get(members[0].kind)
         if cap is not None and len(members) > cap:
+            # One generator per group (seeded by its name): changing one kind's cap leaves the
+            # other groups' picks, and so the cached records, as they were.
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
             out.extend(members[i] for i in sorted(rng.choice(len(members), size=cap, replace=False).tolist()))
         else:
             out.extend(members)
@@ -131,6 +134,12 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
         if not records_path.is_file():
             raise ConfigError(f"--reuse: no records at {records_path}")
         train = latest_records(records_path)
+        try:  # the records of today's selection when the data is here (the cache may hold more)
+            keys = {str(i.path.resolve()) for i in select_items(roots, "train", per_group=caps, seed=seed)}
+        except ConfigError:
+            keys = set()
+        if keys and any(r.key in keys for r in train):
+            train = [r for r in train if r.key in keys]
         note(f"reusing {len(train)} train records from {records_path}")
     else:
         train = collect(roots, "train", records_path, per_group=caps, seed=seed, settings=settings,
