@@ -153,3 +153,27 @@ def test_select_items_on_shared_data(shared_data: Path) -> None:
     items = select_items([shared_data], "train", per_group={"image": 5, "video": 5, "audio": 5}, seed=0)
     assert items and all(i.rel.startswith("train/") for i in items)
     assert {i.label for i in items} == {"real", "fake"}
+
+
+def test_cli_refits_from_records(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "MANIFEST.tsv").write_text("\t".join(COLUMNS) + "\n")
+    save_records(_records("video", 60, 0), tmp_path / "train.jsonl")
+    save_records(_records("video", 40, 1), tmp_path / "eval.jsonl")
+    out = tmp_path / "fusion-cli.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    res = subprocess.run([sys.executable, "-m", "veracity.cli", "train", "fusion", "--data", str(tmp_path), "--records",
+                          str(tmp_path / "train.jsonl"), "--eval-records", str(tmp_path / "eval.jsonl"), "--reuse",
+                          "--out", str(out), "--json"], capture_output=True, text=True, env=env, timeout=300,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    body = json.loads(res.stdout)
+    assert body["trained"] == "fusion" and body["fusion"]["kinds"]["video"]["detectors"]["face_artifacts"]["weight"] > 0
+    assert FusionParams.model_validate_json(out.read_text()).fit["eval_comparison"]["per_kind"]["video"]
+    bad = subprocess.run([sys.executable, "-m", "veracity.cli", "train", "fusion", "--data", str(tmp_path),
+                          "--calibration", "spline", "--reuse"], capture_output=True, text=True, env=env, timeout=300,
+                         check=False)
+    assert bad.returncode == 2 and "platt or isotonic" in bad.stderr
