@@ -26,9 +26,13 @@ from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
 from veracity.fusion.evidence import apply_missing_evidence
 from veracity.media import DecodedMedia, decode, plan_sampling, probe
 from veracity.provenance.report import check as check_provenance
+from veracity.report.checked import with_text
 from veracity.report.model import (
+    CheckedDetector,
     DetectorReport,
+    Explanation,
     FaceSummary,
+    LabelThresholds,
     MediaSummary,
     Provenance,
     Report,
@@ -104,7 +108,7 @@ class Analyzer:
         timings["provenance"] = _ms(t)
 
         note("fusion")
-        verdict = apply_provenance(fuse(results, self.fusion), provenance_reasons, self.fusion)
+        verdict = apply_provenance(fuse(results, self.fusion, info.kind), provenance_reasons, self.fusion)
         verdict = apply_missing_evidence(verdict, media.warnings)
         timings["total"] = _ms(started)
         return build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
@@ -235,6 +239,19 @@ def build_report(
         timeline=timeline,
         faces=face_summaries,
         warnings=list(media.warnings),
+        checked=[with_text(CheckedDetector(
+            detector=c.detector, applied=c.applied, fused=c.fused, weight=round(c.weight, 4), proven=c.proven,
+            auc_train_cv=c.auc_cv, auc_eval=c.auc_eval, n_eval=c.n_eval, not_applicable=c.not_applicable,
+            contribution=None if c.contribution is None else round(c.contribution, 4)), info.kind)
+            for c in verdict.checked],
+        not_checked=verdict.not_checked,
+        explanations=[Explanation(detector=e.detector, text=e.text, reasons=list(e.reasons),
+                                  contribution=e.contribution, t=None if e.t is None else round(e.t, 3),
+                                  region=e.region) for e in verdict.explanations],
+        thresholds=None if verdict.thresholds is None else LabelThresholds(
+            suspicious=verdict.thresholds.suspicious, manipulated=verdict.thresholds.manipulated,
+            target_fpr_suspicious=verdict.thresholds.target_fpr_suspicious,
+            target_fpr_manipulated=verdict.thresholds.target_fpr_manipulated),
         model_versions={r.name: r.version for r in results},
         fusion_version=fusion_version,
         timings_ms={k: round(v, 2) for k, v in timings.items()},

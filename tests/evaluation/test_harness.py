@@ -51,8 +51,15 @@ def test_evaluate_writes_summary_records_and_plot(labelled: Path, tmp_path: Path
     assert "gradient" in spec["per_method_vs_all_real"]
     assert summary["scores"]["fused"]["n"] == 7
     assert summary["fusion"]["version"]
-    for name in ("summary.json", "records.jsonl", "roc.png"):
+    for name in ("summary.json", "records.jsonl", "roc.png", "reliability.png"):
         assert (out / name).is_file()
+    kinds = summary["per_kind"]
+    assert kinds and all(k in ("image", "video", "audio") for k in kinds)
+    for entry in kinds.values():
+        assert entry["ece"] is None or 0.0 <= entry["ece"] <= 1.0
+        assert sum(b["n"] for b in entry["reliability"]) == entry["n_scored"]
+        assert entry["thresholds"]["suspicious"] < entry["thresholds"]["manipulated"]
+        assert 0.0 <= entry["share_inconclusive"] <= 1.0
     assert json.loads((out / "summary.json").read_text())["n_files"] == 8
     assert len((out / "records.jsonl").read_text().splitlines()) == 8
     # Re-fusing the saved records (as after a fusion refit) needs no analysis and keeps the scores.

@@ -147,31 +147,59 @@ def train_synthetic_speech(data: DataOpt = None, out: OutOpt = None, as_json: Js
 @train_app.command("fusion")
 def train_fusion(
     data: DataOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Where to write the fusion file.")] = None,
-    per_group: Annotated[
-        int, typer.Option("--per-group", min=1, help="At most this many train files per folder.")
-    ] = 16,
     records: Annotated[
-        Path | None, typer.Option("--records", help="Keep (or with --reuse, read) the analysis records here.")
+        Path | None, typer.Option("--records", help="Train analysis records (JSONL cache, incremental; default "
+                                                    "~/.cache/veracity/fusion/train.jsonl).")
     ] = None,
-    reuse: Annotated[bool, typer.Option("--reuse", help="Refit from --records without re-analysing.")] = False,
+    reuse: Annotated[bool, typer.Option("--reuse", help="Fit from --records / --eval-records only, analysing "
+                                                        "nothing.")] = False,
+    eval_roots: Annotated[
+        list[Path] | None, typer.Option("--eval", help="A data root whose eval split measures the fit (repeat). "
+                                                       "Default: the --data roots.")
+    ] = None,
+    eval_records: Annotated[
+        Path | None, typer.Option("--eval-records", help="Eval analysis records (JSONL cache; default "
+                                                         "~/.cache/veracity/fusion/eval.jsonl).")
+    ] = None,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the eval comparison (the file never becomes "
+                                                            "the default then).")] = False,
+    reviews: Annotated[
+        Path | None, typer.Option("--reviews", help="Reviewed jobs (`veracity review export`) added to the fit.")
+    ] = None,
+    version: Annotated[str, typer.Option("--version", help="Name of the fusion file.")] = "fusion-v3",
+    calibration: Annotated[str, typer.Option("--calibration", help="platt or isotonic.")] = "platt",
+    per_group: Annotated[
+        int | None, typer.Option("--per-group", min=1, help="At most this many train files per group, every kind "
+                                                            "(default: video 60, image 30, audio 60).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the fusion file here instead of the package "
+                                                           "(it never becomes the default then).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit the fusion (weights and calibration) on analysed train files."""
+    """Fit the per-kind calibrated fusion on train files (CV by source), measure it on eval."""
     from veracity.train import fusion as trainer
 
+    if calibration not in ("platt", "isotonic"):
+        _err("error: --calibration must be platt or isotonic")
+        raise typer.Exit(2)
+    roots = data_roots(data)
+    cache = Settings.from_env().cache_dir / "fusion"
+    caps = dict.fromkeys(trainer.KINDS, per_group) if per_group else None
     try:
         with _bar() as progress:
-            task = progress.add_task("analysing train files", total=None)
+            task = progress.add_task("analysing", total=None)
 
             def tick(done: int, total: int, rel: str) -> None:
                 progress.update(task, completed=done, total=total, description=Path(rel).name[:40] or "done")
 
-            result = trainer.train_fusion(data_roots(data)[0], out=out, per_group=per_group, records_path=records,
-                                          reuse_records=reuse, progress=tick, log=_err)
+            params = trainer.train_fusion(
+                roots, version=version, records_path=records or cache / "train.jsonl", reuse_records=reuse,
+                eval_roots=[] if no_eval else (eval_roots or roots),
+                eval_records=None if no_eval else (eval_records or cache / "eval.jsonl"),
+                reviews=reviews, per_group=caps, calibration=calibration, out=out, progress=tick, log=_err)
     except VeracityError as exc:
         raise _fail(exc) from exc
-    _emit({"trained": "fusion", "fusion": result.params.model_dump(mode="json")}, as_json)
+    _emit({"trained": "fusion", "fusion": params.model_dump(mode="json")}, as_json)
 
 
 @data_app.command("materialize")

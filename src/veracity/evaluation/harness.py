@@ -1,10 +1,12 @@
 """``veracity eval``: analyse a labelled set, then write records, a JSON summary and a ROC plot.
 
 Outputs in ``out_dir``: ``records.jsonl`` (one line per file: every detector's score), ``summary.json``
-(per-detector and fused AUC, EER, accuracy and confusion, per source and per method) and
-``roc.png``. The fused score is the one the pipeline reports, with the fusion named (default: the
-packaged default), so eval measures exactly what users get. Given a ``records.jsonl`` instead of a
-set, the saved detector scores are fused again and summarised without re-analysis.
+(per-detector and fused AUC, EER, accuracy and confusion, per source and per method; ``per_kind``:
+fused AUC, expected calibration error, labels at the thresholds, share inconclusive), ``roc.png``
+and ``reliability.png`` (calibration curve per media kind, ECE in the legend). The fused score is
+the one the pipeline reports, with the fusion named (default: the packaged default), so eval
+measures exactly what users get. Given a ``records.jsonl`` instead of a set, the saved detector
+scores are fused again and summarised without re-analysis.
 """
 
 from __future__ import annotations
@@ -19,27 +21,18 @@ from veracity import __version__
 from veracity.config import Options, Settings
 from veracity.errors import ConfigError
 from veracity.evaluation.dataset import LabelledItem, load_set
-from veracity.evaluation.plot import roc_png
+from veracity.evaluation.plot import reliability_png, roc_png
 from veracity.evaluation.runner import Progress, Record, run_set, save_records
 from veracity.evaluation.summary import FUSED, summarise
 from veracity.fusion import FusionParams
 
 
 def rescore(records: Sequence[Record], params: FusionParams) -> list[Record]:
-    """The same detector scores fused again with other parameters (no re-analysis)."""
-    from dataclasses import replace
+    """The same detector scores fused again with other parameters (no re-analysis; provenance
+    is not re-checked)."""
+    from veracity.fusion.fit import rescore_kind
 
-    from veracity.fusion import fuse
-    from veracity.fusion.fit import results_of
-
-    out = []
-    for r in records:
-        if r.error is not None:
-            out.append(r)
-            continue
-        v = fuse(results_of(r), params)
-        out.append(replace(r, fused=None if v.score is None else round(v.score, 4), verdict=v.label))
-    return out
+    return rescore_kind(records, params)
 
 
 def evaluate_records(records_path: Path, *, out_dir: Path | None = None, detectors: Sequence[str] | None = None,
@@ -54,6 +47,7 @@ def evaluate_records(records_path: Path, *, out_dir: Path | None = None, detecto
     if detectors:
         records = [replace_detectors(r, detectors) for r in records]
     summary = summarise(records, fused_threshold=params.thresholds.suspicious, detectors=detectors)
+    summary["per_kind"] = per_kind(records, params)
     summary["set"] = {"target": str(records_path), "n_items": len(records), "rescored_from_records": True}
     summary["fusion"] = {"version": params.version, "fitted": params.fitted,
                          "threshold_fused": params.thresholds.suspicious}
@@ -96,6 +90,7 @@ def evaluate(target: Path, *, out_dir: Path | None = None, detectors: Sequence[s
 def build_summary(records: Sequence[Record], items: Sequence[LabelledItem], params: FusionParams, *,
                   target: Path, detectors: Sequence[str] | None) -> dict[str, Any]:
     summary = summarise(records, fused_threshold=params.thresholds.suspicious, detectors=detectors)
+    summary["per_kind"] = per_kind(records, params)
     summary["set"] = {"target": str(target), "n_items": len(items),
                       "kinds": sorted({i.kind for i in items if i.kind})}
     summary["fusion"] = {"version": params.version, "fitted": params.fitted,
@@ -105,12 +100,30 @@ def build_summary(records: Sequence[Record], items: Sequence[LabelledItem], para
     return summary
 
 
+def per_kind(records: Sequence[Record], params: FusionParams) -> dict[str, Any]:
+    """Per media kind: fused AUC, expected calibration error and reliability bins, the labels per
+    class at the fusion's thresholds (which it states), the share labelled inconclusive."""
+    from veracity.fusion.fit import kind_metrics
+
+    out: dict[str, Any] = {}
+    for kind in sorted({r.kind for r in records if r.error is None and r.kind}):
+        entry = kind_metrics(records, kind)
+        model = params.kinds.get(kind)
+        entry["thresholds"] = model.thresholds.model_dump() if model is not None else params.thresholds.model_dump()
+        entry["per_kind_model"] = model is not None
+        out[kind] = entry
+    return out
+
+
 def write_outputs(records: Sequence[Record], summary: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"records": out_dir / "records.jsonl", "summary": out_dir / "summary.json", "roc": out_dir / "roc.png"}
+    paths = {"records": out_dir / "records.jsonl", "summary": out_dir / "summary.json", "roc": out_dir / "roc.png",
+             "reliability": out_dir / "reliability.png"}
     save_records(records, paths["records"])
     names = [*[n for n in summary["scores"] if n != FUSED], FUSED]
     roc_png(records, names, paths["roc"], title=f"ROC: {summary['set']['target']}")
+    bins = {k: (v.get("reliability") or [], v.get("ece")) for k, v in summary.get("per_kind", {}).items()}
+    reliability_png(bins, paths["reliability"], title=f"Reliability: {summary['set']['target']}")
     summary["outputs"] = {k: str(v) for k, v in paths.items()}
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return paths

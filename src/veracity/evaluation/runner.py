@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from veracity.config import Options, Settings
 from veracity.errors import InputError
 from veracity.evaluation.dataset import LabelledItem
+
+if TYPE_CHECKING:
+    from veracity.pipeline import Analyzer
 
 Progress = Callable[[int, int, str], None]  # done, total, current file
 
@@ -42,6 +45,8 @@ class Record:
     detectors: dict[str, DetectorScore] = field(default_factory=dict)
     error: str | None = None
     elapsed_ms: float = 0.0
+    key: str = ""  # the file's resolved path: the cache key of incremental runs
+    versions: dict[str, str] = field(default_factory=dict)  # detector fingerprints it was analysed with
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,9 +58,11 @@ class Record:
 
 
 def run_set(items: Sequence[LabelledItem], *, options: Options | None = None, settings: Settings | None = None,
-            fusion: str | None = None, progress: Progress | None = None) -> list[Record]:
+            fusion: str | None = None, progress: Progress | None = None,
+            sink: Callable[[Record], None] | None = None) -> list[Record]:
     """Analyse every item with one reusable :class:`~veracity.pipeline.Analyzer`. A file that
-    cannot be read is recorded with its error and left out of the metrics, never scored 0.5."""
+    cannot be read is recorded with its error and left out of the metrics, never scored 0.5.
+    ``sink`` receives each record as soon as it exists (an incremental cache appends it)."""
     from veracity.pipeline import Analyzer
 
     analyzer = Analyzer(settings, fusion=fusion)
@@ -64,17 +71,9 @@ def run_set(items: Sequence[LabelledItem], *, options: Options | None = None, se
         for i, item in enumerate(items):
             if progress is not None:
                 progress(i, len(items), item.rel)
-            try:
-                rep = analyzer.analyze(item.path, options)
-            except InputError as exc:
-                out.append(Record(rel=item.rel, label=item.y, source=item.source, method=item.method,
-                                  kind=item.kind, error=f"{exc.code}: {exc.message}"))
-                continue
-            dets = {d.name: DetectorScore(score=d.score, confidence=d.confidence, reasons=list(d.reasons),
-                                          not_applicable=d.not_applicable) for d in rep.detectors}
-            out.append(Record(rel=item.rel, label=item.y, source=item.source, method=item.method,
-                              kind=item.kind or rep.media.kind, fused=rep.deepfake_score, verdict=rep.label,
-                              detectors=dets, elapsed_ms=rep.elapsed_ms))
+            out.append(_analyse_one(analyzer, item, options))
+            if sink is not None:
+                sink(out[-1])
         if progress is not None:
             progress(len(items), len(items), "")
     finally:
@@ -82,10 +81,97 @@ def run_set(items: Sequence[LabelledItem], *, options: Options | None = None, se
     return out
 
 
+def _analyse_one(analyzer: Analyzer, item: LabelledItem, options: Options | None) -> Record:
+    key = str(item.path.resolve())
+    try:
+        rep = analyzer.analyze(item.path, options)
+    except InputError as exc:
+        return Record(rel=item.rel, label=item.y, source=item.source, method=item.method, kind=item.kind,
+                      error=f"{exc.code}: {exc.message}", key=key)
+    dets = {d.name: DetectorScore(score=d.score, confidence=d.confidence, reasons=list(d.reasons),
+                                  not_applicable=d.not_applicable) for d in rep.detectors}
+    return Record(rel=item.rel, label=item.y, source=item.source, method=item.method,
+                  kind=item.kind or rep.media.kind, fused=rep.deepfake_score, verdict=rep.label,
+                  detectors=dets, elapsed_ms=rep.elapsed_ms, key=key)
+
+
+def latest_records(path: Path) -> list[Record]:
+    """An incremental cache read back: the last record per file (a cache appended to after a
+    detector retrain holds the older analysis too)."""
+    by_key: dict[str, Record] = {}
+    for r in load_records(path, tolerant=True):
+        by_key.pop(r.key or r.rel, None)
+        by_key[r.key or r.rel] = r
+    return list(by_key.values())
+
+
+def detector_fingerprints() -> dict[str, str]:
+    """Per registered detector, its class version plus the sha256 of its model card (which names
+    the weights' sha256): a retrained detector gets a new fingerprint without a version bump."""
+    import hashlib
+    from importlib import resources
+
+    from veracity.detectors import registry
+
+    out: dict[str, str] = {}
+    for name in registry.names():
+        spec = registry.spec(name)
+        module_name, _, cls_name = spec.target.partition(":")
+        import importlib
+
+        version = str(getattr(getattr(importlib.import_module(module_name), cls_name), "version", "?"))
+        card = ""
+        if spec.card is not None:
+            try:
+                text = resources.files("veracity.models").joinpath("data", f"{spec.card}.json").read_bytes()
+                card = hashlib.sha256(text).hexdigest()[:16]
+            except FileNotFoundError:
+                card = "missing"
+        out[name] = f"{version}+{card}" if card else version
+    return out
+
+
+def run_cached(items: Sequence[LabelledItem], cache: Path, *, options: Options | None = None,
+               settings: Settings | None = None, fusion: str | None = None, progress: Progress | None = None,
+               log: Callable[[str], None] | None = None) -> list[Record]:
+    """:func:`run_set` with an append-only cache: a file already analysed with the same detector
+    fingerprints (and no error) is taken from ``cache``, the rest is analysed and appended line
+    by line, so a killed run resumes where it stopped and a refit after one retrained detector
+    re-analyses everything (fingerprints differ) while a second refit re-analyses nothing."""
+    prints = detector_fingerprints()
+    done: dict[str, Record] = {}
+    if cache.is_file():
+        for r in load_records(cache, tolerant=True):
+            if r.key and r.versions == prints and r.error is None:
+                done[r.key] = r
+    todo = [i for i in items if str(i.path.resolve()) not in done]
+    if log is not None:
+        log(f"{len(items) - len(todo)} of {len(items)} files cached in {cache}; analysing {len(todo)}")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with cache.open("a", encoding="utf-8") as fh:
+        def sink(r: Record) -> None:
+            fh.write(json.dumps(replace(r, versions=prints).to_json()) + "\n")
+            fh.flush()
+
+        fresh = run_set(todo, options=options, settings=settings, fusion=fusion, progress=progress, sink=sink)
+    by_key = {**done, **{r.key: replace(r, versions=prints) for r in fresh}}
+    return [by_key[str(i.path.resolve())] for i in items]
+
+
 def save_records(records: Sequence[Record], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in records), encoding="utf-8")
 
 
-def load_records(path: Path) -> list[Record]:
-    return [Record.from_json(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+def load_records(path: Path, *, tolerant: bool = False) -> list[Record]:
+    """The records of a JSONL file; ``tolerant`` skips a torn last line (a killed writer)."""
+    out: list[Record] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line:
+            continue
+        try:
+            out.append(Record.from_json(json.loads(line)))
+        except (ValueError, TypeError):
+            if not tolerant:
+                raise
+    return out

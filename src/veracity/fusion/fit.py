@@ -1,40 +1,71 @@
-"""Fit fusion weights and a logistic calibration on detector scores from TRAIN data, never eval.
+"""Fit the per-kind fusion on detector scores from TRAIN data, never eval.
 
-The fused rule stays the one in :func:`~veracity.fusion.fuse.fuse` (confidence-weighted mean of
-logits, shrunk when evidence is thin); fitting chooses its per-detector weights and a final
-``slope * z + intercept`` calibration. Objective: log-loss with classes weighing equally and, within
-a class, every source equally (so one big folder cannot dictate the weights).
+Per media kind (video, image, audio):
 
-A detector enters the fit only when it applied to at least ``MIN_PER_CLASS`` files of each class;
-otherwise its weight is carried over from the base parameters and marked ``prior`` in the fit
-record (``train/`` has no fake videos, so the video-only detectors cannot be fitted there).
-Re-run after adding detectors: ``veracity train fusion`` analyses the train files again.
+1. **Power.** A detector is a candidate when it applied to at least ``MIN_PER_CLASS`` reals and
+   fakes of the kind and its score alone ranks them with a train-side AUC of at least
+   ``FUSE_MIN_AUC``. Candidates enter by forward selection on the grouped-CV AUC: one is fused
+   only when it raises that AUC by ``SELECT_MIN_GAIN`` and the set reaches ``FUSE_MIN_AUC``.
+   Others keep weight 0: reported, not fused. ``proven`` (the detector may earn an
+   ``authentic`` label) needs ``PROVEN_MIN_AUC`` and a positive fitted weight.
+2. **Combination.** Logistic regression on the clipped logits of the candidates (a detector that
+   did not apply contributes 0), L2-regularised, class- and source-balanced; a detector whose
+   weight comes out negative is dropped and the rest refitted (a sign flip would be learning the
+   data set, not the detector).
+3. **Cross-validation by source.** Grouped k-fold over sources gives out-of-fold fused logits:
+   their AUC is the reported CV AUC, the calibration (Platt or isotonic) is fitted on them (not
+   on the in-sample logits, which are over-confident), and the thresholds are read off them for
+   the stated false-positive rates on train-side reals.
+4. **Drift reference.** The train-side score histogram of every detector and of the fused score,
+   for the population stability index on ``/metrics``.
+
+Caveat stated in the file: the learned detectors were themselves trained on parts of the train
+split, so their train-side power is optimistic; the eval figures are the honest ones.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from veracity.detectors.base import DetectorResult
-from veracity.evaluation.runner import Record
-from veracity.fusion.fuse import Calibration, FusionParams, fuse
+from veracity.evaluation.runner import DetectorScore, Record
+from veracity.fusion.drift import histogram
+from veracity.fusion.fuse import (
+    Calibrator,
+    FusionParams,
+    KindDetector,
+    KindModel,
+    KindThresholds,
+    fuse,
+)
+from veracity.models.metrics import roc_auc
 
-MIN_PER_CLASS = 5
-WEIGHT_GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
-NEW_DETECTOR_START = 0.5
-PASSES = 3
-L2_CALIBRATION = 0.01
+F = npt.NDArray[np.float64]
+MIN_PER_CLASS = 8
+FUSE_MIN_AUC = 0.6
+PROVEN_MIN_AUC = 0.75
+L2 = 1.0
+FOLDS = 5
+LOGIT_CLIP = 6.0
+TARGET_FPR_MANIPULATED = 0.05
+TARGET_FPR_SUSPICIOUS = 0.15
+FLOOR_MANIPULATED = 0.5
+FLOOR_SUSPICIOUS = 0.25
+ECE_BINS = 10
+SELECT_MIN_GAIN = 0.005  # grouped-CV AUC a detector must add to be fused
 
 
 @dataclass(frozen=True, slots=True)
-class FitResult:
-    params: FusionParams
+class KindFit:
+    model: KindModel
     report: dict[str, Any]
 
 
@@ -49,7 +80,7 @@ def results_of(record: Record) -> list[DetectorResult]:
     return out
 
 
-def sample_weights(records: Sequence[Record]) -> npt.NDArray[np.float64]:
+def sample_weights(records: Sequence[Record]) -> F:
     """Each class weighs half; within a class, each source the same; mean weight 1."""
     w = np.zeros(len(records))
     for c in (0, 1):
@@ -62,117 +93,413 @@ def sample_weights(records: Sequence[Record]) -> npt.NDArray[np.float64]:
     return w * (len(records) / w.sum()) if w.sum() > 0 else w
 
 
-def fused_logits(records: Sequence[Record], params: FusionParams) -> npt.NDArray[np.float64]:
-    """Uncalibrated fused logits (NaN where nothing with a weight applied)."""
-    raw = params.model_copy(update={"calibration": None})
-    out = np.full(len(records), np.nan)
+def logit(p: float, clip: float = LOGIT_CLIP) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return max(-clip, min(clip, math.log(p / (1 - p))))
+
+
+def features(records: Sequence[Record], names: Sequence[str], centers: dict[str, float] | None = None) -> F:
+    """Clipped logits minus each detector's centre; 0 where it did not apply (neutral)."""
+    x = np.zeros((len(records), len(names)))
     for i, r in enumerate(records):
-        v = fuse(results_of(r), raw)
-        if v.score is not None:
-            p = min(max(v.score, 1e-9), 1 - 1e-9)
-            out[i] = math.log(p / (1 - p))
+        for j, n in enumerate(names):
+            d = r.detectors.get(n)
+            if d is not None and d.score is not None:
+                x[i, j] = logit(d.score) - (centers or {}).get(n, 0.0)
+    return x
+
+
+def center_of(records: Sequence[Record], name: str) -> float:
+    """Midway between the mean clipped logit of reals and of fakes where ``name`` applied."""
+    means = []
+    for c in (0, 1):
+        v = [logit(d.score) for r in records if r.label == c and (d := r.detectors.get(name)) is not None
+             and d.score is not None]
+        means.append(float(np.mean(v)) if v else 0.0)
+    return round(0.5 * (means[0] + means[1]), 5)
+
+
+def _sig(z: F) -> F:
+    out: F = 1 / (1 + np.exp(-np.clip(z, -30, 30)))
     return out
 
 
-def fit_calibration(z: npt.NDArray[np.float64], y: npt.NDArray[np.float64], w: npt.NDArray[np.float64]
-                    ) -> tuple[float, float, float]:
-    """(slope, intercept, weighted mean log-loss) of ``sigmoid(a z + b)`` by Newton steps; the
-    slope is kept positive (a detector that ranks backwards gets weight 0, not a flipped sign)."""
-    a, b = 1.0, 0.0
-    x = np.stack([z, np.ones_like(z)], axis=1)
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-np.clip(a * z + b, -30, 30)))
-        grad = x.T @ (w * (p - y)) + L2_CALIBRATION * np.array([a - 1.0, 0.0])
-        hess = (x * (w * p * (1 - p))[:, None]).T @ x + np.diag([L2_CALIBRATION, 1e-6])
+def logistic(x: F, y: F, w: F, l2: float = L2) -> tuple[F, float]:
+    """Weighted L2 logistic regression by Newton steps (the intercept is not penalised)."""
+    xb = np.hstack([x, np.ones((len(y), 1))])
+    beta = np.zeros(xb.shape[1])
+    pen = np.full(xb.shape[1], l2)
+    pen[-1] = 1e-6
+    for _ in range(100):
+        p = _sig(xb @ beta)
+        grad = xb.T @ (w * (p - y)) + pen * beta
+        hess = (xb * (w * p * (1 - p))[:, None]).T @ xb + np.diag(pen)
         step = np.linalg.solve(hess, grad)
-        a, b = a - float(step[0]), b - float(step[1])
-        a = max(a, 1e-3)
-        if float(np.max(np.abs(step))) < 1e-8:
+        beta = beta - step
+        if float(np.max(np.abs(step))) < 1e-9:
             break
-    p = 1 / (1 + np.exp(-np.clip(a * z + b, -30, 30)))
-    loss = -float(np.sum(w * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))) / max(w.sum(), 1e-12))
-    return a, b, loss
+    return beta[:-1], float(beta[-1])
 
 
-def _objective(records: Sequence[Record], params: FusionParams, y: npt.NDArray[np.float64],
-               w: npt.NDArray[np.float64]) -> tuple[float, float, float]:
-    z = fused_logits(records, params)
-    ok = np.isfinite(z)
-    if ok.sum() < 2 or len(set(y[ok].tolist())) < 2:
-        return 1.0, 0.0, math.inf
-    # Files nothing applied to count as an uninformed 0.5 so dropping a detector is not free.
-    z = np.where(ok, z, 0.0)
-    return fit_calibration(z, y, w)
+def nonnegative_logistic(x: F, y: F, w: F, names: Sequence[str]) -> tuple[dict[str, float], float]:
+    keep = list(range(len(names)))
+    while True:
+        if not keep:
+            return dict.fromkeys(names, 0.0), float(np.log(max((w * y).sum(), 1e-9) / max((w * (1 - y)).sum(), 1e-9)))
+        coef, b = logistic(x[:, keep], y, w)
+        if (coef > 0).all():
+            weights = dict.fromkeys(names, 0.0)
+            weights.update({names[k]: float(c) for k, c in zip(keep, coef, strict=True)})
+            return weights, b
+        keep = [k for k, c in zip(keep, coef, strict=True) if c > 0]
 
 
-def fit_fusion(records: Sequence[Record], base: FusionParams, *, version: str,
-               data: dict[str, Any] | None = None) -> FitResult:
-    """Coordinate search over ``WEIGHT_GRID`` for each fittable detector, then calibration."""
-    usable = [r for r in records if r.error is None]
-    if not usable or len({r.label for r in usable}) < 2:
-        raise ValueError("fusion fit needs analysed files of both classes")
+def group_folds(groups: Sequence[str], k: int, seed: int) -> list[int]:
+    """Fold index per item: whole groups go to the fold holding the fewest items so far."""
+    rng = np.random.default_rng(seed)
+    names = sorted(set(groups))
+    sizes = {g: sum(1 for x in groups if x == g) for g in names}
+    order = sorted(names, key=lambda g: (-sizes[g], float(rng.random())))
+    k = max(2, min(k, len(names)))
+    load = [0] * k
+    fold_of: dict[str, int] = {}
+    for g in order:
+        f = int(np.argmin(load))
+        fold_of[g] = f
+        load[f] += sizes[g]
+    return [fold_of[g] for g in groups]
+
+
+def platt(z: F, y: F, w: F) -> Calibrator:
+    coef, b = logistic(z[:, None], y, w, l2=1e-4)
+    return Calibrator(method="platt", slope=round(max(float(coef[0]), 1e-3), 6), intercept=round(b, 6))
+
+
+def isotonic(z: F, y: F, w: F) -> Calibrator:
+    """Weighted pool-adjacent-violators; stored as (x, y) knots at block centres."""
+    order = np.argsort(z)
+    zs, ys, ws = z[order], y[order], np.maximum(w[order], 1e-12)
+    blocks: list[list[float]] = []  # [sum w*y, sum w, sum w*z]
+    for zi, yi, wi in zip(zs, ys, ws, strict=True):
+        blocks.append([wi * yi, wi, wi * zi])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
+            a = blocks.pop()
+            blocks[-1] = [blocks[-1][0] + a[0], blocks[-1][1] + a[1], blocks[-1][2] + a[2]]
+    kx = [round(b[2] / b[1], 5) for b in blocks]
+    ky = [round(min(max(b[0] / b[1], 0.001), 0.999), 5) for b in blocks]
+    return Calibrator(method="isotonic", x=kx, y=ky)
+
+
+def ece(y: Sequence[int] | F, p: Sequence[float] | F, bins: int = ECE_BINS, *, balanced: bool = False) -> float:
+    """Expected calibration error: bin-weighted |mean predicted - observed fake share|.
+    ``balanced`` weighs both classes equally (the fit assumes a 50 % prior, so a set with another
+    class ratio shows an ECE from the ratio alone; the balanced figure removes that part)."""
+    ya, pa = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    if len(ya) == 0:
+        return float("nan")
+    wa = np.ones(len(ya))
+    if balanced and 0 < ya.sum() < len(ya):
+        wa = np.where(ya == 1, 0.5 / ya.mean(), 0.5 / (1 - ya.mean()))
+    idx = np.minimum((pa * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            wb = wa[m]
+            pred = float(np.average(pa[m], weights=wb))
+            obs = float(np.average(ya[m], weights=wb))
+            total += wb.sum() / wa.sum() * abs(pred - obs)
+    return float(total)
+
+
+def reliability(y: Sequence[int], p: Sequence[float], bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """Per bin: mean predicted probability, observed fake share, count (the diagram's points)."""
+    ya, pa = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    idx = np.minimum((pa * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            out.append({"bin": b, "p_mean": round(float(pa[m].mean()), 4), "fake_share": round(float(ya[m].mean()), 4),
+                        "n": int(m.sum())})
+    return out
+
+
+def threshold_for_fpr(real_p: F, target: float, floor: float) -> tuple[float, float]:
+    """The lowest threshold (4 decimals, rounded up) at which at most ``target`` of the train-side
+    reals score at or above it (never below ``floor``), and the share it actually flags."""
+    def up(v: float) -> float:
+        return math.ceil(v * 10_000 + 1e-9) / 10_000
+
+    cands = sorted({up(floor), *[up(float(v) + 1e-6) for v in real_p if v + 1e-6 > floor]})
+    for t in cands:
+        if t >= 1.0:
+            break
+        share = float((real_p >= t).mean()) if len(real_p) else 0.0
+        if share <= target:
+            return t, round(share, 4)
+    return 0.999, round(float((real_p >= 0.999).mean()) if len(real_p) else 0.0, 4)
+
+
+def _scorable(records: Sequence[Record], names: Sequence[str]) -> list[Record]:
+    if not names:
+        return list(records)
+    return [r for r in records if any((d := r.detectors.get(n)) is not None and d.score is not None for n in names)]
+
+
+def _oof(x: F, y: F, w: F, folds: Sequence[int], names: Sequence[str]) -> F:
+    """Out-of-fold fused logits: each fold scored by a model fitted on the other folds."""
+    z = np.zeros(len(y))
+    for f in sorted(set(folds)):
+        tr = np.asarray([g != f for g in folds])
+        te = ~tr
+        if len(set(y[tr].tolist())) < 2:  # a fold whose complement lacks a class: prior only
+            continue
+        wf, bf = nonnegative_logistic(x[tr], y[tr], w[tr], names)
+        z[te] = x[te] @ np.asarray([wf[n] for n in names]) + bf if names else bf
+    return z
+
+
+def _oof_auc(records: Sequence[Record], names: Sequence[str], centers: dict[str, float],
+             group_of: Callable[[Record], str], seed: int) -> float:
+    y = np.asarray([r.label for r in records], dtype=np.float64)
+    z = _oof(features(records, names, centers), y, sample_weights(records),
+             group_folds([group_of(r) for r in records], FOLDS, seed), names)
+    return roc_auc(y.astype(np.int64), z) if 0 < y.sum() < len(y) else 0.5
+
+
+def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record], str], calibration: str = "platt",
+             seed: int = 0) -> KindFit:
+    usable = [r for r in records if r.error is None and r.kind == kind]
     y = np.asarray([r.label for r in usable], dtype=np.float64)
+    if len(set(y.tolist())) < 2:
+        raise ValueError(f"{kind}: fusion fit needs files of both classes")
     w = sample_weights(usable)
     names = sorted({n for r in usable for n in r.detectors})
-    status: dict[str, dict[str, Any]] = {}
-    fittable: list[str] = []
+    dets: dict[str, dict[str, Any]] = {}
+    candidates: list[str] = []
     for n in names:
-        applied = [r for r in usable if (d := r.detectors.get(n)) is not None and d.score is not None]
-        n_real = sum(r.label == 0 for r in applied)
-        n_fake = sum(r.label == 1 for r in applied)
-        status[n] = {"applied_real": n_real, "applied_fake": n_fake}
-        if n_real >= MIN_PER_CLASS and n_fake >= MIN_PER_CLASS:
-            fittable.append(n)
-    weights = dict(base.weights)
-    for n in fittable:
-        weights.setdefault(n, NEW_DETECTOR_START)
-    params = base.model_copy(update={"weights": weights, "calibration": None})
-    start = _objective(usable, params, y, w)
-    best = start
-    for _ in range(PASSES):
-        changed = False
-        for n in fittable:
-            for value in WEIGHT_GRID:
-                if value == params.weights.get(n):
-                    continue
-                trial = params.model_copy(update={"weights": {**params.weights, n: value}})
-                got = _objective(usable, trial, y, w)
-                if got[2] < best[2] - 1e-6:
-                    best, params, changed = got, trial, True
-        if not changed:
+        pairs = [(r.label, d.score) for r in usable if (d := r.detectors.get(n)) is not None and d.score is not None]
+        n_real = sum(1 for lab, _ in pairs if lab == 0)
+        n_fake = len(pairs) - n_real
+        auc = round(roc_auc([p[0] for p in pairs], [p[1] for p in pairs]), 4) if n_real and n_fake else None
+        dets[n] = {"n_real": n_real, "n_fake": n_fake, "auc_train": auc, "coverage": round(len(pairs) / len(usable), 4)}
+        if n_real < MIN_PER_CLASS or n_fake < MIN_PER_CLASS:
+            dets[n]["why_not_fused"] = f"applied to fewer than {MIN_PER_CLASS} train reals or fakes of this kind"
+        elif auc is None or auc < FUSE_MIN_AUC:
+            dets[n]["why_not_fused"] = f"train-side AUC {auc} below {FUSE_MIN_AUC}: no measured power"
+        else:
+            candidates.append(n)
+    centers = {n: center_of(usable, n) for n in candidates}
+    usable_all = usable
+    # Forward selection on the grouped-CV AUC (train side): a detector with power of its own is
+    # fused only when it adds to the others, so the fused AUC is not below the best single one
+    # (small weights on large logits of a detector that ranks by source can drag it down).
+    pool = _scorable(usable_all, candidates)
+    selected: list[str] = []
+    best_auc = 0.5
+    trail: list[dict[str, Any]] = []
+    trials_first: dict[str, float] = {}
+    while True:
+        trials = {n: _oof_auc(pool, [*selected, n], centers, group_of, seed) for n in candidates if n not in selected}
+        if not selected:
+            trials_first = dict(trials)
+        if not trials:
             break
+        n_best = max(trials, key=lambda n: trials[n])
+        trail.append({"added": n_best, "cv_auc": round(trials[n_best], 4),
+                      "others": {k: round(v, 4) for k, v in trials.items() if k != n_best}})
+        if trials[n_best] <= best_auc + SELECT_MIN_GAIN or trials[n_best] < FUSE_MIN_AUC:
+            trail[-1]["kept"] = False
+            break
+        selected.append(n_best)
+        best_auc = trials[n_best]
+    for n in candidates:
+        if n not in selected:
+            first = trials_first.get(n, 0.5)
+            dets[n]["why_not_fused"] = (f"grouped-CV AUC {first:.3f} below {FUSE_MIN_AUC}" if not selected
+                                        else "did not raise the grouped-CV AUC of the detectors already fused")
+    candidates = selected
+    # Files none of the fused detectors applied to get no score at run time (inconclusive): they
+    # stay out of the fit, so the intercept does not learn how often a face or speech is missing.
+    usable = _scorable(usable_all, candidates)
+    unscored = len(usable_all) - len(usable)
+    y = np.asarray([r.label for r in usable], dtype=np.float64)
+    if len(set(y.tolist())) < 2:
+        raise ValueError(f"{kind}: fusion fit needs scorable files of both classes")
+    w = sample_weights(usable)
+    x = features(usable, candidates, centers)
+    groups = [group_of(r) for r in usable]
+    folds = group_folds(groups, FOLDS, seed)
+    z_oof = _oof(x, y, w, folds, candidates)
+    weights, intercept = nonnegative_logistic(x, y, w, candidates)
+    calib = isotonic(z_oof, y, w) if calibration == "isotonic" else platt(z_oof, y, w)
+    p_oof = np.asarray([calib.apply(float(v)) for v in z_oof])
+    real_p = p_oof[y == 0]
+    t_man, fpr_man = threshold_for_fpr(real_p, TARGET_FPR_MANIPULATED, FLOOR_MANIPULATED)
+    t_sus, fpr_sus = threshold_for_fpr(real_p, TARGET_FPR_SUSPICIOUS, FLOOR_SUSPICIOUS)
+    t_sus = min(t_sus, round(t_man - 0.01, 4))
+    thresholds = KindThresholds(suspicious=t_sus, manipulated=t_man, target_fpr_suspicious=TARGET_FPR_SUSPICIOUS,
+                                target_fpr_manipulated=TARGET_FPR_MANIPULATED,
+                                train_fpr_suspicious=round(float((real_p >= t_sus).mean()), 4),
+                                train_fpr_manipulated=fpr_man)
+    del fpr_sus
+    reference = {n: histogram([d.score for r in usable_all if (d := r.detectors.get(n)) is not None
+                               and d.score is not None]) for n in names}
+    reference["fused"] = histogram(p_oof.tolist())
+    detectors: dict[str, KindDetector] = {}
     for n in names:
-        status[n]["weight"] = params.weights.get(n, 0.0)
-        status[n]["source"] = "fitted" if n in fittable else ("prior" if n in base.weights else "unused")
-    slope, intercept, loss = best
-    final_weights = {k: round(v, 4) for k, v in sorted(params.weights.items())}
-    fitted = base.model_copy(update={
-        "version": version,
-        "fitted": True,
-        "weights": final_weights,
-        "calibration": Calibration(slope=round(slope, 6), intercept=round(intercept, 6)),
-    })
-    z = np.nan_to_num(fused_logits(usable, fitted), nan=0.0)
-    scores = 1 / (1 + np.exp(-np.clip(slope * z + intercept, -30, 30)))
-    from veracity.models.metrics import roc_auc
-
-    report: dict[str, Any] = {
-        "objective": "source- and class-balanced log-loss of the calibrated fused score",
-        "loss_base_weights": round(start[2], 5),
-        "loss_fitted": round(loss, 5),
-        "fit_set_auc": round(roc_auc(y.astype(np.int64), scores), 4),
-        "fit_set_auc_note": "on the fitting data itself (train split): a fit check, not a measurement",
-        "detectors": status,
-        "n_files": len(usable),
-        "n_real": int((y == 0).sum()),
-        "n_fake": int((y == 1).sum()),
-        "min_per_class": MIN_PER_CLASS,
-        "weight_grid": list(WEIGHT_GRID),
-        "base": base.version,
-        **(data or {}),
+        wt = round(weights.get(n, 0.0), 5)
+        auc = dets[n]["auc_train"]
+        if n in candidates and wt <= 0:
+            dets[n]["why_not_fused"] = "weight fitted to 0 next to the other detectors"
+        proven = bool(wt > 0 and auc is not None and auc >= PROVEN_MIN_AUC)
+        detectors[n] = KindDetector(weight=max(wt, 0.0), center=centers.get(n, 0.0), proven=proven, auc_cv=auc,
+                                    n_real=dets[n]["n_real"],
+                                    n_fake=dets[n]["n_fake"],
+                                    note=dets[n].get("why_not_fused", "fused"))
+    model = KindModel(detectors=detectors, intercept=round(intercept, 6), calibration=calib, thresholds=thresholds,
+                      logit_clip=LOGIT_CLIP, reference=reference)
+    cv_auc = round(roc_auc(y.astype(np.int64), z_oof), 4) if candidates else None
+    report = {
+        "n_files": len(usable_all), "n_real": int(sum(r.label == 0 for r in usable_all)),
+        "n_fake": int(sum(r.label == 1 for r in usable_all)),
+        "n_fitted": len(usable), "n_unscorable": unscored,
+        "n_unscorable_note": "no fused detector applied (e.g. no face found): left out of the fit, inconclusive",
+        "cv": {"folds": len(set(folds)), "groups": len(set(groups)), "auc": cv_auc,
+               "ece": round(ece(y, p_oof), 4), "ece_balanced": round(ece(y, p_oof, balanced=True), 4),
+               "auc_note": "out-of-fold fused logits, folds split by source; the learned detectors saw parts of "
+                           "the train split in their own training, so this is optimistic"},
+        "detectors": dets,
+        "selection": trail,
+        "fused": [n for n in names if detectors[n].weight > 0],
+        "proven": [n for n in names if detectors[n].proven],
+        "rule": {"min_per_class": MIN_PER_CLASS, "fuse_min_auc": FUSE_MIN_AUC, "proven_min_auc": PROVEN_MIN_AUC},
     }
-    fitted = fitted.model_copy(update={"fit": report, "note": (
-        f"Fitted on train-split detector scores ({len(usable)} files), never eval. Weights of "
-        f"detectors without enough train files of both classes are carried from {base.version}. "
-        f"Re-run `veracity train fusion` after adding detectors.")})
-    return FitResult(params=fitted, report=report)
+    return KindFit(model=model, report=report)
+
+
+def fit_kinds(records: Sequence[Record], *, group_of: Callable[[Record], str], calibration: str = "platt",
+              seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, KindFit]:
+    """One :func:`fit_kind` per kind with both classes among ``records``."""
+    out: dict[str, KindFit] = {}
+    for kind in sorted({r.kind for r in records if r.error is None}):
+        labels = {r.label for r in records if r.kind == kind and r.error is None}
+        if labels != {0, 1}:
+            if log is not None:
+                log(f"{kind}: only one class in the train records; no model (legacy rule applies)")
+            continue
+        out[kind] = fit_kind(records, kind, group_of=group_of, calibration=calibration, seed=seed)
+        if log is not None:
+            rep = out[kind].report
+            log(f"{kind}: {rep['n_real']} real / {rep['n_fake']} fake, CV AUC {rep['cv']['auc']}, "
+                f"fused {rep['fused']}, proven {rep['proven']}, thresholds "
+                f"{out[kind].model.thresholds.suspicious}/{out[kind].model.thresholds.manipulated}")
+    return out
+
+
+def read_reviews(path: Path) -> list[Record]:
+    """Reviewed jobs (``veracity review export``) as records; 'unsure' reviews are skipped."""
+    out: list[Record] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if row.get("target") not in (0, 1):
+            continue
+        dets = {n: DetectorScore(score=d.get("score"), confidence=float(d.get("confidence") or 0.0),
+                                 reasons=list(d.get("reasons") or []), not_applicable=d.get("not_applicable"))
+                for n, d in (row.get("detectors") or {}).items()}
+        out.append(Record(rel=f"review/{row.get('job_id', len(out))}", label=int(row["target"]),
+                          source=f"review:{row.get('job_id', len(out))}", method="reviewed",
+                          kind=str(row.get("media_kind") or ""), detectors=dets, key=str(row.get("sha256", ""))))
+    return out
+
+
+def kind_metrics(records: Sequence[Record], kind: str) -> dict[str, Any]:
+    """Figures of one kind from records' fused scores and labels: fused AUC, ECE, the reliability
+    bins, label counts per class, share of reals flagged, share inconclusive (all files, and
+    files where a face or speech was found)."""
+    rows = [r for r in records if r.error is None and r.kind == kind]
+    scored = [(r.label, float(r.fused)) for r in rows if r.fused is not None]
+    y = [a for a, _ in scored]
+    p = [b for _, b in scored]
+    labels: dict[str, dict[str, int]] = {"real": {}, "fake": {}}
+    for r in rows:
+        c = labels["fake" if r.label else "real"]
+        c[r.verdict] = c.get(r.verdict, 0) + 1
+    n_real = sum(labels["real"].values())
+    flagged_real = labels["real"].get("manipulated", 0) + labels["real"].get("synthetic", 0)
+    with_signal = [r for r in rows if _has_face_or_speech(r)]
+    return {
+        "n": len(rows), "n_scored": len(scored),
+        "auc": round(roc_auc(y, p), 4) if 0 < sum(y) < len(y) else None,
+        "ece": round(ece(y, p), 4) if p else None,
+        "ece_balanced": round(ece(y, p, balanced=True), 4) if p else None,
+        "labels": labels,
+        "real_flagged_manipulated_or_synthetic": round(flagged_real / n_real, 4) if n_real else None,
+        "share_inconclusive": round(sum(r.verdict == "inconclusive" for r in rows) / len(rows), 4) if rows else None,
+        "n_with_face_or_speech": len(with_signal),
+        "share_inconclusive_with_face_or_speech": round(
+            sum(r.verdict == "inconclusive" for r in with_signal) / len(with_signal), 4) if with_signal else None,
+        "reliability": reliability(y, p) if p else [],
+    }
+
+
+def _has_face_or_speech(r: Record) -> bool:
+    face = r.detectors.get("face_artifacts")
+    speech = r.detectors.get("synthetic_speech")
+    return (face is not None and face.score is not None) or (speech is not None and speech.score is not None)
+
+
+def with_eval_power(params: FusionParams, evals: Sequence[Record]) -> FusionParams:
+    """Fill each kind's detectors' eval AUC (reported in the UI; never used to fit)."""
+    kinds = {}
+    for kind, model in params.kinds.items():
+        rows = [r for r in evals if r.error is None and r.kind == kind]
+        dets = {}
+        for n, d in model.detectors.items():
+            pairs = [(r.label, s.score) for r in rows if (s := r.detectors.get(n)) is not None and s.score is not None]
+            ys = [a for a, _ in pairs]
+            auc = round(roc_auc(ys, [float(b) for _, b in pairs]), 4) if 0 < sum(ys) < len(ys) else None
+            dets[n] = d.model_copy(update={"auc_eval": auc, "n_eval": len(pairs)})
+        kinds[kind] = model.model_copy(update={"detectors": dets})
+    return params.model_copy(update={"kinds": kinds})
+
+
+def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionParams) -> dict[str, Any]:
+    """Per kind, the new and the current parameters on the same eval records. The new file wins
+    when no kind loses more than 0.01 fused AUC (a kind a file cannot score counts 0.5) and
+    either the mean AUC gain over kinds is positive or, AUC tied, its mean ECE is lower by 0.02."""
+    per_kind: dict[str, Any] = {}
+    new_recs, cur_recs = rescore_kind(evals, new), rescore_kind(evals, current)
+    for kind in sorted({r.kind for r in evals if r.error is None}):
+        per_kind[kind] = {"new": kind_metrics(new_recs, kind), "current": kind_metrics(cur_recs, kind)}
+
+    def auc_of(m: dict[str, Any]) -> float:
+        return float(m["auc"]) if m.get("auc") is not None else 0.5
+
+    def ece_of(m: dict[str, Any]) -> float:
+        return float(m["ece"]) if m.get("ece") is not None else 0.5
+
+    gains = [auc_of(v["new"]) - auc_of(v["current"]) for v in per_kind.values()]
+    ece_gain = [ece_of(v["current"]) - ece_of(v["new"]) for v in per_kind.values()]
+    no_loss = bool(gains) and min(gains) >= -0.01
+    better_auc = no_loss and float(np.mean(gains)) > 0.005
+    better_ece = no_loss and float(np.mean(ece_gain)) > 0.02
+    return {"per_kind": per_kind, "auc_gain_per_kind": dict(zip(per_kind, [round(g, 4) for g in gains], strict=True)),
+            "ece_gain_per_kind": dict(zip(per_kind, [round(g, 4) for g in ece_gain], strict=True)),
+            "beats_current": better_auc or better_ece,
+            "rule": "no kind loses more than 0.01 fused AUC, and the mean AUC gain over kinds exceeds 0.005 or "
+                    "the mean ECE falls by more than 0.02"}
+
+
+def rescore_kind(records: Sequence[Record], params: FusionParams) -> list[Record]:
+    out = []
+    for r in records:
+        if r.error is not None:
+            out.append(r)
+            continue
+        v = fuse(results_of(r), params, r.kind or None)
+        out.append(replace(r, fused=None if v.score is None else round(v.score, 4), verdict=v.label))
+    return out

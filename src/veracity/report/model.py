@@ -74,6 +74,40 @@ class DetectorReport(_Model):
     elapsed_ms: float = Field(ge=0)
 
 
+class CheckedDetector(_Model):
+    """What one detector checked on this input, and the power it has shown on this kind of media."""
+
+    detector: str
+    applied: bool
+    fused: bool = Field(description="Has a weight in this kind's fusion (measured power on the train side).")
+    weight: float = Field(ge=0, description="Fusion weight on its clipped logit (0: reported, not fused).")
+    proven: bool = Field(description="Power high enough that its finding nothing can earn 'authentic'.")
+    auc_train_cv: float | None = Field(default=None, description="Train-side AUC of its score on this kind.")
+    auc_eval: float | None = Field(default=None, description="AUC on our eval files of this kind (measured only).")
+    n_eval: int = Field(default=0, ge=0, description="Eval files of this kind it applied to.")
+    not_applicable: str | None = None
+    contribution: float | None = Field(default=None, description="Weight x logit it added to the fused logit.")
+    text: str = Field(default="", description="One plain sentence: what it checked and with which power.")
+
+
+class Explanation(_Model):
+    """One of the top reasons: a detector that moved the score up, in words, with where it fired."""
+
+    detector: str
+    text: str
+    reasons: list[str] = Field(default_factory=list)
+    contribution: float
+    t: float | None = Field(default=None, ge=0, description="Seconds where it fired most.")
+    region: str | None = None
+
+
+class LabelThresholds(_Model):
+    suspicious: float = Field(gt=0, lt=1)
+    manipulated: float = Field(gt=0, lt=1, description="Also the 'synthetic' threshold.")
+    target_fpr_suspicious: float = Field(ge=0, le=1, description="Share of train-side reals allowed above it.")
+    target_fpr_manipulated: float = Field(ge=0, le=1)
+
+
 class TimelinePoint(_Model):
     t: float = Field(ge=0, description="Seconds from the start.")
     faces: int = Field(ge=0)
@@ -101,6 +135,12 @@ class Report(_Model):
     timeline: list[TimelinePoint]
     faces: list[FaceSummary]
     warnings: list[str] = Field(default_factory=list)
+    checked: list[CheckedDetector] = Field(
+        default_factory=list, description="Every detector: applied or not, and its measured power on this kind."
+    )
+    not_checked: str | None = Field(default=None, description="Plain sentence: what could not be looked at.")
+    explanations: list[Explanation] = Field(default_factory=list, description="Top reasons, strongest first.")
+    thresholds: LabelThresholds | None = Field(default=None, description="Score thresholds of the labels.")
     model_versions: dict[str, str]
     fusion_version: str
     timings_ms: dict[str, float]

@@ -1,16 +1,26 @@
-"""``veracity train fusion``: analyse a seeded sample of ``train/`` and fit the fusion on it.
+"""``veracity train fusion``: analyse a capped, seeded sample of the TRAIN split of several data
+roots, fit one calibrated combination per media kind on it (``fusion/fit.py``), measure it on the
+eval sets (reported, never tuned on) and write ``fusion/data/fusion-v3.json``.
 
-    veracity train fusion --data ../shared/data            # writes fusion/data/fusion-v2.json
+    veracity train fusion --data ../shared/data --data ~/.cache/veracity/data \\
+        --records ~/.cache/veracity/fusion/train.jsonl \\
+        --eval ../shared/data --eval ~/.cache/veracity/data --eval-records ~/.cache/veracity/fusion/eval.jsonl
 
-Every registered detector runs (so re-running after new detectors land refits with them). Files
-come from the ``train`` split only, up to ``per_group`` per folder (seeded), of the media kinds the
-detectors read. The analysis records are kept (``--records``) so a refit needs no re-analysis.
+Record step: every registered detector runs on every selected file; records are appended to
+``--records`` as they are made, keyed by file and detector fingerprints, so an interrupted run
+resumes and a refit after a detector retrain re-analyses only what changed (``--reuse``: fit from
+the records alone, analysing nothing). Whole side-by-side composites are skipped, their panels
+are used. The new file becomes the packaged default only when it beats the current default on
+the eval records (the comparison is written into the file).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,78 +28,176 @@ from typing import Any
 import numpy as np
 
 from veracity.config import Options, Settings
-from veracity.detectors import registry
 from veracity.errors import ConfigError
-from veracity.evaluation.dataset import LabelledItem, read_manifest
-from veracity.evaluation.runner import Progress, load_records, run_set, save_records
-from veracity.fusion.fit import FitResult, fit_fusion
-from veracity.fusion.fuse import FusionParams
+from veracity.evaluation.dataset import LabelledItem
+from veracity.evaluation.runner import Progress, Record, latest_records, run_cached
+from veracity.fusion.fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
+from veracity.fusion.fuse import FusionParams, default_name, write_default
+from veracity.train.common import group_of, read_manifest
+from veracity.train.data import is_composite
 
 Log = Callable[[str], None]
-DEFAULT_VERSION = "fusion-v2"
-BASE_VERSION = "fusion-v1"
-PER_GROUP = 16
+DEFAULT_VERSION = "fusion-v3"
+KINDS = ("video", "image", "audio")
+# Files per group (folder, or kind/label/source repository in the SOURCES layout): keeps the
+# record step near 20 minutes on 2 shared cores while every source still counts.
+PER_GROUP = {"video": 60, "image": 30, "audio": 60}
 
 
 def fusion_data_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "fusion" / "data"
+    return Path(__file__).resolve().parents[1] / "fusion" / "data"
 
 
-def fit_items(data_root: Path, *, per_group: int = PER_GROUP, seed: int = 0,
-              kinds: tuple[str, ...] | None = None) -> list[LabelledItem]:
-    """Train-split real/fake files of the given kinds, at most ``per_group`` per folder."""
-    if kinds is None:
-        kinds = tuple(sorted({k for n in registry.names() for k in registry.create(n).modalities}))
-    items = read_manifest(data_root / "MANIFEST.tsv", split="train", kinds=kinds)
-    if any(i.rel.startswith("eval/") for i in items):  # belt and braces: never eval
-        raise ConfigError("fusion fit refused: eval files in the train selection")
-    rng = np.random.default_rng(seed)
+def whole_composite(row: dict[str, str]) -> bool:
+    """A side-by-side composite itself (not one of its panels, whose rows also mention it)."""
+    return is_composite(row) and "__panel" not in row["path"]
+
+
+def select_items(roots: Sequence[Path], split: str, *, per_group: dict[str, int] | None = None, seed: int = 0,
+                 kinds: Sequence[str] = KINDS) -> list[LabelledItem]:
+    """Real/fake files of ``split`` from every root, whole composites skipped, at most
+    ``per_group[kind]`` per group (seeded); ``per_group=None`` keeps everything (eval)."""
     groups: dict[str, list[LabelledItem]] = {}
-    for it in items:
-        groups.setdefault(str(Path(it.rel).parent), []).append(it)
+    for root in roots:
+        for row in read_manifest(root):
+            if row["split"] != split or row["label"] not in ("real", "fake") or row.get("kind") not in kinds:
+                continue
+            if whole_composite(row) or not (root / row["path"]).is_file():
+                continue
+            item = LabelledItem(path=root / row["path"], rel=row["path"], label="fake" if row["label"] == "fake"
+                                else "real", source=row.get("source_repo") or "unknown",
+                                method=(row.get("detail") or "unknown")[:80] if row["label"] == "fake" else "real",
+                                kind=row["kind"])
+            groups.setdefault(group_of(row), []).append(item)
     out: list[LabelledItem] = []
-    for _, members in sorted(groups.items()):
-        if len(members) > per_group:
-            pick = sorted(rng.choice(len(members), size=per_group, replace=False).tolist())
-            out.extend(members[i] for i in pick)
+    for name, members in sorted(groups.items()):
+        cap = None if per_group is None else per_group.get(members[0].kind)
+        if cap is not None and len(members) > cap:
+            # One generator per group (seeded by its name): changing one kind's cap leaves the
+            # other groups' picks, and so the cached records, as they were.
+            rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+            out.extend(members[i] for i in sorted(rng.choice(len(members), size=cap, replace=False).tolist()))
         else:
             out.extend(members)
-    return sorted(out, key=lambda i: i.rel)
+    if split == "train" and any(i.rel.startswith("eval/") for i in out):  # belt and braces: never eval
+        raise ConfigError("fusion fit refused: eval files in the train selection")
+    return sorted(out, key=lambda i: (i.kind, i.rel))
 
 
-def train_fusion(data_root: Path, *, version: str = DEFAULT_VERSION, base: str = BASE_VERSION,
-                 per_group: int = PER_GROUP, seed: int = 0, records_path: Path | None = None,
-                 reuse_records: bool = False, out: Path | None = None, settings: Settings | None = None,
-                 progress: Progress | None = None, log: Log | None = None) -> FitResult:
-    note = log or (lambda _m: None)
-    base_params = FusionParams.load(base)
-    if reuse_records and records_path is not None and records_path.is_file():
-        records = load_records(records_path)
-        note(f"reusing {len(records)} analysis records from {records_path}")
-        items_desc: dict[str, Any] = {"records": str(records_path)}
-    else:
-        items = fit_items(data_root, per_group=per_group, seed=seed)
-        if not items:
-            raise ConfigError(f"no train files under {data_root}")
-        note(f"analysing {len(items)} train files ({sum(i.label == 'fake' for i in items)} fake)")
-        records = run_set(items, options=Options(), settings=settings, fusion=base, progress=progress)
-        if records_path is not None:
-            save_records(records, records_path)
-        items_desc = {}
-    counts: dict[str, dict[str, int]] = {}
+def cv_group(record: Record) -> str:
+    """The cross-validation group: the source repository; the panels of one DeepFaceLive-style
+    composite set (one swap model, e.g. ``deepfacelive_Albica_Johns``) form a group of their own,
+    real and fake panel together, because all fake train videos come from a single repository."""
+    name = Path(record.rel).name
+    if "__panel" in name:
+        stem = re.sub(r"_\d+$", "", name.split("__panel")[0])
+        return f"{record.source}:{stem}"
+    return record.source
+
+
+def collect(roots: Sequence[Path], split: str, cache: Path, *, per_group: dict[str, int] | None, seed: int,
+            settings: Settings | None, progress: Progress | None, log: Log) -> list[Record]:
+    items = select_items(roots, split, per_group=per_group, seed=seed)
+    if not items:
+        raise ConfigError(f"no {split} files under {', '.join(map(str, roots))}")
+    by_kind = Counter((i.kind, i.label) for i in items)
+    log(f"{split}: {len(items)} files " + ", ".join(f"{k} {lab} {n}" for (k, lab), n in sorted(by_kind.items())))
+    return run_cached(items, cache, options=Options(), settings=settings, progress=progress, log=log)
+
+
+def _shown(path: Path) -> str:
+    """A path as written into the fusion file: the home folder as ``~`` (no personal paths)."""
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if text.startswith(home + "/") else text
+
+
+def data_summary(records: Sequence[Record]) -> dict[str, Any]:
+    """Counts per kind, class and source: what the fit saw."""
+    out: dict[str, Any] = {}
     for r in records:
-        group = str(Path(r.rel).parent)
-        c = counts.setdefault(group, {"real": 0, "fake": 0})
-        c["fake" if r.label else "real"] += 1
-    data = {
-        "data": {"split": "train", "per_group": per_group, "seed": seed, "folders": counts, **items_desc},
-        "detectors_registered": registry.names(),
+        k = out.setdefault(r.kind, {"n_real": 0, "n_fake": 0, "sources": {}})
+        k["n_fake" if r.label else "n_real"] += 1
+        s = k["sources"].setdefault(r.source, {"real": 0, "fake": 0})
+        s["fake" if r.label else "real"] += 1
+    return out
+
+
+def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, records_path: Path,
+                 reuse_records: bool = False, eval_roots: Sequence[Path] = (), eval_records: Path | None = None,
+                 reviews: Path | None = None, per_group: dict[str, int] | None = None, seed: int = 0,
+                 calibration: str = "platt", out: Path | None = None, make_default: bool = True,
+                 settings: Settings | None = None, progress: Progress | None = None,
+                 log: Log | None = None) -> FusionParams:
+    note = log or (lambda _m: None)
+    caps = per_group or PER_GROUP
+    if reuse_records:
+        if not records_path.is_file():
+            raise ConfigError(f"--reuse: no records at {records_path}")
+        train = latest_records(records_path)
+        try:  # the records of today's selection when the data is here (the cache may hold more)
+            keys = {str(i.path.resolve()) for i in select_items(roots, "train", per_group=caps, seed=seed)}
+        except ConfigError:
+            keys = set()
+        if keys and any(r.key in keys for r in train):
+            train = [r for r in train if r.key in keys]
+        note(f"reusing {len(train)} train records from {records_path}")
+    else:
+        train = collect(roots, "train", records_path, per_group=caps, seed=seed, settings=settings,
+                        progress=progress, log=note)
+    if any(r.rel.startswith("eval/") for r in train):
+        raise ConfigError("fusion fit refused: eval records among the train records")
+    review_rows = read_reviews(reviews) if reviews is not None else []
+    if review_rows:
+        note(f"adding {len(review_rows)} reviewed jobs from {reviews}")
+    evals: list[Record] = []
+    if eval_records is not None:
+        if eval_roots and not reuse_records:
+            evals = collect(eval_roots, "eval", eval_records, per_group=None, seed=seed, settings=settings,
+                            progress=progress, log=note)
+        elif eval_records.is_file():
+            evals = latest_records(eval_records)
+    fits: dict[str, KindFit] = fit_kinds(train + review_rows, group_of=cv_group, calibration=calibration, seed=seed,
+                                         log=note)
+    current = default_name()
+    base = FusionParams.load(current)
+    params = base.model_copy(update={
+        "version": version, "fitted": True, "kinds": {k: f.model for k, f in fits.items()},
+        "note": (f"Per-kind logistic fusion of detector logits with {calibration} calibration, fitted on the train "
+                 f"split ({len(train)} files) with cross-validation by source; thresholds chosen on train-side "
+                 f"out-of-fold scores for a stated false-positive rate. Eval figures are measured, never tuned on."),
+    })
+    if evals:
+        params = with_eval_power(params, evals)
+    comparison = compare_on_eval(evals, params, base) if evals else {"note": "no eval records given"}
+    beats = bool(comparison.get("beats_current", False))
+    promote = beats and make_default and out is None
+    params = params.model_copy(update={"fit": {
+        "method": f"logistic on clipped detector logits (L2, class- and source-balanced) + {calibration}",
+        "cv": "grouped k-fold by source (panels of one composite set form one group)",
+        "data": {"split": "train", "per_group": caps, "seed": seed, "roots": [_shown(r) for r in roots],
+                 "kinds": data_summary(train), "records": _shown(records_path)},
+        "reviews": {"file": _shown(reviews), "n": len(review_rows)} if reviews is not None else None,
+        "kinds": {k: f.report for k, f in fits.items()},
+        "eval_comparison": {**comparison, "current_default": current, "became_default": promote},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": f"veracity train fusion --data {data_root}",
-    }
-    result = fit_fusion(records, base_params, version=version, data=data)
+        "command": "veracity train fusion " + " ".join(
+            [*(f"--data {_shown(r)}" for r in roots), f"--records {_shown(records_path)}",
+             *(f"--eval {_shown(r)}" for r in eval_roots),
+             *([f"--eval-records {_shown(eval_records)}"] if eval_records else []),
+             *([f"--reviews {_shown(reviews)}"] if reviews else [])]),
+    }})
     target = out or fusion_data_dir() / f"{version}.json"
+    if out is None and version == current and not beats:
+        # Never replace the default with a file that does not beat it: keep it as a candidate.
+        target = fusion_data_dir() / f"{version}-candidate.json"
+        params = params.model_copy(update={"version": target.stem})
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result.params.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
-    note(f"wrote {target}: weights {result.params.weights}, calibration {result.params.calibration}")
-    return result
+    target.write_text(json.dumps(params.model_dump(mode="json", exclude_none=False), indent=2) + "\n", encoding="utf-8")
+    note(f"wrote {target}")
+    if promote:
+        write_default(version, f"beats {current} on the eval records: AUC gain per kind "
+                               f"{comparison.get('auc_gain_per_kind')} (fit.eval_comparison in {target.name})")
+        note(f"{version} beats {current} on the eval records: it is now the default")
+    else:
+        note(f"{version} is not the default ({'kept ' + current if not beats else 'not asked'})")
+    return params
