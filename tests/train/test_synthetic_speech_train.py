@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-
 from tests.detectors.test_synthetic_speech import StandIn, voiced
+
 from veracity.detectors.synthetic_speech import CARD_NAME, RATE, SpeechHead, file_features, score_features
 from veracity.models.cards import read_card
 from veracity.train.common import Item
