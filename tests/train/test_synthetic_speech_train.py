@@ -103,3 +103,14 @@ def test_train_writes_a_card_the_detector_can_use(tmp_path: Path) -> None:
     calls = enc.calls
     train_synthetic_speech(data, out, encoder=enc, cache_root=tmp_path / "cache")
     assert enc.calls == calls  # the second fit reads every encoding from the cache
+
+
+def test_generated_fakes_text_is_seeded_sentences() -> None:
+    from veracity.train import speech_fakes
+
+    if not speech_fakes.TEXT.is_dir():
+        pytest.skip("no Debian licence texts on this machine")
+    a, b = speech_fakes.sentences(0), speech_fakes.sentences(0)
+    assert a == b and len(a) >= 240  # enough for the default 160 + 80 files
+    assert all(6 <= len(s.split()) <= 28 for s in a)
+    assert speech_fakes.sentences(1) != a
