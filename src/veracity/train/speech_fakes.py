@@ -49,8 +49,8 @@ def sentences(seed: int) -> list[str]:
     out: dict[str, None] = {}
     for path in sorted(p for p in TEXT.iterdir() if p.is_file() and not p.is_symlink()):
         text = path.read_text(encoding="utf-8", errors="replace")
-        for s in re.split(r"[.;:!?]", text):
-            s = re.sub(r"\s+", " ", re.sub(r"[\"()<>\[\]{}*`']", "", s)).strip()
+        for raw in re.split(r"[.;:!?]", text):
+            s = re.sub(r"\s+", " ", re.sub(r"[\"()<>\[\]{}*`']", "", raw)).strip()
             if 6 <= len(s.split()) <= 28 and not re.search(r"[0-9@/\\]", s):
                 out[s] = None
     listed = list(out)
