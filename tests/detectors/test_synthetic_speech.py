@@ -220,7 +220,7 @@ def test_detector_contract_with_a_stand_in_encoder() -> None:
     silent = context("audio", Audio(samples=silence(2.0)))
     assert det.applies(silent)
     res = det.run(silent)
-    assert res.score is None and res.not_applicable == "too_little_speech"
+    assert res.score is None and res.not_applicable == "no_speech"
     speech = det.run(context("audio", Audio(samples=voiced(9.0))))
     assert speech.score is not None and 0.0 <= speech.score <= 1.0
     assert 0.0 < speech.confidence <= 0.7

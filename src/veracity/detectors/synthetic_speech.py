@@ -22,7 +22,7 @@ score, so an edited passage in a long recording shows as a run of high windows);
 score is the mean of the top half of window logits (robust to one odd window, sensitive to a
 partial fake). The head is Platt-calibrated on the train side (out-of-source predictions), so
 its score is a probability. Less than ``MIN_SPEECH_S`` of speech: inconclusive (score None,
-``too_little_speech``).
+``no_speech``).
 
 The encoder model is loaded lazily from the fetched cache (``veracity models fetch``); without it
 the detector is skipped (``model_unavailable``), as every fetched-model detector is.
@@ -296,7 +296,7 @@ class SyntheticSpeechDetector:
             return DetectorResult.skipped(self.name, head.version, "no_audio")
         feats, starts, speech_s = file_features(encoder, audio.samples)
         if feats.shape[0] == 0:
-            return DetectorResult.skipped(self.name, head.version, "too_little_speech",
+            return DetectorResult.skipped(self.name, head.version, "no_speech",
                                           speech_s=round(speech_s, 2), min_speech_s=MIN_SPEECH_S)
         score, per_window = score_features(head, feats)
         per = {round(t, 2): float(s) for t, s in zip(starts, per_window, strict=True)}
