@@ -5,7 +5,8 @@
   (1024 px faces) or 1024x1024 noise when ../shared/data is absent;
   measured at 1 and 2 onnxruntime threads. Target <= 150 ms per image.
 * synthetic_speech: 10 s of speech (eval/audio files joined, or a synthetic voice) through the
-  detector's segment scoring. Target <= 100 ms per 10 s.
+  detector's windows (Whisper tiny.en encoder at 2 threads + head). Target <= 100 ms per 10 s.
+  bench/speech_speed.py breaks it down (front end, encoder, threads, load time).
 
 Times are medians over ``--repeat`` runs after one warm-up, in this process (models warm), as
 wall time and as CPU time of this process (the machine is shared; the load average is printed).
@@ -32,12 +33,13 @@ from veracity.config import Settings
 from veracity.detectors.synthetic_image import CARD_NAME as IMAGE_CARD
 from veracity.detectors.synthetic_image import TTA_QUALITIES, LinearHead, inference_views, prepare
 from veracity.detectors.synthetic_speech import CARD_NAME as SPEECH_CARD
-from veracity.detectors.synthetic_speech import SpeechModel, score_samples
+from veracity.detectors.synthetic_speech import SpeechHead, file_features, score_features
 from veracity.media.types import AUDIO_RATE
 from veracity.models.cards import load_card
 from veracity.models.clip import CARD_NAME as CLIP_CARD
 from veracity.models.clip import ClipEncoder
 from veracity.models.fetch import load_fetched
+from veracity.models.whisper import WhisperEncoder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -111,9 +113,10 @@ def main() -> int:
             "one_copy_wall_median": round(one_copy, 1), "one_copy_cpu_median": round(one_cpu, 1),
             "prepare_wall_median": round(prep_med, 1)}
 
-    model = SpeechModel.from_card(load_card(SPEECH_CARD))
+    speech_head = SpeechHead.from_card(load_card(SPEECH_CARD))
+    whisper = WhisperEncoder.from_cache(settings.cache_dir, threads=2)
     audio = speech_10s()
-    med, cpu = median_ms(lambda: score_samples(model, audio), args.repeat)
+    med, cpu = median_ms(lambda: score_features(speech_head, file_features(whisper, audio)[0]), args.repeat)
     out["synthetic_speech_ms_per_10s"] = {"wall_median": round(med, 1), "cpu_median": round(cpu, 1)}
     out["load_average_1min"] = round(os.getloadavg()[0], 2)
     out["targets_ms"] = {"synthetic_image": 150, "synthetic_speech_per_10s": 100}

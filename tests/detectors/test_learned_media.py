@@ -81,7 +81,7 @@ def test_detectors_run_on_eval_media(shared_data: Path, encoder: ClipEncoder) ->
         by = {d.name: d for d in rep.detectors}
         assert by["synthetic_speech"].applied and by["synthetic_speech"].score is not None
         assert by["synthetic_image"].not_applicable == "not_image"
-        # synthetic_speech is at chance on eval, so fusion-v1 gives it no weight: reported, not fused
+        # fusion-v1 gives synthetic_speech no weight (v2: eval EER 0.32-0.35): reported, not fused
         assert rep.deepfake_score is None and rep.label == "inconclusive"
 
         video = shared_data / "eval" / "video" / "sadtalker_hdtf_RD_Radio34_000.mp4"

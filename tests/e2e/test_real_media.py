@@ -57,6 +57,6 @@ def test_audio_file_is_scored_by_the_speech_detector_alone(shared_data: Path, an
     assert report.media.kind == "audio"
     assert {d.name for d in report.detectors if d.applied} == {"synthetic_speech"}
     speech = next(d for d in report.detectors if d.name == "synthetic_speech")
-    assert speech.score is not None and speech.weight == 0.0  # reported, not fused (chance on eval)
+    assert speech.score is not None and speech.weight == 0.0  # reported, not fused (weight 0 in fusion-v1)
     assert report.deepfake_score is None and report.label == "inconclusive"
     assert next(d for d in report.detectors if d.name == "synthetic_image").not_applicable == "not_image"

@@ -132,16 +132,22 @@ def train_synthetic_image(data: DataOpt = None, out: OutOpt = None, as_json: Jso
 
 
 @train_app.command("synthetic_speech")
-def train_synthetic_speech(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
-    """The synthetic-speech head."""
+def train_synthetic_speech(
+    data: DataOpt = None,
+    out: OutOpt = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, max=8, help="Encoder threads.")] = 2,
+    skip_eval: Annotated[bool, typer.Option("--skip-eval", help="Do not score the eval rows.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""
     from veracity.train import synthetic_speech as trainer
 
     try:
-        card = trainer.train_synthetic_speech(data_roots(data), out or PKG_DATA / "synthetic_speech-v1.json",
-                                              progress=_err)
+        card = trainer.train_synthetic_speech(data_roots(data), out or PKG_DATA / "synthetic_speech-v2.json",
+                                              progress=_err, threads=threads, measure_eval=not skip_eval)
     except VeracityError as exc:
         raise _fail(exc) from exc
-    _emit({"trained": "synthetic_speech", "card": card.model_dump(mode="json")}, as_json)
+    _emit({"trained": "synthetic_speech", "card": card.model_dump(mode="json", exclude={"params"})}, as_json)
 
 
 @train_app.command("fusion")

@@ -57,8 +57,9 @@ SPECS: tuple[DetectorSpec, ...] = (
     DetectorSpec(
         "synthetic_speech",
         "veracity.detectors.synthetic_speech:SyntheticSpeechDetector",
-        "how active 60-3400 Hz speech varies (log-mel, cepstra, flatness), logistic model (synthetic_voice)",
-        "synthetic_speech-v1",
+        "frozen Whisper tiny.en encoder pooled over 4 s speech windows + logistic head (synthetic_voice)",
+        "synthetic_speech-v2",
+        ("whisper-tiny-en-ct2", "whisper-tiny-en-ct2-vocabulary"),
     ),
 )
 

@@ -1,24 +1,31 @@
-"""Synthetic-speech detector: TTS, vocoder and voice-clone speech from spectral statistics of the
-speech itself, scored by a small logistic model of our own (``models/data/synthetic_speech-v1.json``).
+"""Synthetic-speech detector v2: TTS, vocoder, voice-clone and edited speech, from the frozen
+Whisper tiny.en encoder (``models/whisper.py``) pooled over speech windows and a logistic head of
+our own (``models/data/synthetic_speech-v2.json``).
 
-Confounds first (../shared/data/README.md): in the training data most real speech is 8 kHz
-telephone-band digits while fakes are 22 kHz sentences, and leading silence alone separates some
-public sets. So :func:`speech_features` (the same function at training and inference):
+Confounds first (training data differ between real and fake sources in sample rate, silence,
+level and codec), so :func:`prepare` (the same function at training and inference):
 
-* reads the 16 kHz mono track the media stage gives every file, and looks only at 60-3400 Hz,
-  the band every source has (an 8 kHz file resampled to 16 kHz is empty above 4 kHz and the
-  resampler's roll-off starts below that);
-* keeps only active frames (within 35 dB of the loudest), so leading, trailing and inner silence
-  say nothing, and normalises level, so loudness says nothing;
-* describes how the active frames *vary*, by statistics that do not grow with duration: per-band
-  spread of log-mel energy over time, spread of its frame-to-frame deltas (vocoders smooth
-  frame-to-frame detail), spread of linear-frequency cepstra, spectral flatness, energy dynamics.
-  Mean spectral shape and cepstral means are left out on purpose: they describe the microphone,
-  room and speaker (cepstral mean normalisation's reason), which differ between our real and
-  fake sources, not the synthesis. (A first version with them: eval/audio EER 0.43.)
+* takes the 16 kHz mono track the media stage gives every file (audio files and the audio of
+  videos alike);
+* finds speech with a simple energy detector (10 ms frames within ``ACTIVE_DB`` of the loud end
+  and above ``FLOOR_DBFS``), and shortens every inner pause to at most ``MAX_PAUSE_S`` and
+  leading and trailing silence to half that, so how much silence a source leaves says little;
+* normalises the level of the speech to ``TARGET_DBFS``, so loudness says nothing.
 
-Long audio is cut into ``SEGMENT_S`` pieces of active speech; each is scored (the timeline) and
-the file's score is the mean of the segment logits. Pure numpy: ~10 ms per 10 s of audio.
+The kept signal's log-mel goes through the encoder once (in chunks of at most 30 s, Whisper's
+context); the signal is then cut into windows of ``WINDOW_S`` (half overlapping when the file is
+long) and in each the encoder output frames that fall on speech are pooled by mean and standard
+deviation (768 numbers). Encoding once, not per window, keeps 10 s of audio at one ~90 ms
+encode although overlapping windows cover it twice. The head scores each window
+(the timeline: ``frame_scores`` maps a window's start, in seconds of the original file, to its
+score, so an edited passage in a long recording shows as a run of high windows); the file's
+score is the mean of the top half of window logits (robust to one odd window, sensitive to a
+partial fake). The head is Platt-calibrated on the train side (out-of-source predictions), so
+its score is a probability. Less than ``MIN_SPEECH_S`` of speech: inconclusive (score None,
+``no_speech``).
+
+The encoder model is loaded lazily from the fetched cache (``veracity models fetch``); without it
+the detector is skipped (``model_unavailable``), as every fetched-model detector is.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -36,147 +43,202 @@ from veracity.errors import ModelUnavailable
 from veracity.media.types import AUDIO_RATE, MediaKind
 from veracity.models.cards import load_card
 from veracity.models.logistic import StandardLogistic
+from veracity.models.whisper import COMPUTE_TYPE, EMBED_DIM, MODEL_CARD
 
-CARD_NAME = "synthetic_speech-v1"
+CARD_NAME = "synthetic_speech-v2"
 RATE = AUDIO_RATE
-N_FFT = 512  # 32 ms
-HOP = 160  # 10 ms
-F_LO, F_HI = 60.0, 3400.0  # telephone band: every training source has it, below resampler roll-off
-N_MELS = 32
-N_LFCC = 20
-ACTIVE_DB = 35.0  # frames within this of the loudest count as speech
-EDGE_FRAMES = 3  # N_FFT / HOP: frames that overlap a silent neighbour
-FLOOR_DBFS = -70.0  # and only frames above this absolute level (digital silence is not speech)
-MIN_ACTIVE_FRAMES = 20  # 0.2 s of speech at least
-SEGMENT_S = 3.0  # inference segments of active speech
+FRAME = 160  # 10 ms energy frames (Whisper's hop: one mel frame each)
+ACTIVE_DB = 40.0  # speech frames: within this of the loud end of the file ...
+FLOOR_DBFS = -60.0  # ... and above this absolute level
+LOUD_PERCENTILE = 95.0  # the "loud end" (a percentile, so one click does not set it)
+MAX_PAUSE_S = 0.2  # pauses are cut down to this
+TARGET_DBFS = -23.0  # RMS of the speech frames after normalisation
+WINDOW_S = 4.0
+MIN_SPEECH_S = 0.5  # less speech than this: inconclusive (some eval clips are 1 s)
+MIN_WINDOW_SPEECH_S = 0.5  # a window needs this much speech to be scored
+TOP_FRACTION = 0.5  # the file score: mean of the top half of window logits
 REASON_THRESHOLD = 0.6
-BASE_CONFIDENCE = 0.6
-N_FEATURES = 2 * N_MELS + N_LFCC + 4
+BASE_CONFIDENCE = 0.7
+N_FEATURES = 2 * EMBED_DIM
 
 FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
 
 
-def _mel(f: FloatArray) -> FloatArray:
-    return np.asarray(2595.0 * np.log10(1.0 + f / 700.0), dtype=np.float64)
+class Encoder(Protocol):
+    """What the detector needs of the speech encoder (a fake one in unit tests)."""
 
-
-def _triangles(edges_hz: FloatArray, freqs: FloatArray) -> FloatArray:
-    """Triangular filters with the given edges (len n+2) over FFT bin frequencies: [n, bins]."""
-    n = edges_hz.size - 2
-    fb = np.zeros((n, freqs.size), dtype=np.float64)
-    for i in range(n):
-        lo, mid, hi = edges_hz[i], edges_hz[i + 1], edges_hz[i + 2]
-        up = (freqs - lo) / max(mid - lo, 1e-9)
-        down = (hi - freqs) / max(hi - mid, 1e-9)
-        fb[i] = np.clip(np.minimum(up, down), 0.0, None)
-    fb /= np.maximum(fb.sum(axis=1, keepdims=True), 1e-12)
-    return fb
-
-
-def _filterbanks() -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-    freqs = np.fft.rfftfreq(N_FFT, 1.0 / RATE)
-    mel_edges = 700.0 * (10 ** (np.linspace(_mel(np.array(F_LO)), _mel(np.array(F_HI)), N_MELS + 2) / 2595.0) - 1.0)
-    lin_edges = np.linspace(F_LO, F_HI, N_LFCC + 2)
-    n = N_LFCC
-    k = np.arange(n)
-    dct = np.cos(np.pi / n * (k[:, None] + 0.5) * k[None, :]).T  # [n_coef, n_bands], DCT-II
-    band = (freqs >= F_LO) & (freqs <= F_HI)
-    return _triangles(mel_edges, freqs), _triangles(lin_edges, freqs), dct, band
-
-
-_MEL_FB, _LIN_FB, _DCT, _BAND = _filterbanks()
-_WINDOW = np.hanning(N_FFT)
-
-
-def power_frames(samples: npt.NDArray[np.floating[Any]]) -> FloatArray:
-    """|STFT|^2, frames x bins (Hann window, ``N_FFT``/``HOP``)."""
-    x = np.asarray(samples, dtype=np.float64)
-    if x.size < N_FFT:
-        x = np.pad(x, (0, N_FFT - x.size))
-    n = 1 + (x.size - N_FFT) // HOP
-    idx = np.arange(N_FFT)[None, :] + HOP * np.arange(n)[:, None]
-    return np.asarray(np.abs(np.fft.rfft(x[idx] * _WINDOW, axis=1)) ** 2, dtype=np.float64)
-
-
-# In-band energy of a full-scale sine through this STFT: the 0 dBFS reference of the floor.
-_FULL_SCALE = float((np.abs(np.fft.rfft(np.hanning(N_FFT) * np.sin(2 * np.pi * 1000.0 * np.arange(N_FFT) / RATE)))
-                     ** 2).sum())
-
-
-def active_frames(power: FloatArray) -> npt.NDArray[np.bool_]:
-    """Frames whose in-band energy is within ``ACTIVE_DB`` of the loudest and above
-    ``FLOOR_DBFS`` (speech, not silence)."""
-    e = 10.0 * np.log10(power[:, _BAND].sum(axis=1) / _FULL_SCALE + 1e-20)
-    active = (e >= e.max() - ACTIVE_DB) & (e > FLOOR_DBFS)
-    # Frames that straddle a silence boundary are part silence: drop the EDGE_FRAMES next to any
-    # inactive frame, so trimmed and untrimmed copies of a file describe the same frames.
-    quiet = np.flatnonzero(~active)
-    for shift in range(1, EDGE_FRAMES + 1):
-        for idx in (quiet + shift, quiet - shift):
-            active[idx[(idx >= 0) & (idx < active.size)]] = False
-    return np.asarray(active, dtype=np.bool_)
-
-
-def frame_features(power: FloatArray) -> FloatArray:
-    """Fixed-length statistics of active power frames (``N_FEATURES`` finite numbers)."""
-    if power.shape[0] < 2:
-        raise ValueError("need at least two frames")
-    power = power / max(float(np.mean(power[:, _BAND].sum(axis=1))), 1e-12)  # level removed
-    logmel = np.log(power @ _MEL_FB.T + 1e-10)
-    loglin = np.log(power @ _LIN_FB.T + 1e-10)
-    spread = logmel.std(axis=0)
-    delta = np.diff(logmel, axis=0).std(axis=0)
-    ceps = loglin @ _DCT.T
-    inband = power[:, _BAND] + 1e-12
-    flat = np.exp(np.mean(np.log(inband), axis=1)) / np.mean(inband, axis=1)
-    frame_db = 10.0 * np.log10(inband.sum(axis=1))
-    extra = [float(np.mean(flat)), float(np.std(flat)), float(np.std(frame_db)),
-             float(np.mean(np.abs(np.diff(frame_db))))]
-    feats = np.concatenate([spread, delta, ceps.std(axis=0), extra])
-    return np.nan_to_num(np.asarray(feats, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def speech_features(samples: npt.NDArray[np.floating[Any]]) -> FloatArray | None:
-    """Features of the active speech in a 16 kHz mono signal; None when there is too little."""
-    power = power_frames(samples)
-    keep = active_frames(power)
-    if int(keep.sum()) < MIN_ACTIVE_FRAMES:
-        return None
-    return frame_features(power[keep])
-
-
-def segments(samples: npt.NDArray[np.floating[Any]], seconds: float = SEGMENT_S
-             ) -> list[tuple[float, FloatArray]]:
-    """(start time, power frames of active speech) per piece of about ``seconds`` of speech. A
-    last piece shorter than half a segment joins the one before."""
-    power = power_frames(samples)
-    keep = np.flatnonzero(active_frames(power))
-    if keep.size < MIN_ACTIVE_FRAMES:
-        return []
-    per = max(MIN_ACTIVE_FRAMES, int(round(seconds * RATE / HOP)))
-    cuts = list(range(0, keep.size, per))
-    if len(cuts) > 1 and keep.size - cuts[-1] < per // 2:
-        cuts.pop()
-    out = []
-    for i, start in enumerate(cuts):
-        end = cuts[i + 1] if i + 1 < len(cuts) else keep.size
-        frames = keep[start:end]
-        out.append((float(frames[0] * HOP / RATE), power[frames]))
-    return out
-
-
-def feature_config() -> dict[str, object]:
-    return {"id": "band-limited-speech-stats/1", "rate": RATE, "n_fft": N_FFT, "hop": HOP, "band_hz": [F_LO, F_HI],
-            "n_mels": N_MELS, "n_lfcc": N_LFCC, "active_db": ACTIVE_DB, "floor_dbfs": FLOOR_DBFS,
-            "edge_frames": EDGE_FRAMES,
-            "n_features": N_FEATURES}
+    def encode(self, mel: Float32Array) -> Float32Array: ...
 
 
 @dataclass(frozen=True, slots=True)
-class SpeechModel(StandardLogistic):
-    """Standardise the features, then logistic regression: p(synthetic) = sigmoid(w·z + b)."""
+class Prepared:
+    """A file's speech after silence capping and level normalisation."""
+
+    samples: Float32Array  # the kept signal
+    speech: BoolArray  # per 10 ms frame of ``samples``: speech or pause
+    times: FloatArray  # per 10 ms frame of ``samples``: its time in the original file (s)
+
+    @property
+    def speech_s(self) -> float:
+        return float(self.speech.sum()) * FRAME / RATE
+
+
+def frame_db(samples: Float32Array) -> FloatArray:
+    """RMS level (dBFS) of consecutive ``FRAME``-sample frames (the tail is dropped)."""
+    n = samples.size // FRAME
+    if n == 0:
+        return np.zeros(0)
+    x = samples[: n * FRAME].astype(np.float64).reshape(n, FRAME)
+    return np.asarray(10.0 * np.log10(np.mean(x * x, axis=1) + 1e-12), dtype=np.float64)
+
+
+def speech_frames(db: FloatArray) -> BoolArray:
+    """Energy voice activity: frames near the loud end and above the floor, with isolated frames
+    flipped (a 30 ms majority filter) so a syllable is not cut to pieces."""
+    if db.size == 0:
+        return np.zeros(0, dtype=np.bool_)
+    loud = float(np.percentile(db, LOUD_PERCENTILE))
+    active = (db >= loud - ACTIVE_DB) & (db > FLOOR_DBFS)
+    if active.size >= 3:
+        padded = np.concatenate([[active[0]], active, [active[-1]]]).astype(np.int64)
+        active = (padded[:-2] + padded[1:-1] + padded[2:]) >= 2
+    return np.asarray(active, dtype=np.bool_)
+
+
+def prepare(samples: npt.NDArray[np.floating[Any]]) -> Prepared:
+    """Cap pauses at ``MAX_PAUSE_S`` and normalise the speech level (see the module docstring)."""
+    x = np.asarray(samples, dtype=np.float32)
+    db = frame_db(x)
+    active = speech_frames(db)
+    n = active.size
+    keep = active.copy()
+    max_pause = int(round(MAX_PAUSE_S * RATE / FRAME))
+    i = 0
+    while i < n:  # every pause keeps max_pause/2 frames next to each speech edge it touches
+        if active[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and not active[j]:
+            j += 1
+        half = max_pause // 2
+        lead = 0 if i == 0 else half  # leading and trailing silence shrink to half a pause
+        tail = 0 if j == n else max_pause - half
+        keep[i:min(j, i + lead)] = True
+        keep[max(i, j - tail):j] = True
+        i = j
+    idx = np.flatnonzero(keep)
+    frames = x[: n * FRAME].reshape(n, FRAME)[idx] if n else np.zeros((0, FRAME), np.float32)
+    speech = active[idx]
+    if speech.any():
+        rms = math.sqrt(float(np.mean(frames[speech].astype(np.float64) ** 2)))
+        gain = 10.0 ** (TARGET_DBFS / 20.0) / max(rms, 1e-9)
+        frames = np.clip(frames * gain, -1.0, 1.0)
+    return Prepared(np.ascontiguousarray(frames.reshape(-1), dtype=np.float32), np.asarray(speech, dtype=np.bool_),
+                    idx.astype(np.float64) * FRAME / RATE)
+
+
+def windows(speech: BoolArray, seconds: float = WINDOW_S) -> list[tuple[int, int]]:
+    """(first frame, end frame) of the windows a prepared file (its 10 ms ``speech`` mask) is
+    scored in: one window when it is at most 1.5 windows long, else windows of ``seconds`` every
+    ``seconds / 2`` (the last one ends at the end). Windows with less than
+    ``MIN_WINDOW_SPEECH_S`` of speech are left out; none when the file has under
+    ``MIN_SPEECH_S``."""
+    n = speech.size
+    if float(speech.sum()) * FRAME / RATE < MIN_SPEECH_S:
+        return []
+    per = int(round(seconds * RATE / FRAME))
+    if n <= per * 3 // 2:
+        spans = [(0, n)]
+    else:
+        starts = list(range(0, n - per + 1, per // 2))
+        if starts[-1] + per < n:
+            starts.append(n - per)
+        spans = [(s, s + per) for s in starts]
+    need = MIN_WINDOW_SPEECH_S * RATE / FRAME
+    return [(a, b) for a, b in spans if speech[a:b].sum() >= need]
+
+
+def encode_file(encoder: Encoder, prep: Prepared) -> Float32Array:
+    """Encoder output for every 20 ms of the prepared signal: [ceil(frames / 2), 384]. The signal
+    is encoded in equal chunks of at most ``MAX_FRAMES`` (30 s, Whisper's context), an even number
+    of 10 ms frames each, and the outputs are joined: one encode per 30 s, not one per window."""
+    from veracity.models.whisper import MAX_FRAMES, log_mel
+
+    n = prep.speech.size
+    k = max(1, math.ceil(n / MAX_FRAMES))
+    per = 2 * math.ceil(n / k / 2)
+    parts = []
+    for a in range(0, n, per):
+        b = min(n, a + per)
+        parts.append(encoder.encode(log_mel(prep.samples[a * FRAME:b * FRAME]))[: math.ceil((b - a) / 2)])
+    joined: Float32Array = np.concatenate(parts).astype(np.float32)
+    return joined
+
+
+def window_features(enc: Float32Array, speech: BoolArray, span: tuple[int, int]) -> FloatArray:
+    """Mean and standard deviation of the encoder output (``encode_file``) over the speech of one
+    window (``speech``: the prepared file's 10 ms mask)."""
+    a, b = span
+    part = speech[a:b]
+    mask = np.pad(part, (0, part.size % 2)).reshape(-1, 2).any(axis=1)
+    rows = enc[a // 2: a // 2 + mask.size].astype(np.float64)
+    m = min(mask.size, rows.shape[0])
+    sel = rows[:m][mask[:m]]
+    if sel.shape[0] < 2:
+        sel = rows
+    feats = np.concatenate([sel.mean(axis=0), sel.std(axis=0)])
+    return np.nan_to_num(np.asarray(feats, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def file_features(encoder: Encoder, samples: npt.NDArray[np.floating[Any]]
+                  ) -> tuple[FloatArray, list[float], float]:
+    """[windows, N_FEATURES] features, each window's start time in the original file, and the
+    seconds of speech. No window (too little speech): an empty [0, N_FEATURES] array."""
+    prep = prepare(samples)
+    spans = windows(prep.speech)
+    enc = encode_file(encoder, prep) if spans else np.zeros((0, EMBED_DIM), np.float32)
+    return pooled(enc, prep.speech), [float(prep.times[a]) for a, _ in spans], prep.speech_s
+
+
+def pooled(enc: Float32Array, speech: BoolArray) -> FloatArray:
+    """[windows, N_FEATURES]: every window of the file's ``speech`` mask pooled from ``enc``
+    (the trainer calls this on cached encodings, so the windows can change without re-encoding)."""
+    spans = windows(speech)
+    feats = np.zeros((len(spans), N_FEATURES))
+    for i, span in enumerate(spans):
+        feats[i] = window_features(enc, speech, span)
+    return feats
+
+
+def aggregate(logits: FloatArray) -> float:
+    """The file's logit: the mean of the top ``TOP_FRACTION`` of window logits."""
+    k = max(1, int(math.ceil(TOP_FRACTION * logits.size)))
+    return float(np.mean(np.sort(logits)[-k:]))
+
+
+def encoding_config() -> dict[str, object]:
+    """What the cached encodings depend on: preparation and encoder."""
+    return {"id": "whisper-tiny-en-encoding/1", "encoder": MODEL_CARD, "compute_type": COMPUTE_TYPE,
+            "rate": RATE, "active_db": ACTIVE_DB, "floor_dbfs": FLOOR_DBFS, "loud_percentile": LOUD_PERCENTILE,
+            "max_pause_s": MAX_PAUSE_S, "target_dbfs": TARGET_DBFS}
+
+
+def feature_config() -> dict[str, object]:
+    """What the head depends on: the encoding, the windows and the pooling."""
+    return {**encoding_config(), "id": "whisper-tiny-en-pooled/2", "window_s": WINDOW_S,
+            "min_speech_s": MIN_SPEECH_S, "min_window_speech_s": MIN_WINDOW_SPEECH_S,
+            "pool": "mean+std over speech frames", "n_features": N_FEATURES}
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechHead(StandardLogistic):
+    """Standardise the pooled encoder features, then a calibrated logistic regression."""
 
     n_features: ClassVar[int] = N_FEATURES
+    noun: ClassVar[str] = "head"
     mismatch: ClassVar[str] = "was trained on other speech features"
 
     @classmethod
@@ -184,33 +246,36 @@ class SpeechModel(StandardLogistic):
         return feature_config()
 
 
-def score_samples(model: SpeechModel, samples: npt.NDArray[np.floating[Any]]
-                  ) -> tuple[float, dict[float, float], float] | None:
-    """(file score, segment start -> score, seconds of active speech), or None without speech."""
-    segs = segments(samples)
-    if not segs:
-        return None
-    logits = [model.logit(frame_features(p)) for _, p in segs]
-    per = {t: clamp01(sigmoid(z)) for (t, _), z in zip(segs, logits, strict=True)}
-    active_s = sum(p.shape[0] for _, p in segs) * HOP / RATE
-    return clamp01(sigmoid(float(np.mean(logits)))), per, active_s
+def score_features(head: SpeechHead, feats: FloatArray) -> tuple[float, FloatArray]:
+    """(file probability, window probabilities) for a file's window features (at least one)."""
+    logits = np.array([head.logit(f) for f in feats], dtype=np.float64)
+    return clamp01(sigmoid(aggregate(logits))), np.array([clamp01(sigmoid(float(z))) for z in logits])
 
 
 class SyntheticSpeechDetector:
     """Scores the speech in audio files and in the audio track of videos."""
 
     name = "synthetic_speech"
-    version = "1.0.0"  # the card's version; tests check they agree
+    version = "2.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("audio", "video")
 
-    def __init__(self, *, model: SpeechModel | None = None, card: str = CARD_NAME) -> None:
-        self._model = model
+    def __init__(self, *, head: SpeechHead | None = None, encoder: Encoder | None = None,
+                 card: str = CARD_NAME) -> None:
+        self._head = head
+        self._encoder = encoder
         self._card = card
 
-    def _get_model(self) -> SpeechModel:
-        if self._model is None:
-            self._model = SpeechModel.from_card(load_card(self._card))
-        return self._model
+    def _get_head(self) -> SpeechHead:
+        if self._head is None:
+            self._head = SpeechHead.from_card(load_card(self._card))
+        return self._head
+
+    def _get_encoder(self, ctx: AnalysisContext) -> Encoder:
+        if self._encoder is None:
+            from veracity.models.whisper import WhisperEncoder
+
+            self._encoder = WhisperEncoder.from_cache(ctx.settings.cache_dir, threads=ctx.settings.onnx_threads)
+        return self._encoder
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
         if ctx.kind not in self.modalities:
@@ -222,28 +287,32 @@ class SyntheticSpeechDetector:
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         started = time.perf_counter()
         try:
-            model = self._get_model()
+            head = self._get_head()
+            encoder = self._get_encoder(ctx)
         except ModelUnavailable as exc:
             return DetectorResult.skipped(self.name, self.version, "model_unavailable", error=exc.message)
         audio = ctx.media.audio
         if audio is None:
-            return DetectorResult.skipped(self.name, model.version, "no_audio")
-        scored = score_samples(model, audio.samples)
-        if scored is None:
-            return DetectorResult.skipped(self.name, model.version, "no_speech")
-        score, per, active_s = scored
-        # Less than ~2 s of speech is a thin basis; segments that disagree lower trust too.
-        confidence = BASE_CONFIDENCE * min(1.0, math.sqrt(active_s / 2.0))
-        if len(per) > 1:
-            confidence *= 1.0 - min(0.5, float(np.std(list(per.values()))))
+            return DetectorResult.skipped(self.name, head.version, "no_audio")
+        feats, starts, speech_s = file_features(encoder, audio.samples)
+        if feats.shape[0] == 0:
+            return DetectorResult.skipped(self.name, head.version, "no_speech",
+                                          speech_s=round(speech_s, 2), min_speech_s=MIN_SPEECH_S)
+        score, per_window = score_features(head, feats)
+        per = {round(t, 2): float(s) for t, s in zip(starts, per_window, strict=True)}
+        # A thin basis (under ~3 s of speech) and windows that disagree lower trust.
+        confidence = BASE_CONFIDENCE * min(1.0, math.sqrt(speech_s / 3.0))
+        if per_window.size > 1:
+            confidence *= 1.0 - min(0.5, float(np.std(per_window)))
         return DetectorResult(
             name=self.name,
-            version=model.version,
+            version=head.version,
             score=score,
             confidence=clamp01(confidence),
             reasons=("synthetic_voice",) if score >= REASON_THRESHOLD else (),
             frame_scores=per,
-            evidence={"n_segments": len(per), "active_speech_s": round(active_s, 2), "mean_score": round(score, 4),
-                      "max_segment_score": round(max(per.values()), 4)},
+            evidence={"n_windows": int(per_window.size), "speech_s": round(speech_s, 2),
+                      "window_s": WINDOW_S, "max_window_score": round(float(per_window.max()), 4),
+                      "min_window_score": round(float(per_window.min()), 4)},
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )

