@@ -25,6 +25,7 @@ from veracity.detectors.synthetic_speech import (
     SpeechHead,
     SyntheticSpeechDetector,
     aggregate,
+    encode_file,
     feature_config,
     file_features,
     prepare,
@@ -64,6 +65,7 @@ class StandIn:
         self.calls = 0
 
     def encode(self, mel: F32) -> F32:
+        assert mel.shape[0] == N_MELS and 2 <= mel.shape[1] <= 3000  # Whisper's limits
         self.calls += 1
         t = mel.shape[1]
         m = np.pad(mel, ((0, 0), (0, t % 2)), mode="edge")
@@ -151,6 +153,17 @@ def test_windows_cover_long_speech_and_skip_silence() -> None:
     assert empty.shape == (0, N_FEATURES) and none_starts == []
     assert file_features(enc, voiced(0.3))[0].shape[0] == 0  # under MIN_SPEECH_S
     assert len(windows(prepare(voiced(5.0)).speech)) == 1  # up to 1.5 windows: one
+
+
+def test_long_files_are_encoded_in_chunks_of_at_most_30_s() -> None:
+    enc = StandIn()
+    x = voiced(65.0)
+    prep = prepare(x)
+    out = encode_file(enc, prep)
+    assert enc.calls == 3  # 65 s: three equal chunks under 30 s
+    assert out.shape == (math.ceil(prep.speech.size / 2), EMBED_DIM)
+    feats, starts, _ = file_features(enc, x)
+    assert feats.shape[0] == len(starts) >= 30 and np.all(np.isfinite(feats))
 
 
 def test_aggregate_is_the_top_half_mean() -> None:
