@@ -26,12 +26,13 @@ scores over the image (``heatmap_jpeg_b64``, the shape face_artifacts uses). Pro
 first: a credential that declares AI generation decides the verdict in fusion before this
 score is read. Stills only: video frames are compressed in ways no training image was.
 
-Measured (card ``synthetic_image-v2``, clip view only): leave-one-generator-out AUC on train
-0.41-1.00 (mean 0.885; the 128 px StyleGAN2 faces, 0.41, are the one generator it cannot find
-unseen); eval/image of ../shared/data 0.58, SOURCES eval 0.03 (its CelebA-HQ "reals" were made
-with an adversarially trained 4x super-resolution network, Karras et al. 2018, and score as
-generated), pooled 0.37: far from the 0.95 target. Eval reals re-saved as WebP q80 / JPEG q75
-cross the threshold in 2 / 1 of 138 cases. ~490 ms CPU per image (four encoder runs).
+Measured (card ``synthetic_image-v2``, both views fused): leave-one-generator-out AUC on train
+(per view) clip 0.41-1.00 (mean 0.885), cnn 0.23-0.95 (mean 0.769); the 128 px StyleGAN2 faces
+are the generator neither finds unseen. Held-out train quarter 0.967 (clip 0.964, cnn 0.893).
+eval/image of ../shared/data 0.59, SOURCES eval 0.03 (its CelebA-HQ "reals" were made with an
+adversarially trained 4x super-resolution network, Karras et al. 2018, and score as generated),
+pooled 0.37: far from the 0.95 target. Eval reals re-saved as WebP q80 / JPEG q75 cross the
+threshold in 3 / 3 of 138 cases.
 
 The CLIP encoder is a fetched asset (``veracity models fetch``); without it the detector reports
 ``model_unavailable: ...`` and no score.
