@@ -124,26 +124,26 @@ def train_synthetic_image(
     out: OutOpt = None,
     views: Annotated[list[str] | None, typer.Option(
         "--view", help="A view to train and fuse: clip (CLIP probe), cnn (pooled EfficientNet-Lite0 features of native "
-                       "crops + probe; exporting the extractor needs torch). "
-                       "Repeat for both. Default: clip.")] = None,
+                       "crops + probe; exporting the extractor, when its ONNX is not there yet, needs "
+                       "torch). Repeat for both. Default: both (the packaged model).")] = None,
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip measuring on eval/image.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The AI-generated-image detector: CLIP probe and/or patch CNN on native crops, calibrated."""
     from veracity.train import synthetic_image as trainer
 
-    chosen = tuple(sorted(set(views or ["clip"])))
+    chosen = tuple(sorted(set(views or ["clip", "cnn"])))
     if not set(chosen) <= {"clip", "cnn"}:
         _err(f"error: unknown view in {list(chosen)} (clip, cnn)")
         raise typer.Exit(2)
-    if "cnn" in chosen:
+    card_path = out or PKG_DATA / "synthetic_image-v2.json"
+    if "cnn" in chosen and not (card_path.parent / "effnet_lite0_pooled-v1.onnx").is_file():
         try:
             import torch  # noqa: F401
         except ModuleNotFoundError as exc:
             raise _needs_torch(exc) from exc
     try:
-        card = trainer.train_synthetic_image(data_roots(data), out or PKG_DATA / "synthetic_image-v2.json",
-                                             progress=_err, measure=not no_eval,
+        card = trainer.train_synthetic_image(data_roots(data), card_path, progress=_err, measure=not no_eval,
                                              views=chosen)
     except VeracityError as exc:
         raise _fail(exc) from exc

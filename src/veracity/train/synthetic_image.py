@@ -450,7 +450,7 @@ def choose_probe(x: FloatArray, owner: npt.NDArray[np.int64], items: Sequence[It
 
 def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | None = None, seed: int = 0,
                           progress: Progress | None = None, measure: bool = True,
-                          views: Sequence[str] = ("clip",)) -> ModelCard:
+                          views: Sequence[str] = ("clip", "cnn")) -> ModelCard:
     """Per view: training crops -> features, the ridge by leave-one-generator-out, the probe on
     three quarters of the training images; then the calibration on the held-out quarter; eval
     measured once; the card(s) written next to ``out``."""
