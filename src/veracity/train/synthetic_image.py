@@ -379,7 +379,7 @@ def measure_eval(ev: Sequence[Item], cal: Calibration, z_of: Callable[[Sequence[
     for root in roots:
         m = np.asarray([root in it.path.parents for it in ev])
         if m.any():
-            sets[str(root)] = m
+            sets[f"{root.parent.name}/{root.name}"] = m  # "shared/data", "veracity/data"
     for name, m in sets.items():
         idx = np.flatnonzero(m)
         if len({labels[i] for i in idx}) < 2:
