@@ -1,9 +1,8 @@
 """Per-item inference cost of the learned detectors on this CPU.
 
-* synthetic_image: one still = the detector's TTA copies (crop, bottleneck, JPEG round trip at
-  four qualities) through the CLIP int8 encoder + head; also one copy alone; on eval/image files
-  (1024 px faces) or 1024x1024 noise when ../shared/data is absent;
-  measured at 1 and 2 onnxruntime threads. Target <= 150 ms per image.
+* synthetic_image: one still through the detector's views (native crops, CLIP int8 encoder +
+  probe and/or the patch CNN), on eval/image files (1024 px faces) or 1024x1024 noise when
+  ../shared/data is absent; measured at 1 and 2 onnxruntime threads. Target <= 150 ms per image.
 * synthetic_speech: 10 s of speech (eval/audio files joined, or a synthetic voice) through the
   detector's windows (Whisper tiny.en encoder at 2 threads + head). Target <= 100 ms per 10 s.
   bench/speech_speed.py breaks it down (front end, encoder, threads, load time).
@@ -17,6 +16,7 @@ wall time and as CPU time of this process (the machine is shared; the load avera
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -30,15 +30,11 @@ import numpy.typing as npt
 from PIL import Image
 
 from veracity.config import Settings
-from veracity.detectors.synthetic_image import CARD_NAME as IMAGE_CARD
-from veracity.detectors.synthetic_image import TTA_QUALITIES, LinearHead, inference_views, prepare
+from veracity.detectors.synthetic_image import CNN_GRID, GRID, ImageModel, SyntheticImageDetector
 from veracity.detectors.synthetic_speech import CARD_NAME as SPEECH_CARD
 from veracity.detectors.synthetic_speech import SpeechHead, file_features, score_features
 from veracity.media.types import AUDIO_RATE
 from veracity.models.cards import load_card
-from veracity.models.clip import CARD_NAME as CLIP_CARD
-from veracity.models.clip import ClipEncoder
-from veracity.models.fetch import load_fetched
 from veracity.models.whisper import WhisperEncoder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -91,27 +87,22 @@ def main() -> int:
     settings = Settings.from_env()
     out: dict[str, object] = {}
 
-    head = LinearHead.from_card(load_card(IMAGE_CARD))
-    _card, path = load_fetched(CLIP_CARD, settings.cache_dir)
     pics = images(args.repeat)
     for threads in (1, 2):
-        enc = ClipEncoder(path, threads=threads)
+        det = SyntheticImageDetector()
+        image_model = det.get_model()
+        image_settings = dataclasses.replace(settings, onnx_threads=threads)
         counter = itertools.count()
 
-        def one(enc: ClipEncoder = enc, counter: Iterator[int] = counter) -> None:
-            views = inference_views(pics[next(counter) % len(pics)])
-            head.predict_views(enc.embed(views), len(TTA_QUALITIES))
-
-        def single(enc: ClipEncoder = enc, counter: Iterator[int] = counter) -> None:
-            head.predict(enc.embed([prepare(pics[next(counter) % len(pics)])]))
+        def one(det: SyntheticImageDetector = det, counter: Iterator[int] = counter,
+                s: Settings = image_settings, m: ImageModel = image_model) -> None:
+            det.view_logits(pics[next(counter) % len(pics)], s, m)
 
         med, cpu = median_ms(one, args.repeat)
-        one_copy, one_cpu = median_ms(single, args.repeat)
-        prep_med, _ = median_ms(lambda: prepare(pics[0]), args.repeat)
         out[f"synthetic_image_ms_per_image_threads{threads}"] = {
-            "wall_median": round(med, 1), "cpu_median": round(cpu, 1), "copies": len(TTA_QUALITIES),
-            "one_copy_wall_median": round(one_copy, 1), "one_copy_cpu_median": round(one_cpu, 1),
-            "prepare_wall_median": round(prep_med, 1)}
+            "wall_median": round(med, 1), "cpu_median": round(cpu, 1), "views": list(image_model.calibration.views),
+            "crops": {"clip": GRID * GRID if "clip" in image_model.calibration.views else 0,
+                      "cnn": CNN_GRID * CNN_GRID if "cnn" in image_model.calibration.views else 0}}
 
     speech_head = SpeechHead.from_card(load_card(SPEECH_CARD))
     whisper = WhisperEncoder.from_cache(settings.cache_dir, threads=2)

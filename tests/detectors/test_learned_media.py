@@ -13,9 +13,7 @@ import pytest
 from PIL import Image
 
 from veracity.config import Options, Settings
-from veracity.detectors.synthetic_image import CARD_NAME as IMAGE_CARD
-from veracity.detectors.synthetic_image import TTA_QUALITIES, LinearHead, inference_views
-from veracity.models.cards import load_card
+from veracity.detectors.synthetic_image import SyntheticImageDetector
 from veracity.models.clip import CARD_NAME as CLIP_CARD
 from veracity.models.clip import ClipEncoder
 from veracity.models.fetch import load_card_unverified, models_dir
@@ -42,27 +40,29 @@ def resave(rgb: npt.NDArray[np.uint8], fmt: str, **kw: object) -> npt.NDArray[np
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), dtype=np.uint8)
 
 
-def test_resaving_real_photos_moves_scores_little(shared_data: Path, encoder: ClipEncoder) -> None:
-    """Every 10th eval real, re-saved as PNG, WebP q80 and JPEG q75. PNG is lossless, so the
-    score is identical. Lossy re-saves move it: the int8 encoder is noisy, and the four-copy
-    averaging only halves that. Measured on all 82 eval reals (card metrics): mean |change| 0.11
-    (WebP) / 0.09 (JPEG q75), 10 and 8 flips across 0.5. This pins that level so a regression
-    shows; it is not the "never flips" the issue asks for."""
-    head = LinearHead.from_card(load_card(IMAGE_CARD))
+def test_resaving_real_photos_rarely_crosses_the_threshold(shared_data: Path, encoder: ClipEncoder) -> None:
+    """Every 10th eval real, re-saved as PNG, WebP q80 and JPEG q75, through the detector's own
+    scoring (native crops, probe, calibration). PNG is lossless: the very same score. Measured
+    on all 138 eval reals of both data roots (card metrics ``eval_image.resave_stability``): 0, 3
+    and 3 crossed the threshold (0 %, 2.2 %, 2.2 %); on this every-10th subset 2 of 18 re-saves
+    do. This pins that level so a regression shows."""
+    det = SyntheticImageDetector(encoder=encoder)
+    model = det.get_model()
+    settings = Settings.from_env()
     reals = sorted((shared_data / "eval" / "image" / "real").glob("*"))[::10]
     assert len(reals) >= 8
+    crossed = 0
     changes: list[float] = []
-    flips = 0
     for path in reals:
         rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
         assert np.array_equal(resave(rgb, "PNG"), rgb)  # lossless: the very same pixels, the same score
-        variants = [rgb, resave(rgb, "WEBP", quality=80), resave(rgb, "JPEG", quality=75)]
-        scores = head.predict_views(encoder.embed([c for v in variants for c in inference_views(v)]),
-                                    len(TTA_QUALITIES))
-        changes.extend(abs(float(s) - float(scores[0])) for s in scores[1:])
-        flips += sum(bool(s >= 0.5) != bool(scores[0] >= 0.5) for s in scores[1:])
-    assert float(np.mean(changes)) < 0.15
-    assert flips <= len(changes) // 6
+        scores = [model.calibration.prob(det.view_logits(v, settings, model)[0])
+                  for v in (rgb, resave(rgb, "WEBP", quality=80), resave(rgb, "JPEG", quality=75))]
+        changes.extend(abs(s - scores[0]) for s in scores[1:])
+        crossed += sum((s >= model.calibration.threshold) != (scores[0] >= model.calibration.threshold)
+                       for s in scores[1:])
+    assert float(np.mean(changes)) < 0.1
+    assert crossed <= len(changes) // 6
 
 
 @pytest.mark.slow

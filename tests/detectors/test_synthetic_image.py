@@ -1,36 +1,43 @@
-"""synthetic_image on synthetic arrays: preparation, head math, card checks, the detector contract
-with a stand-in encoder, and the unavailable-model path."""
+"""synthetic_image v2 on synthetic arrays: native crops, calibration, the heatmap, the detector
+contract with stand-in encoder / CNN, card checks, and the unavailable-model path."""
 
 from __future__ import annotations
 
-import math
+import base64
+import io
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from PIL import Image
 
 from veracity.config import Options, Settings
 from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, sigmoid
 from veracity.detectors.synthetic_image import (
-    BOTTLENECK_SIDE,
     CARD_NAME,
-    MAX_VIDEO_FRAMES,
+    CLIP_CROP,
+    CNN_CROP,
+    CNN_GRID,
+    GRID,
     UNAVAILABLE,
+    Calibration,
+    CnnHead,
+    ImageModel,
     LinearHead,
     SyntheticImageDetector,
-    inference_views,
-    pick_frames,
-    prepare,
+    crop_boxes,
+    native_crops,
     preprocessing_config,
-    random_view,
+    score_map,
 )
 from veracity.errors import ModelUnavailable
 from veracity.faces.types import FaceResult
 from veracity.media.types import Audio, DecodedMedia, Frame, MediaInfo, MediaKind
 from veracity.models.cards import load_card, params_sha256
-from veracity.models.clip import EMBED_DIM, INPUT_SIZE, clip_input
+from veracity.models.clip import EMBED_DIM
+from veracity.models.patch_cnn import FEATURE_DIM
 
 U8 = npt.NDArray[np.uint8]
 
@@ -51,148 +58,206 @@ def context(kind: MediaKind = "image", frames: list[Frame] | None = None, settin
 
 
 class StubEncoder:
-    """Deterministic embeddings from the image mean, counting calls (stands in for CLIP)."""
+    """Embeddings from the crop's mean brightness (stands in for CLIP), recording crop shapes."""
 
     def __init__(self) -> None:
-        self.calls: list[int] = []
+        self.shapes: list[tuple[int, ...]] = []
 
     def embed(self, images: list[U8]) -> npt.NDArray[np.float32]:
-        self.calls.append(len(images))
         out = np.zeros((len(images), EMBED_DIM), dtype=np.float32)
         for i, im in enumerate(images):
-            assert im.shape == (BOTTLENECK_SIDE, BOTTLENECK_SIDE, 3)
+            self.shapes.append(im.shape)
             out[i, 0] = float(im.mean()) / 255.0
             out[i, 1] = 1.0
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        return out
 
 
-def simple_head(w0: float = 2.0, b: float = -0.5) -> LinearHead:
+class StubCnn:
+    """Feature 0 = mean brightness of the crop - 0.5 (stands in for the patch CNN extractor)."""
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def features(self, crops: list[U8]) -> npt.NDArray[np.float64]:
+        self.shapes.extend(c.shape for c in crops)
+        out = np.zeros((len(crops), FEATURE_DIM))
+        out[:, 0] = [float(c.mean()) / 255.0 - 0.5 for c in crops]
+        return out
+
+
+def simple_head(w0: float = 4.0, b: float = -2.0) -> LinearHead:
     coef = np.zeros(EMBED_DIM)
     coef[0] = w0
-    return LinearHead(version="1.0.0", mean=np.zeros(EMBED_DIM), std=np.ones(EMBED_DIM), coef=coef, intercept=b)
+    return LinearHead(version="2.0.0", mean=np.zeros(EMBED_DIM), std=np.ones(EMBED_DIM), coef=coef, intercept=b)
 
 
-@pytest.mark.parametrize("shape", [(100, 100, 3), (1024, 768, 3), (300, 1200, 4), (200, 250)])
-def test_prepare_gives_one_fixed_square(shape: tuple[int, ...]) -> None:
-    rgb = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
-    out = prepare(rgb)
-    assert out.shape == (BOTTLENECK_SIDE, BOTTLENECK_SIDE, 3)
-    assert out.dtype == np.uint8
+def model(views: tuple[str, ...] = ("clip",), coef: tuple[float, ...] = (1.0,), threshold: float = 0.5,
+          intercept: float = 0.0) -> ImageModel:
+    cnn_coef = np.zeros(FEATURE_DIM)
+    cnn_coef[0] = 1.0
+    cnn_head = CnnHead(version="2.0.0", mean=np.zeros(FEATURE_DIM), std=np.ones(FEATURE_DIM), coef=cnn_coef,
+                       intercept=0.0)
+    return ImageModel(version="2.0.0", calibration=Calibration(views, coef, intercept, threshold),
+                      head=simple_head() if "clip" in views else None,
+                      cnn_head=cnn_head if "cnn" in views else None,
+                      cnn_path=Path("unused.onnx") if "cnn" in views else None)
 
 
-def test_random_views_vary_but_stay_in_range() -> None:
-    rng = np.random.default_rng(0)
-    rgb = noise(512, 640)
-    sides = {random_view(rgb, rng).shape[0] for _ in range(20)}
-    assert len(sides) > 3
-    assert all(144 <= s <= 208 for s in sides)
+# -- crops -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("h", "w"), [(1024, 1024), (300, 1200), (500, 224), (128, 128), (100, 90)])
+def test_crop_boxes_stay_inside_and_touch_the_edges(h: int, w: int) -> None:
+    boxes = crop_boxes(h, w, CLIP_CROP, GRID)
+    s = min(CLIP_CROP, h, w)
+    assert boxes and all(b[2] == s for b in boxes)
+    assert all(y >= 0 and y + s <= h and x >= 0 and x + s <= w for y, x, _ in boxes)
+    assert min(y for y, _, _ in boxes) == 0 and max(y for y, _, _ in boxes) == h - s
+    assert min(x for _, x, _ in boxes) == 0 and max(x for _, x, _ in boxes) == w - s
+    assert len(boxes) == len(set(boxes)) <= GRID * GRID
 
 
-def test_clip_input_is_normalised_nchw() -> None:
-    x = clip_input([noise(176, 176), np.full((300, 200, 3), 255, dtype=np.uint8)])
-    assert x.shape == (2, 3, INPUT_SIZE, INPUT_SIZE)
-    assert x.dtype == np.float32
-    # white -> (1 - mean) / std per channel
-    np.testing.assert_allclose(x[1, :, 100, 100], (1 - np.array([0.48145466, 0.4578275, 0.40821073]))
-                               / np.array([0.26862954, 0.26130258, 0.27577711]), rtol=1e-4)
+def test_small_axis_gives_one_row_and_centre_for_grid_one() -> None:
+    assert crop_boxes(224, 1000, 224, 2) == [(0, 0, 224), (0, 776, 224)]
+    assert crop_boxes(300, 400, 128, 1) == [(86, 136, 128)]
+    assert len(crop_boxes(1000, 1000, CNN_CROP, CNN_GRID)) == CNN_GRID * CNN_GRID
 
 
-def test_head_is_standardise_then_logistic() -> None:
+def test_native_crops_are_the_image_pixels_unresized() -> None:
+    rgb = noise(400, 600)
+    crops, boxes = native_crops(rgb, CLIP_CROP, GRID)
+    for c, (y, x, s) in zip(crops, boxes, strict=True):
+        assert c.shape == (CLIP_CROP, CLIP_CROP, 3)
+        np.testing.assert_array_equal(c, rgb[y:y + s, x:x + s])
+    grey, _ = native_crops(noise(300, 300)[:, :, 0], CLIP_CROP, GRID)
+    assert grey[0].shape == (CLIP_CROP, CLIP_CROP, 3)
+
+
+# -- calibration and heatmap ------------------------------------------------------------------------
+
+def test_calibration_is_logistic_on_view_logits_and_validates() -> None:
+    cal = Calibration(("clip", "cnn"), (0.5, 2.0), -0.25, 0.6)
+    assert cal.logit({"clip": 1.0, "cnn": -1.0}) == pytest.approx(0.5 - 2.0 - 0.25)
+    assert cal.prob({"clip": 1.0, "cnn": -1.0}) == pytest.approx(sigmoid(-1.75))
+    assert Calibration.from_params(cal.params()) == cal
+    with pytest.raises(ValueError, match="one coefficient"):
+        Calibration(("clip",), (1.0, 2.0), 0.0, 0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        Calibration(("clip",), (1.0,), 0.0, 1.5)
+    with pytest.raises(ModelUnavailable, match="malformed"):
+        Calibration.from_params({"views": ["clip"]})
+    with pytest.raises(ModelUnavailable, match="no calibration"):
+        Calibration.from_params(None)
+
+
+def test_score_map_averages_overlaps_and_leaves_unseen_blank() -> None:
+    boxes = [(0, 0, 100), (0, 50, 100)]
+    m = score_map((100, 300), boxes, [0.2, 0.8], side=300)
+    assert m.shape == (100, 300)
+    assert m[50, 10] == pytest.approx(0.2) and m[50, 120] == pytest.approx(0.8)
+    assert m[50, 75] == pytest.approx(0.5)  # both crops cover it
+    assert np.isnan(m[50, 200])  # no crop looked there
+
+
+def test_head_logits_and_shape_check() -> None:
     rng = np.random.default_rng(0)
     mean, std, coef = rng.normal(size=EMBED_DIM), rng.uniform(0.5, 2, EMBED_DIM), rng.normal(size=EMBED_DIM)
-    head = LinearHead(version="1", mean=mean, std=std, coef=coef, intercept=0.3)
-    emb = rng.normal(size=(4, EMBED_DIM))
-    expected = [sigmoid(float(((e - mean) / std) @ coef) + 0.3) for e in emb]
-    np.testing.assert_allclose(head.predict(emb), expected, rtol=1e-9)
+    head = LinearHead(version="2", mean=mean, std=std, coef=coef, intercept=0.3)
+    emb = rng.normal(size=(3, EMBED_DIM))
+    np.testing.assert_allclose(head.logits(emb), ((emb - mean) / std) @ coef + 0.3)
     with pytest.raises(ValueError, match="512"):
         head.logits(np.zeros((1, 10)))
-    two = head.predict_views(np.vstack([emb, emb[::-1]]), 4)
-    assert two[0] == pytest.approx(sigmoid(float(np.mean(head.logits(emb)))))
-    assert two[1] == pytest.approx(two[0])
-    with pytest.raises(ValueError, match="finite"):
-        LinearHead(version="1", mean=mean, std=std, coef=np.full(EMBED_DIM, math.nan), intercept=0.0)
 
 
-def test_packaged_card_matches_detector_and_preprocessing() -> None:
-    card = load_card(CARD_NAME)
-    assert card.version == SyntheticImageDetector.version
-    assert card.params is not None
-    assert card.params["preprocessing"] == preprocessing_config()
-    assert {"train_leave_one_fake_source_out", "eval_image", "eval_image_resave_invariance"} <= set(card.metrics)
-    head = LinearHead.from_card(card)
-    assert head.coef.shape == (EMBED_DIM,)
-
-
-def test_card_for_other_preprocessing_is_refused() -> None:
-    card = load_card(CARD_NAME)
-    assert card.params is not None
-    params = {**card.params, "preprocessing": {**card.params["preprocessing"], "side": 224}}
-    other = card.model_copy(update={"params": params, "sha256": params_sha256(params)})
-    with pytest.raises(ModelUnavailable, match="other preprocessing"):
-        LinearHead.from_card(other)
-
+# -- the detector -----------------------------------------------------------------------------------
 
 def test_registered_lazily_and_honours_protocol() -> None:
     det = registry.create("synthetic_image")
     assert isinstance(det, Detector)
-    assert det._encoder is None and det._head is None  # type: ignore[attr-defined]
+    assert det._encoder is None and det._model is None  # type: ignore[attr-defined]
 
 
 def test_applies_to_still_images_only() -> None:
-    det = SyntheticImageDetector(head=simple_head(), encoder=StubEncoder())  # type: ignore[arg-type]
+    det = SyntheticImageDetector(model=model(), encoder=StubEncoder())  # type: ignore[arg-type]
     assert det.applies(context("image"))
     video = det.applies(context("video", [Frame(t=0.5, rgb=noise(240, 320), role="sparse")]))
     assert not video and video.reason == "not_image"
-    audio_ctx = context("audio", [], audio=Audio(samples=np.zeros(16000, dtype=np.float32)))
-    verdict = det.applies(audio_ctx)
-    assert not verdict
-    assert verdict.reason == "not_image"
+    verdict = det.applies(context("audio", [], audio=Audio(samples=np.zeros(16000, dtype=np.float32))))
+    assert not verdict and verdict.reason == "not_image"
 
 
-def test_run_scores_with_the_head_and_caps_video_frames() -> None:
+def test_clip_view_scores_native_crops_and_calibrates_the_mean_logit() -> None:
     enc = StubEncoder()
-    head = simple_head()
-    det = SyntheticImageDetector(head=head, encoder=enc)  # type: ignore[arg-type]
-    bright = Frame(t=0.0, rgb=np.full((240, 320, 3), 230, dtype=np.uint8), role="still")
+    rgb = np.zeros((600, 800, 3), dtype=np.uint8)
+    rgb[:, 400:] = 255  # right half bright: its crops score high
+    det = SyntheticImageDetector(model=model(coef=(1.0,), intercept=0.1), encoder=enc)  # type: ignore[arg-type]
+    res = det.run(context("image", [Frame(t=0.0, rgb=rgb, role="still")]))
+    assert enc.shapes == [(CLIP_CROP, CLIP_CROP, 3)] * (GRID * GRID)  # native crops, no resize
+    crops, _ = native_crops(rgb, CLIP_CROP, GRID)
+    z = simple_head().logits(enc.embed(crops))
+    assert res.score == pytest.approx(sigmoid(float(np.mean(z)) + 0.1))
+    assert res.evidence["n_crops"] == GRID * GRID
+    scores = res.evidence["crop_scores"]
+    assert isinstance(scores, list) and scores[1] > scores[0]  # top-right brighter than top-left
+    assert res.evidence["crop_boxes"] == [v for b in crop_boxes(600, 800, CLIP_CROP, GRID) for v in b]
+
+
+def test_two_views_fuse_and_the_heatmap_comes_with_the_reason() -> None:
+    cnn = StubCnn()
+    det = SyntheticImageDetector(model=model(("clip", "cnn"), (1.0, 3.0), threshold=0.5),  # type: ignore[arg-type]
+                                 encoder=StubEncoder(), cnn=cnn)  # type: ignore[arg-type]
+    bright = Frame(t=0.0, rgb=np.full((500, 500, 3), 240, dtype=np.uint8), role="still")
     res = det.run(context("image", [bright]))
-    emb = enc.embed(inference_views(bright.rgb))
-    # the mean logit over the TTA copies, through the sigmoid
-    assert res.score == pytest.approx(sigmoid(float(np.mean(head.logits(emb)))))
-    assert res.frame_scores == {0.0: pytest.approx(res.score)}
-    frames = [Frame(t=float(i), rgb=noise(240, 320, i), role="sparse") for i in range(16)]
-    enc2 = StubEncoder()
-    res2 = SyntheticImageDetector(head=head, encoder=enc2).run(context("video", frames))  # type: ignore[arg-type]
-    assert enc2.calls == [MAX_VIDEO_FRAMES]  # video: a few frames, one copy each
-    assert len(res2.frame_scores) == MAX_VIDEO_FRAMES
-    assert res2.evidence["n_frames"] == MAX_VIDEO_FRAMES
+    assert len(cnn.shapes) == CNN_GRID * CNN_GRID and cnn.shapes[0] == (CNN_CROP, CNN_CROP, 3)
+    z_clip = 4.0 * (240 / 255) - 2.0
+    z_cnn = 240 / 255 - 0.5
+    assert res.score == pytest.approx(sigmoid(z_clip + 3.0 * z_cnn), rel=1e-5)
+    assert res.reasons == ("ai_generated_image",)
+    (b64,) = res.evidence["heatmap_jpeg_b64"]  # type: ignore[misc]
+    with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+        assert max(im.size) == 160
+    dark = Frame(t=0.0, rgb=np.full((500, 500, 3), 10, dtype=np.uint8), role="still")
+    low = det.run(context("image", [dark]))
+    assert low.reasons == () and "heatmap_jpeg_b64" not in low.evidence
 
 
-def test_reason_only_above_threshold() -> None:
-    frame = [Frame(t=0.0, rgb=np.full((240, 320, 3), 250, dtype=np.uint8), role="still")]
-    high = SyntheticImageDetector(head=simple_head(20.0, 0.0), encoder=StubEncoder())  # type: ignore[arg-type]
-    low = SyntheticImageDetector(head=simple_head(-20.0, 0.0), encoder=StubEncoder())  # type: ignore[arg-type]
-    assert high.run(context("image", frame)).reasons == ("ai_generated_image",)
-    assert low.run(context("image", frame)).reasons == ()
+def test_a_view_without_its_model_is_unavailable_not_a_crash() -> None:
+    broken = ImageModel(version="2.0.0", calibration=Calibration(("cnn",), (1.0,), 0.0, 0.5), head=None)
+    res = SyntheticImageDetector(model=broken, encoder=StubEncoder()).run(context())  # type: ignore[arg-type]
+    assert res.score is None and res.not_applicable == UNAVAILABLE
 
 
 def test_tiny_images_are_not_scored() -> None:
-    det = SyntheticImageDetector(head=simple_head(), encoder=StubEncoder())  # type: ignore[arg-type]
+    det = SyntheticImageDetector(model=model(), encoder=StubEncoder())  # type: ignore[arg-type]
     res = det.run(context("image", [Frame(t=0.0, rgb=noise(32, 40), role="still")]))
-    assert res.score is None
-    assert res.not_applicable == "image_too_small"
+    assert res.score is None and res.not_applicable == "image_too_small"
 
 
 def test_missing_encoder_is_reported_not_guessed(tmp_path: Path) -> None:
-    det = SyntheticImageDetector()
-    res = det.run(context("image", settings=Settings(cache_dir=tmp_path)))
+    res = SyntheticImageDetector().run(context("image", settings=Settings(cache_dir=tmp_path)))
     assert res.score is None
     assert res.not_applicable == UNAVAILABLE
     assert "veracity models fetch" in str(res.evidence["error"])
 
 
-def test_pick_frames_spreads_evenly() -> None:
-    assert pick_frames(2) == [0, 1]
-    assert pick_frames(16, 4) == [3, 6, 9, 12]
-    assert pick_frames(16, 3) == [4, 8, 11]
-    assert len(pick_frames(16)) == MAX_VIDEO_FRAMES
-    assert pick_frames(0) == []
+# -- the packaged card ------------------------------------------------------------------------------
+
+def test_packaged_card_matches_detector_and_preprocessing() -> None:
+    card = load_card(CARD_NAME)
+    assert card.version == SyntheticImageDetector.version
+    assert card.params is not None and card.params["preprocessing"] == preprocessing_config()
+    assert {"train_leave_one_generator_out", "train_holdout", "eval_image"} <= set(card.metrics)
+    assert "resave_stability" in card.metrics["eval_image"]
+    m = ImageModel.from_card(card)
+    assert 0 < m.calibration.threshold < 1
+    assert ("clip" in m.calibration.views) == (m.head is not None)
+    assert ("cnn" in m.calibration.views) == (m.cnn_path is not None and m.cnn_path.is_file())
+
+
+def test_card_for_other_preprocessing_is_refused() -> None:
+    card = load_card(CARD_NAME)
+    assert card.params is not None
+    params = {**card.params, "preprocessing": {**card.params["preprocessing"], "crop": 176}}
+    other = card.model_copy(update={"params": params, "sha256": params_sha256(params)})
+    if "clip" in ImageModel.from_card(card).calibration.views:
+        with pytest.raises(ModelUnavailable, match="other preprocessing"):
+            ImageModel.from_card(other)

@@ -75,7 +75,7 @@ def test_models_json_lists_learned_detectors_and_the_asset_state(tmp_path: Path)
     assert res.returncode == 0, res.stderr
     rows = {r["name"]: r for r in json.loads(res.stdout)}
     si = rows["synthetic_image"]
-    assert si["card"]["name"] == "synthetic_image-v1"
+    assert si["card"]["name"] == "synthetic_image-v2"
     assert "eval_image" in si["card"]["metrics"]
     (asset,) = si["assets"]
     assert asset["name"] == CLIP

