@@ -34,7 +34,7 @@ import numpy.typing as npt
 from veracity.config import Options, Settings
 from veracity.detectors.base import AnalysisContext
 from veracity.detectors.face_artifacts import FaceModel, gather_crops, media_score
-from veracity.models.cards import load_card
+from veracity.models.cards import load_card, read_card
 from veracity.models.metrics import roc_auc
 from veracity.train.data import is_composite
 
@@ -147,8 +147,13 @@ def main() -> int:
     args = ap.parse_args()
     from veracity.faces import FaceMesher
 
-    card = load_card(args.card)
-    model = FaceModel.from_card(card, threads=args.threads)
+    card_path = Path(args.card)
+    if card_path.suffix == ".json" and card_path.is_file():  # a frozen copy: card and weights side by side
+        card = read_card(card_path)
+        model = FaceModel.from_card(card, threads=args.threads, base=card_path.parent)
+    else:
+        card = load_card(args.card)
+        model = FaceModel.from_card(card, threads=args.threads)
     threshold = float((card.metrics.get("threshold") or {}).get("value", 0.5))
     settings = Settings.from_env()
     mesher = FaceMesher(max_faces=Options().max_faces)

@@ -117,11 +117,16 @@ class FaceModel:
         return np.concatenate(logits), np.concatenate(cams)
 
     @classmethod
-    def from_card(cls, card: ModelCard, threads: int = 1) -> FaceModel:
+    def from_card(cls, card: ModelCard, threads: int = 1, base: Path | None = None) -> FaceModel:
+        """The model of a card: its file in the package's data folder, or beside the card in
+        ``base`` (a frozen copy a benchmark measures while training goes on)."""
         if card.kind != "onnx" or card.file is None:
             raise ModelUnavailable(f"model {card.name!r} is not an ONNX file model")
-        with resources.as_file(resources.files(DATA_PACKAGE).joinpath(DATA_DIR)) as base:
-            path = card.file_path(Path(base))
+        if base is not None:
+            path = card.file_path(base)
+        else:
+            with resources.as_file(resources.files(DATA_PACKAGE).joinpath(DATA_DIR)) as folder:
+                path = card.file_path(Path(folder))
         cal = card.metrics.get("calibration") or {}
         thr = card.metrics.get("threshold") or {}
         return cls(path=path, version=card.version, threads=threads,
