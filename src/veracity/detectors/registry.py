@@ -44,7 +44,7 @@ SPECS: tuple[DetectorSpec, ...] = (
     DetectorSpec(
         "face_artifacts",
         "veracity.detectors.face_artifacts:FaceArtifactsDetector",
-        "EfficientNet-Lite0 on aligned faces, trained on self-blended images and face swaps (blending_boundary, texture_artifacts)",
+        "EfficientNet-Lite0 on aligned faces, self-blends + face swaps (blending_boundary, texture_artifacts)",
         "face_artifacts-v2",
     ),
     DetectorSpec(
