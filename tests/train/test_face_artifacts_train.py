@@ -182,3 +182,15 @@ def test_export_and_warm_start_round_trip(tmp_path: Path) -> None:
     with torch.no_grad():
         warm = fresh.logits(torch.from_numpy(x)).numpy()
     assert np.allclose(warm, logit, atol=1e-3)
+
+
+def test_warm_start_state_comes_from_the_committed_card(tmp_path: Path) -> None:
+    from veracity.train.face_artifacts import _state_from_card
+
+    cfg = TrainConfig(batch=32)
+    assert _state_from_card(tmp_path / "none.json", cfg).best == -1.0
+    card = tmp_path / "c.json"
+    card.write_text('{"metrics": {"selected": {"samples": 15360, "score": 0.8065}, '
+                    '"validation": [{"samples": 15360, "score": 0.8065}]}}', encoding="utf-8")
+    state = _state_from_card(card, cfg)
+    assert state.step == 480 and state.best == 0.8065 and len(state.history) == 1

@@ -396,6 +396,18 @@ def weights_from_onnx(clf: Classifier, path: Path) -> int:
     return len(convs)
 
 
+def _state_from_card(card_path: Path, config: TrainConfig) -> RunState:
+    """Where a warm start from the committed weights stands: their history, the samples they had
+    seen (the schedule continues from there) and their score (only a better one is exported)."""
+    if not card_path.is_file():
+        return RunState()
+    metrics = json.loads(card_path.read_text(encoding="utf-8")).get("metrics", {})
+    selected = metrics.get("selected") or {}
+    return RunState(step=int(selected.get("samples", 0)) // config.batch,
+                    history=list(metrics.get("validation", [])),
+                    best=float(selected.get("score", -1.0)), best_step=int(selected.get("samples", 0)) // config.batch)
+
+
 def lr_at(config: TrainConfig, seen: int) -> float:
     if seen < config.warmup:
         return config.lr * min(1.0, (seen + config.batch) / config.warmup)
@@ -442,7 +454,9 @@ def train_face_artifacts(roots: list[Path], out_card: Path, *, work: Path, confi
              f"best {state.best} at step {state.best_step}")
     elif resume and onnx_path.is_file():
         n = weights_from_onnx(clf, onnx_path)
-        note(f"no checkpoint in {work}: warm start from {onnx_path} ({n} convolutions)")
+        state = _state_from_card(out_card, config)
+        note(f"no checkpoint in {work}: warm start from {onnx_path} ({n} convolutions) at "
+             f"{state.step * config.batch} samples; exports only above its score {state.best}")
     total_steps = math.ceil(config.samples / config.batch)
     producer = Producer(BatchStream(crops_dir, tr, config, state.step))
     loss_fn = torch.nn.BCEWithLogitsLoss()
