@@ -1,4 +1,4 @@
-"""face_artifacts inference cost per aligned crop on this CPU (target: <= 25 ms per crop).
+"""face_artifacts inference cost per aligned crop on this CPU (target: <= 15 ms per crop).
 
 Times the packaged ONNX model through the detector's own preprocessing and session (the settings'
 ONNX thread count, default 1), for one crop at a time and for batches of 8 and 16, after a warm-up.
@@ -19,7 +19,7 @@ import numpy as np
 from veracity.detectors.face_artifacts import CARD_NAME, FaceModel
 from veracity.models.cards import load_card
 
-TARGET_MS = 25.0
+TARGET_MS = 15.0
 
 
 def main() -> int:

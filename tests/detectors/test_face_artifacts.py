@@ -50,13 +50,26 @@ def test_card_matches_detector_and_registry() -> None:
     assert isinstance(det, Detector)
 
 
-def test_model_outputs_probabilities_and_a_consistent_cam(model: FaceModel) -> None:
-    probs, cams = model.predict(_crops(3))
-    assert probs.shape == (3,) and cams.shape == (3, CELLS, CELLS)
-    assert np.all((probs >= 0) & (probs <= 1))
+def test_model_outputs_logits_a_consistent_cam_and_calibrated_probabilities(model: FaceModel) -> None:
+    logits, cams = model.predict(_crops(3))
+    cells = model.input_side() // 32
+    assert logits.shape == (3,) and cams.shape == (3, cells, cells)
     # The CAM is the head applied per cell: its mean is the logit.
-    logits = np.log(probs / (1 - probs))
     assert np.allclose(cams.mean(axis=(1, 2)), logits, atol=1e-3)
+    probs = model.probability(logits)
+    assert np.all((probs >= 0) & (probs <= 1))
+    a, b = model.calibration
+    assert a > 0  # a higher logit is always more suspicious
+    assert np.allclose(probs, 1 / (1 + np.exp(-(a * logits + b))))
+
+
+def test_calibration_comes_from_the_card() -> None:
+    card = load_card(CARD_NAME)
+    cal = card.metrics["calibration"]
+    m = FaceModel.from_card(card)
+    assert m.calibration == (pytest.approx(cal["a"]), pytest.approx(cal["b"]))
+    assert FaceModel(path=__import__("pathlib").Path("x"), version="0", calibration=(2.0, -1.0)).probability(0.5) \
+        == pytest.approx(0.5)
 
 
 def test_batching_does_not_change_scores(model: FaceModel) -> None:
@@ -74,7 +87,8 @@ def test_preprocess_shape_and_norm() -> None:
 
 
 def test_aggregation_rules() -> None:
-    assert track_score([0.1, 0.9, 0.8, 0.2]) == pytest.approx(0.85)
+    assert track_score([0.1, 0.9, 0.8, 0.2]) == pytest.approx(0.85)  # top third of four is two
+    assert track_score([-1.0, 2.0, 0.0, 1.0, -2.0, 3.0]) == pytest.approx(2.5)
     assert track_score([0.3]) == pytest.approx(0.3)
     score, tid = media_score({1: [0.1, 0.2, 0.1], 2: [0.7, 0.9], 3: [0.99]})
     assert tid == 2 and score == pytest.approx(0.9)  # top half of two is one; the one-frame track is passed over
@@ -161,11 +175,12 @@ def test_flagged_face_gets_a_heatmap_and_a_reason() -> None:
         def predict(self, crops: list[np.ndarray], batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
             cam = np.full((len(crops), CELLS, CELLS), -1.0, np.float32)
             cam[:, 0, :] = 6.0  # top rows: the forehead edge of the crop
-            return np.full(len(crops), 0.95), cam
+            return np.full(len(crops), 3.0), cam  # logits
 
-    det = FaceArtifactsDetector(model=Always(path=__import__("pathlib").Path("unused"), version="1.0.0"))
+    det = FaceArtifactsDetector(model=Always(path=__import__("pathlib").Path("unused"), version="2.0.0"))
     res = det.run(_ctx())
-    assert res.score == pytest.approx(0.95)
+    assert res.score == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert res.evidence["media_logit"] == pytest.approx(3.0)
     assert res.reasons and res.reasons[0] in ("blending_boundary", "texture_artifacts")
     imgs = res.evidence["heatmap_jpeg_b64"]
     assert isinstance(imgs, list) and len(imgs) == 1

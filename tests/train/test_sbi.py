@@ -9,9 +9,12 @@ from veracity.train.sbi import (
     augment_pair,
     colour_transform,
     deform_mask,
+    elastic,
     geometric_transform,
+    h264,
     hull_mask,
     jpeg,
+    region_points,
     self_blend,
 )
 
@@ -117,3 +120,58 @@ def test_jpeg_round_trip_is_close() -> None:
     out = jpeg(img, 95)
     assert out.shape == img.shape
     assert np.abs(out.astype(int) - img.astype(int)).mean() < 8
+
+
+def _mesh_face() -> tuple[np.ndarray, np.ndarray]:
+    """A 478-point 'mesh' on a disc, with the nose tip and brows where a face has them."""
+    img, _ = _face()
+    rng = np.random.default_rng(3)
+    ang = rng.uniform(0, 2 * np.pi, 478)
+    rad = 28 * np.sqrt(rng.uniform(0, 1, 478))
+    pts = np.stack([48 + rad * np.cos(ang), 48 + rad * np.sin(ang)], axis=1)
+    pts[1] = (48, 52)  # nose tip
+    pts[105] = (38, 36)  # brows
+    pts[334] = (58, 36)
+    return img, pts
+
+
+def test_region_points_pick_the_lower_and_inner_face() -> None:
+    _, pts = _mesh_face()
+    full = region_points(pts, "full")
+    lower = region_points(pts, "lower")
+    inner = region_points(pts, "inner")
+    assert full is pts
+    assert 3 <= len(lower) < len(inner) < len(pts)
+    assert lower[:, 1].min() >= 48  # below the upper nose
+    assert inner[:, 1].min() >= 36  # from the brows down
+    few = pts[:40]
+    assert region_points(few, "lower") is few  # not a MediaPipe mesh: the whole hull
+    with pytest.raises(ValueError, match="region"):
+        region_points(pts, "ears")
+
+
+def test_lower_face_masks_leave_the_eyes_untouched() -> None:
+    _, pts = _mesh_face()
+    hard = hull_mask(region_points(pts, "lower"), SIZE)
+    assert hard[30, 48] == 0.0 and hard[65, 48] == 1.0
+
+
+def test_elastic_moves_the_edge_but_keeps_the_area_roughly() -> None:
+    _, pts = _face()
+    hard = hull_mask(pts, SIZE)
+    warped = elastic(hard, np.random.default_rng(0), 0.05)
+    assert warped.shape == hard.shape
+    assert not np.array_equal(warped > 0.5, hard > 0.5)
+    assert 0.7 < float((warped > 0.5).sum()) / float(hard.sum()) < 1.3
+    assert np.array_equal(elastic(hard, np.random.default_rng(0), 0.0), hard)
+
+
+def test_h264_round_trip_is_close_and_keeps_odd_sizes() -> None:
+    img, _ = _face()
+    out = h264(img, 18)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - img.astype(int)).mean() < 10
+    odd = h264(np.ascontiguousarray(img[:95, :95]), 30)
+    assert odd.shape == (95, 95, 3)
+    coarse = h264(img, 38)
+    assert np.abs(coarse.astype(int) - img.astype(int)).mean() >= np.abs(out.astype(int) - img.astype(int)).mean()

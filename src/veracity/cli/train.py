@@ -97,25 +97,61 @@ def train_spectral(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = 
 def train_face_artifacts(
     data: DataOpt = None,
     out: OutOpt = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint (or warm-start from "
+                                                          "the committed ONNX when the cache is gone).")] = False,
+    samples: Annotated[int | None, typer.Option("--samples", min=32, help="Schedule length in images.")] = None,
+    minutes: Annotated[float | None, typer.Option("--minutes", min=0.1, help="Stop (checkpointed) after this "
+                                                                             "many minutes.")] = None,
+    threads: Annotated[int, typer.Option("--threads", min=1, max=8, help="torch threads.")] = 2,
     as_json: JsonOpt = False,
 ) -> None:
-    """The face-manipulation network (EfficientNet-Lite, self-blended images)."""
+    """The face-manipulation network (EfficientNet-Lite0, self-blended images + DeepFaceLive swaps)."""
+    import time as _time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from veracity.cli.common import err as console
+
     try:
         from veracity.train import face_artifacts as trainer
     except ModuleNotFoundError as exc:
         raise _needs_torch(exc) from exc
+    changes: dict[str, object] = {"threads": threads}
+    if samples:
+        changes["samples"] = samples
+    if minutes:
+        changes["minutes"] = minutes
+    config = trainer.TrainConfig(**changes)  # type: ignore[arg-type]
+    columns = [TextColumn("face_artifacts"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:.1f} img/s  val {task.fields[val]}  loss {task.fields[loss]:.3f}"),
+               TimeRemainingColumn()]
+    bar = Progress(*columns, console=console, transient=False, disable=not console.is_terminal)
+    last_line = [0.0]
+
+    def hook(info: dict[str, object]) -> None:
+        rate = float(info["rate"])  # type: ignore[arg-type]
+        val = info.get("score", "-")
+        bar.update(task, completed=int(info["samples"]), rate=rate, val=val,  # type: ignore[call-overload]
+                   loss=float(info["loss"]))  # type: ignore[arg-type]
+        now = _time.monotonic()
+        if not console.is_terminal and now - last_line[0] > 60:
+            last_line[0] = now
+            left = (config.samples - int(info["samples"])) / max(rate, 1e-6)  # type: ignore[call-overload]
+            _err(f"{info['samples']}/{config.samples} samples, {rate:.1f} img/s, val score {val}, "
+                 f"loss {float(info['loss']):.3f}, ETA {left / 3600:.1f} h")  # type: ignore[arg-type]
+
     try:
-        card = trainer.train_face_artifacts(
-            data_roots(data)[0],
-            out or PKG_DATA / "synthetic_image-v2.json",
-            cache=Settings.from_env().cache_dir / "train" / "face_prep.npz",
-            config=trainer.TrainConfig(**({"steps": steps} if steps else {})),
-            log=_err,
-        )
+        with bar:
+            task = bar.add_task("train", total=config.samples, rate=0.0, val="-", loss=0.0)
+            card = trainer.train_face_artifacts(
+                data_roots(data),
+                out or PKG_DATA / f"{trainer.CARD_NAME}.json",
+                work=Settings.from_env().cache_dir / "train" / "face_artifacts",
+                config=config, resume=resume, log=_err, on_step=hook,
+            )
     except VeracityError as exc:
         raise _fail(exc) from exc
-    _emit({"trained": "face_artifacts", "card": card.model_dump(mode="json")}, as_json)
+    _emit({"trained": "face_artifacts", "card": None if card is None else card.model_dump(mode="json")}, as_json)
 
 
 @train_app.command("synthetic_image")

@@ -1,19 +1,22 @@
 """Face artifacts: a CNN on aligned face crops that spots blending seams and re-rendered texture.
 
-The network (EfficientNet-lite0, trained on self-blended images; ``train/face_artifacts``)
-scores each aligned crop the face stage cut (``faces/align.py``, 224 px, resized to the model's
-input) and also returns its class activation map (CAM): the head's weights applied at every cell
-of the last feature map, whose mean is the logit. The CAM is the "where" of the evidence.
+The network (EfficientNet-Lite0, trained on self-blended images and DeepFaceLive swaps;
+``train/face_artifacts``) scores each aligned crop the face stage cut (``faces/align.py``,
+224 px, resized to the model's input) and also returns its class activation map (CAM): the
+head's weights applied at every cell of the last feature map, whose mean is the logit. The CAM
+is the "where" of the evidence.
 
-Aggregation (documented contract):
-- crop score = sigmoid(logit);
-- track score = mean of the top half (at least one) of its crop scores: a face swap is rarely
+Aggregation (documented contract), in logits, calibrated once at the end:
+- track logit = mean of the top third (at least one) of its crop logits: a face swap is rarely
   visible in every frame, and one odd frame should not decide;
-- media score = the highest track score (one manipulated face is enough), among tracks seen in
+- media logit = the highest track logit (one manipulated face is enough), among tracks seen in
   at least two sparse frames when any such track exists (short-lived tracks are often false
-  detections); a still image has one crop per face.
+  detections); a still image has one crop per face;
+- score = sigmoid(a * logit + b), the Platt calibration fitted on the held-out train side
+  (card ``metrics.calibration``), so a crop's score is a probability.
 
-Reasons (when the media score reaches ``REASON_THRESHOLD``): for the flagged crop, the positive
+Reasons (when the media score reaches the card's ``manipulated`` threshold, ``metrics.threshold``,
+fixed on the held-out train side; ``REASON_THRESHOLD`` without one): for the flagged crop, the positive
 CAM mass per area in a band around the face outline (mesh convex hull) is compared with the
 interior: the band wins -> ``blending_boundary``, the interior -> ``texture_artifacts``.
 """
@@ -39,8 +42,8 @@ from veracity.faces.types import FaceObservation
 from veracity.media.types import MediaKind
 from veracity.models.cards import DATA_DIR, DATA_PACKAGE, ModelCard, load_card
 
-CARD_NAME = "face_artifacts-v1"
-INPUT = 160
+CARD_NAME = "face_artifacts-v2"
+INPUT = 128  # the model's input side (read from the graph when loaded)
 CROP = 224
 MEAN = np.asarray((0.485, 0.456, 0.406), dtype=np.float32)
 STD = np.asarray((0.229, 0.224, 0.225), dtype=np.float32)
@@ -55,12 +58,20 @@ U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
 
+TOP_SHARE = 3  # a track's logit is the mean of its top 1/TOP_SHARE crop logits
+
+
+def sigmoid(z: float | npt.NDArray[np.float64]) -> Any:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+
+
 @dataclass(frozen=True, slots=True)
 class CropScore:
     track_id: int
     t: float
     crop: U8
-    score: float
+    score: float  # calibrated probability
+    logit: float
     cam: F32  # (h, w) logits per cell
     points: npt.NDArray[np.float64] | None  # mesh in crop pixels, when known
 
@@ -72,6 +83,8 @@ class FaceModel:
     path: Path
     version: str
     threads: int = 1
+    calibration: tuple[float, float] = (1.0, 0.0)  # (a, b): probability = sigmoid(a * logit + b)
+    threshold: float = REASON_THRESHOLD  # calibrated score from which a face counts as flagged
     _session: Any = field(default=None, repr=False)
 
     def session(self) -> Any:
@@ -81,36 +94,54 @@ class FaceModel:
             self._session = onnx_session(self.path, threads=self.threads)
         return self._session
 
+    def input_side(self) -> int:
+        shape = self.session().get_inputs()[0].shape
+        return int(shape[2]) if isinstance(shape[2], int) else INPUT
+
+    def probability(self, logit: float | npt.NDArray[np.float64]) -> Any:
+        a, b = self.calibration
+        return sigmoid(a * np.asarray(logit, np.float64) + b)
+
     def predict(self, crops: list[U8], batch: int = 16) -> tuple[npt.NDArray[np.float64], F32]:
-        """Probabilities (N,) and CAMs (N, h, w) for aligned crops of any square size."""
+        """Raw logits (N,) and CAMs (N, h, w) for aligned crops of any square size."""
         if not crops:
             return np.zeros(0), np.zeros((0, INPUT // 32, INPUT // 32), dtype=np.float32)
-        probs: list[npt.NDArray[np.float64]] = []
+        side = self.input_side()
+        logits: list[npt.NDArray[np.float64]] = []
         cams: list[F32] = []
         for start in range(0, len(crops), batch):
-            x = preprocess(crops[start:start + batch])
+            x = preprocess(crops[start:start + batch], side)
             logit, cam = self.session().run(["logit", "cam"], {"input": x})
-            probs.append(1.0 / (1.0 + np.exp(-np.clip(np.asarray(logit, np.float64), -30, 30))))
+            logits.append(np.asarray(logit, np.float64))
             cams.append(np.asarray(cam, dtype=np.float32))
-        return np.concatenate(probs), np.concatenate(cams)
+        return np.concatenate(logits), np.concatenate(cams)
 
     @classmethod
-    def from_card(cls, card: ModelCard, threads: int = 1) -> FaceModel:
+    def from_card(cls, card: ModelCard, threads: int = 1, base: Path | None = None) -> FaceModel:
+        """The model of a card: its file in the package's data folder, or beside the card in
+        ``base`` (a frozen copy a benchmark measures while training goes on)."""
         if card.kind != "onnx" or card.file is None:
             raise ModelUnavailable(f"model {card.name!r} is not an ONNX file model")
-        with resources.as_file(resources.files(DATA_PACKAGE).joinpath(DATA_DIR)) as base:
-            path = card.file_path(Path(base))
-        return cls(path=path, version=card.version, threads=threads)
+        if base is not None:
+            path = card.file_path(base)
+        else:
+            with resources.as_file(resources.files(DATA_PACKAGE).joinpath(DATA_DIR)) as folder:
+                path = card.file_path(Path(folder))
+        cal = card.metrics.get("calibration") or {}
+        thr = card.metrics.get("threshold") or {}
+        return cls(path=path, version=card.version, threads=threads,
+                   calibration=(float(cal.get("a", 1.0)), float(cal.get("b", 0.0))),
+                   threshold=float(thr.get("value", REASON_THRESHOLD)))
 
 
-def preprocess(crops: list[U8]) -> F32:
-    """Square RGB crops -> (N, 3, INPUT, INPUT) float32 with ImageNet mean/std (as in training)."""
-    out = np.empty((len(crops), INPUT, INPUT, 3), dtype=np.float32)
+def preprocess(crops: list[U8], side: int = INPUT) -> F32:
+    """Square RGB crops -> (N, 3, side, side) float32 with ImageNet mean/std (as in training)."""
+    out = np.empty((len(crops), side, side, 3), dtype=np.float32)
     for i, c in enumerate(crops):
         if c.ndim != 3 or c.shape[2] != 3:
             raise ValueError(f"expected HxWx3 crops, got {c.shape}")
-        interp = cv2.INTER_AREA if c.shape[0] >= INPUT else cv2.INTER_LINEAR
-        out[i] = cv2.resize(np.ascontiguousarray(c), (INPUT, INPUT), interpolation=interp)
+        interp = cv2.INTER_AREA if c.shape[0] >= side else cv2.INTER_LINEAR
+        out[i] = cv2.resize(np.ascontiguousarray(c), (side, side), interpolation=interp)
     out = (out / 255.0 - MEAN) / STD
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2), dtype=np.float32)
 
@@ -152,15 +183,15 @@ def gather_crops(ctx: AnalysisContext) -> list[tuple[int, float, U8, npt.NDArray
 # -- aggregation ----------------------------------------------------------------------------------
 
 def track_score(scores: list[float]) -> float:
-    """Mean of the top half (at least one) of a track's crop scores."""
+    """Mean of the top third (at least one) of a track's crop logits (or scores)."""
     if not scores:
         raise ValueError("a track score needs at least one crop score")
-    top = sorted(scores, reverse=True)[: max(1, math.ceil(len(scores) / 2))]
+    top = sorted(scores, reverse=True)[: max(1, math.ceil(len(scores) / TOP_SHARE))]
     return float(np.mean(top))
 
 
 def media_score(by_track: dict[int, list[float]]) -> tuple[float, int]:
-    """(score, track id): the highest track score, preferring tracks seen at least twice."""
+    """(track value, track id): the highest track value, preferring tracks seen at least twice."""
     if not by_track:
         raise ValueError("no track to score")
     steady = {k: v for k, v in by_track.items() if len(v) >= 2} or by_track
@@ -210,10 +241,10 @@ def jpeg_b64(rgb: U8, quality: int = 85) -> str:
 # -- detector -------------------------------------------------------------------------------------
 
 class FaceArtifactsDetector:
-    """Scores aligned faces for blending seams and texture artifacts (self-blended training)."""
+    """Scores aligned faces for blending seams and texture artifacts (self-blends + face swaps)."""
 
     name = "face_artifacts"
-    version = "1.0.0"  # the card's version; tests check they agree
+    version = "2.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("video", "image")
 
     def __init__(self, *, model: FaceModel | None = None, card: str = CARD_NAME) -> None:
@@ -241,14 +272,15 @@ class FaceArtifactsDetector:
         items = gather_crops(ctx)
         if not items:
             return DetectorResult.skipped(self.name, model.version, "no_face_crop")
-        probs, cams = model.predict([c for _, _, c, _ in items])
-        scored = [CropScore(tid, t, crop, float(p), cam, pts)
-                  for (tid, t, crop, pts), p, cam in zip(items, probs, cams, strict=True)]
+        logits, cams = model.predict([c for _, _, c, _ in items])
+        probs = np.asarray(model.probability(logits), dtype=np.float64)
+        scored = [CropScore(tid, t, crop, float(p), float(lg), cam, pts)
+                  for (tid, t, crop, pts), p, lg, cam in zip(items, probs, logits, cams, strict=True)]
         by_track: dict[int, list[float]] = {}
         for s in scored:
-            by_track.setdefault(s.track_id, []).append(s.score)
-        score, top_track = media_score(by_track)
-        score = clamp01(score)
+            by_track.setdefault(s.track_id, []).append(s.logit)
+        media_logit, top_track = media_score(by_track)
+        score = clamp01(float(model.probability(media_logit)))
 
         frame_scores: dict[float, float] = {}
         for s in scored:
@@ -259,12 +291,15 @@ class FaceArtifactsDetector:
             "n_crops": len(scored),
             "n_tracks": len(by_track),
             "top_track": top_track,
-            "track_scores": [round(track_score(v), 4) for _, v in sorted(by_track.items())],
+            "track_scores": [round(float(model.probability(track_score(v))), 4) for _, v in sorted(by_track.items())],
             "max_crop_score": round(float(probs.max()), 4),
-            "aggregation": "track: mean of top half of crop scores; media: max over tracks",
+            "media_logit": round(media_logit, 4),
+            "aggregation": "track: mean of the top third of crop logits; media: max over tracks seen in >= 2 "
+                           "frames; score: Platt-calibrated sigmoid",
         }
-        flagged = [s for s in scored if s.score >= REASON_THRESHOLD]
-        if score >= REASON_THRESHOLD and flagged:
+        flagged = [s for s in scored if s.score >= model.threshold]
+        evidence["threshold"] = round(model.threshold, 4)
+        if score >= model.threshold and flagged:
             best = max((s for s in flagged if s.track_id == top_track), key=lambda s: s.score,
                        default=max(flagged, key=lambda s: s.score))
             share = boundary_share(best.cam, best.points)

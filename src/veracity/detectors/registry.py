@@ -44,8 +44,8 @@ SPECS: tuple[DetectorSpec, ...] = (
     DetectorSpec(
         "face_artifacts",
         "veracity.detectors.face_artifacts:FaceArtifactsDetector",
-        "EfficientNet-lite0 on aligned faces, trained on self-blended images (blending_boundary, texture_artifacts)",
-        "face_artifacts-v1",
+        "EfficientNet-Lite0 on aligned faces, self-blends + face swaps (blending_boundary, texture_artifacts)",
+        "face_artifacts-v2",
     ),
     DetectorSpec(
         "synthetic_image",

@@ -1,8 +1,12 @@
 """Self-blended images (Shiohara & Yamasaki, CVPR 2022): fake faces made from real ones.
 
 A real aligned face is blended with a slightly transformed copy of itself (colour, sharpness,
-scale, shift) through a mask derived from its own landmarks (convex hull of the mesh, randomly
-eroded or dilated, then blurred). The result carries only the generic traces of face swapping —
+scale, shift) through a mask derived from its own landmarks (convex hull of the whole mesh, of
+its lower part — where a lip-sync pastes its mouth — or of the inner face; elastically deformed,
+randomly eroded or dilated, then blurred, with a random blend ratio). Afterwards both images of a
+(real, blend) pair meet the same compression a deepfake meets on its way to us: JPEG q 40-95 or
+an H.264 intra re-encode at CRF 18-38, and a downscale and upscale (:func:`augment_pair`).
+The result carries only the generic traces of face swapping —
 a blending boundary, a colour/texture mismatch, a small misalignment — and no identity or
 generator cue, so a classifier trained on (original, self-blend) pairs learns those traces.
 
@@ -34,6 +38,12 @@ class SBIConfig:
     shift: float = 0.03  # source shifted by +- this share of the side
     blur_max: int = 25  # largest Gaussian kernel (odd) for the mask edge
     blend_ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+    elastic: float = 0.04  # largest mask displacement, share of the side
+    region_p: tuple[float, float, float] = (0.6, 0.25, 0.15)  # full hull, lower face, inner face
+
+
+NOSE_TIP = 1
+BROWS = (105, 334)  # mid-eyebrow points of the MediaPipe mesh
 
 
 def hull_mask(points: npt.NDArray[np.floating[Any]], size: int) -> F32:
@@ -44,6 +54,36 @@ def hull_mask(points: npt.NDArray[np.floating[Any]], size: int) -> F32:
     hull = cv2.convexHull(np.round(points).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, (1,))
     return mask.astype(np.float32)
+
+
+def region_points(points: npt.NDArray[np.floating[Any]], region: str) -> npt.NDArray[np.floating[Any]]:
+    """The landmarks whose hull is blended: ``full`` (all), ``lower`` (below the upper nose: mouth,
+    cheeks, chin, as a lip-sync rewrites them) or ``inner`` (brows down: a swap that keeps the
+    forehead). Meshes other than MediaPipe's 478 points always give ``full``."""
+    if region == "full" or points.shape[0] != 478:
+        return points
+    y = points[:, 1]
+    if region == "lower":
+        cut = y[NOSE_TIP] - 0.25 * (y[NOSE_TIP] - float(np.mean(y[list(BROWS)])))
+    elif region == "inner":
+        cut = float(np.mean(y[list(BROWS)]))
+    else:
+        raise ValueError(f"unknown region {region!r}")
+    chosen = points[y >= cut]
+    return chosen if chosen.shape[0] >= 3 else points
+
+
+def elastic(mask: F32, rng: np.random.Generator, amount: float) -> F32:
+    """Warp a mask by a smooth random displacement field (a 4x4 grid of offsets up to
+    ``amount`` of the side, interpolated): hull edges stop being straight polygon sides."""
+    size = mask.shape[0]
+    if amount <= 0:
+        return mask
+    grid = rng.uniform(-amount * size, amount * size, size=(2, 4, 4)).astype(np.float32)
+    dx = cv2.resize(grid[0], (size, size), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(grid[1], (size, size), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    return np.asarray(cv2.remap(mask, xx + dx, yy + dy, cv2.INTER_LINEAR, borderValue=(0.0,)), dtype=np.float32)
 
 
 def _odd(k: int) -> int:
@@ -58,7 +98,9 @@ def deform_mask(mask: F32, rng: np.random.Generator, cfg: SBIConfig = SBIConfig(
     size = mask.shape[0]
     k = int(rng.integers(1, max(2, size // 20)))
     kernel = np.ones((k, k), np.uint8)
-    m = mask.astype(np.uint8)
+    m = (elastic(mask, rng, cfg.elastic) > 0.5).astype(np.uint8)
+    if not m.any():
+        m = mask.astype(np.uint8)
     grown = cv2.erode(m, kernel) if rng.random() < 0.5 else cv2.dilate(m, kernel)
     out = np.asarray(grown, dtype=np.float32)
     k1 = _odd(int(rng.integers(5, cfg.blur_max + 1)))
@@ -117,7 +159,8 @@ def self_blend(img: U8, points: npt.NDArray[np.floating[Any]], rng: np.random.Ge
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != img.shape[1] or img.dtype != np.uint8:
         raise ValueError(f"expected a square HxWx3 uint8 image, got {img.shape} {img.dtype}")
     size = img.shape[0]
-    mask = deform_mask(hull_mask(points, size), rng, cfg)
+    region = str(rng.choice(np.asarray(["full", "lower", "inner"]), p=np.asarray(cfg.region_p)))
+    mask = deform_mask(hull_mask(region_points(points, region), size), rng, cfg)
     changed = geometric_transform(colour_transform(img, rng, cfg), rng, cfg)
     source, target = (changed, img) if rng.random() < 0.5 else (img, changed)
     m = mask[..., None]
@@ -133,13 +176,41 @@ def jpeg(img: U8, quality: int) -> U8:
     return np.asarray(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
+def h264(img: U8, crf: int) -> U8:
+    """One H.264 (libx264, yuv420p, intra) round trip at ``crf``: the chroma subsampling, block
+    transform and deblocking of a re-encoded video frame. Sides are cropped to even numbers."""
+    import av
+
+    h, w = (img.shape[0] // 2) * 2, (img.shape[1] // 2) * 2
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.options = {"crf": str(int(crf)), "preset": "ultrafast", "tune": "zerolatency"}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:h, :w]), format="rgb24").reformat(format="yuv420p")
+    packets = [*enc.encode(frame), *enc.encode(None)]
+    dec = av.CodecContext.create("h264", "r")
+    out: list[U8] = []
+    for packet in packets:
+        for decoded in dec.decode(packet):
+            out.append(np.asarray(decoded.to_ndarray(format="rgb24"), dtype=np.uint8))
+    for decoded in dec.decode(None):
+        out.append(np.asarray(decoded.to_ndarray(format="rgb24"), dtype=np.uint8))
+    if not out:
+        raise ValueError("H.264 round trip gave no frame")
+    res = img.copy()
+    res[:h, :w] = out[-1]
+    return res
+
+
 def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int) -> tuple[U8, U8]:
-    """The same flip, downscale and JPEG for both images of a pair, then resize to ``out_size``:
-    augmentations never differ between the classes, so they cannot become the cue."""
+    """The same flip, downscale-upscale and compression (JPEG q 40-95 or H.264 CRF 18-38, or
+    none) for both images of a pair, then resize to ``out_size``: augmentations never differ
+    between the classes, so they cannot become the cue."""
     if rng.random() < 0.5:
         real, fake = real[:, ::-1], fake[:, ::-1]
-    q = int(rng.integers(40, 96)) if rng.random() < 0.6 else 0
-    down = rng.uniform(0.5, 0.9) if rng.random() < 0.3 else 1.0
+    u = rng.random()
+    codec, level = ("jpeg", int(rng.integers(40, 96))) if u < 0.45 else \
+        (("h264", int(rng.integers(18, 39))) if u < 0.75 else ("none", 0))
+    down = rng.uniform(0.35, 0.9) if rng.random() < 0.4 else 1.0
     out: list[U8] = []
     for image in (real, fake):
         x = np.ascontiguousarray(image)
@@ -147,7 +218,9 @@ def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int) ->
             s = x.shape[0]
             small = cv2.resize(x, (int(s * down), int(s * down)), interpolation=cv2.INTER_AREA)
             x = np.asarray(cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
-        if q:
-            x = jpeg(x, q)
+        if codec == "jpeg":
+            x = jpeg(x, level)
+        elif codec == "h264":
+            x = h264(x, level)
         out.append(np.asarray(cv2.resize(x, (out_size, out_size), interpolation=cv2.INTER_AREA), dtype=np.uint8))
     return out[0], out[1]

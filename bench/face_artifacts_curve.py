@@ -1,0 +1,70 @@
+"""The face_artifacts validation curve (samples seen vs train-side held-out AUC) as a PNG.
+
+Reads the run's history from the checkpoint (``~/.cache/veracity/train/face_artifacts/last.pt``)
+or, without one, from the committed card's ``metrics.validation``; ``--baseline`` draws v1's
+figures on the same held-out set (bench/face_artifacts_trainval.py) as dashed lines.
+
+    PYTHONPATH=src .venv/bin/python bench/face_artifacts_curve.py [--baseline v1.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CKPT = Path.home() / ".cache" / "veracity" / "train" / "face_artifacts" / "last.pt"
+OUT = ROOT / "docs" / "img" / "face_artifacts_curve.png"
+
+
+def history() -> list[dict[str, Any]]:
+    if CKPT.is_file():
+        import torch
+
+        saved = torch.load(CKPT, map_location="cpu", weights_only=False)
+        return list(saved["state"]["history"])
+    from veracity.models.cards import load_card
+
+    return list(load_card("face_artifacts-v2").metrics.get("validation", []))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", type=Path, default=None, help="trainval JSON of v1")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = history()
+    xs = [h["samples"] for h in hist]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    styles = {"auc_dfl": ("held-out DeepFaceLive identities: real vs swap", "tab:red"),
+              "auc_sbi": ("held-out reals vs self-blends", "tab:blue"), "score": ("mean (selection)", "black")}
+    for key, (label, colour) in styles.items():
+        ax.plot(xs, [h.get(key) for h in hist], marker="o", color=colour, label=label)
+    if args.baseline is not None and args.baseline.is_file():
+        base = json.loads(args.baseline.read_text(encoding="utf-8"))["validation"]
+        for key, (_label, colour) in styles.items():
+            if key in base:
+                ax.axhline(base[key], color=colour, linestyle="--", linewidth=1)
+        ax.plot([], [], color="grey", linestyle="--", label="v1 on the same held-out set")
+    ax.set_xlabel("training samples seen")
+    ax.set_ylabel("ROC AUC (train side, held out)")
+    ax.set_ylim(0.3, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("face_artifacts v2: validation curve")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
