@@ -119,7 +119,7 @@ def test_rows_that_leave_the_output_folder_are_skipped(tmp_path: Path) -> None:
 def test_composite_panels_are_cut(tmp_path: Path) -> None:
     """A DeepFaceLive-style composite (left real | right fake) also gives two panel clips with
     rows of their own; the whole composite stays listed and is recognisable as one."""
-    clip = make_video(tmp_path / "clip.mp4", size=(128, 64), seconds=1.0, fps=10)
+    clip = make_video(tmp_path / "clip.mp4", size=(224, 64), seconds=1.0, fps=10)  # two wide halves, not 3
     data = clip.read_bytes()
     mirrors, commit = _mirror(tmp_path, {"demo.mp4": data})
     rows = [_row("train/video/fake/dfl_demo.mp4", "iperov/DeepFaceLive", commit, "demo.mp4", blob_id(data),
@@ -140,10 +140,14 @@ def test_composite_panels_are_cut(tmp_path: Path) -> None:
 
     with av.open(str(out / "train/video/fake/dfl_demo__panel2of2.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    assert frames and frames[0].shape == (64, 64, 3)
+    assert frames and frames[0].shape == (64, 112, 3)
     with av.open(str(clip)) as c:
         src = next(iter(c.decode(video=0))).to_ndarray(format="rgb24")
-    assert np.abs(frames[0].astype(int) - src[:, 64:].astype(int)).mean() < 12  # the right half, not the left
+    assert np.abs(frames[0].astype(int) - src[:, 112:].astype(int)).mean() < 12  # the right half, not the left
+
+    (out / "train/video/real/dfl_demo__panel1of3.mp4").write_bytes(b"cut by an older layout")
+    materialize(_write_sources(tmp_path / "SOURCES.tsv", rows), out, mirrors=mirrors)
+    assert not (out / "train/video/real/dfl_demo__panel1of3.mp4").exists()  # stale panels are removed
 
 
 @pytest.mark.slow

@@ -79,6 +79,7 @@ class Result:
     halves: int = 0
     skipped: list[Skip] = field(default_factory=list)
     bytes_total: int = 0
+    stale_removed: int = 0
 
     def summary(self) -> dict[str, object]:
         return {
@@ -87,6 +88,7 @@ class Result:
             "new": self.new,
             "already_present": self.kept,
             "halves": self.halves,
+            "stale_panels_removed": self.stale_removed,
             "bytes": self.bytes_total,
             "by_split_kind_label": {"/".join(k): n for k, n in sorted(self.written.items())},
             "skipped": [{"path": s.path, "repo": s.repo, "why": s.why} for s in self.skipped],
@@ -162,22 +164,23 @@ def is_composite(row: dict[str, str]) -> bool:
     return "composite" in (row.get("notes", "") + " " + row.get("detail", "")).lower()
 
 
-def composite_panels(row: dict[str, str], width: int, height: int) -> list[tuple[int, str, str]]:
-    """The panels of a side-by-side composite to cut out: ``(index, label, what)``, with the panel
-    count from the frame's aspect. DeepFaceLive: left original (real), right swapped (fake).
-    AniPortrait: reference still | generated (| driving video): the generated panel is the second;
-    the driving clip of 3-panel demos is real footage of a person; the reference still is not cut
-    (a still shown as video is neither a real nor a fake video)."""
-    n = max(2, round(width / max(1, height)))
+def composite_panels(row: dict[str, str], width: int, height: int) -> tuple[int, list[tuple[int, str, str]]]:
+    """How a side-by-side composite splits: the number of equal panels and the ones to cut out,
+    ``(index, label, what)``. DeepFaceLive: always two wide halves (each 16:9-ish, so the frame's
+    aspect does not give the count), left original (real), right swapped (fake). AniPortrait:
+    square panels, as many as the aspect says: reference still | generated (| driving video); the
+    generated panel is the second, the driving clip of 3-panel demos is real footage of a person,
+    the reference still is not cut (a still shown as video is neither a real nor a fake video)."""
     repo = row["source_repo"].lower()
     if "deepfacelive" in repo:
-        return [(0, "real", "left half: the original footage"), (1, "fake", "right half: the face swap")]
+        return 2, [(0, "real", "left half: the original footage"), (1, "fake", "right half: the face swap")]
     if "aniportrait" in repo:
+        n = max(2, round(width / max(1, height)))
         panels = [(1, "fake", f"panel 2 of {n}: the generated animation")]
         if n == 3:
             panels.append((2, "real", "panel 3 of 3: the real driving video"))
-        return panels
-    return []
+        return n, panels
+    return 2, []
 
 
 def cut_panel(src: Path, dst: Path, index: int, panels: int) -> None:
@@ -240,9 +243,9 @@ def _panel_rows(row: dict[str, str], out: Path, result: Result) -> list[dict[str
     except (av.error.FFmpegError, IndexError) as exc:
         result.skipped.append(Skip(row["path"], row["source_repo"], f"composite not readable: {exc}"))
         return []
-    panels = max(2, round(width / max(1, height)))
+    panels, cuts = composite_panels(row, width, height)
     rows = []
-    for index, label, what in composite_panels(row, width, height):
+    for index, label, what in cuts:
         stem = Path(row["path"]).stem
         rel = f"{row['split']}/video/{label}/{stem}{PANEL_MARK}{index + 1}of{panels}.mp4"
         dst = _safe_target(out, rel)
@@ -317,9 +320,23 @@ def materialize(sources: Path, out: Path, *, mirrors: Path, halves: bool = True,
         result.written[(r["split"], r["kind"], r["label"])] += 1
         result.bytes_total += (out / r["path"]).stat().st_size
     _write_manifest(out / "MANIFEST.tsv", manifest)
+    result.stale_removed = _remove_stale_panels(out, {r["path"] for r in manifest})
     if progress:
         progress(len(rows), len(rows), "")
     return result
+
+
+def _remove_stale_panels(out: Path, listed: set[str]) -> int:
+    """Panel clips an earlier run cut that this run does not list (a changed panel layout) are
+    deleted, with their tags, so no unlisted clip with a wrong label stays beside the data."""
+    removed = 0
+    for f in out.rglob(f"*{PANEL_MARK}*of*.mp4"):
+        rel = f.relative_to(out).as_posix()
+        if rel not in listed and not f.name.startswith("."):
+            f.unlink()
+            f.with_name(f".{f.name}.from").unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _write_manifest(path: Path, rows: Iterable[dict[str, str]]) -> None:
