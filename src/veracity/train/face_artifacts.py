@@ -45,6 +45,7 @@ import numpy.typing as npt
 from veracity.models.cards import ModelCard, file_sha256, write_card
 from veracity.models.metrics import roc_auc
 from veracity.train.face_prep import CROP, FaceSet, load, load_or_build
+from veracity.train.onnx_export import halve_weights
 from veracity.train.sbi import augment_pair, self_blend
 
 Progress = Callable[[str], None]
@@ -297,9 +298,7 @@ def export_onnx(clf: Classifier, out: Path) -> None:
     (the head's linear weights applied at every position of the last feature map, plus the bias;
     its mean is exactly the logit). Weights are stored as float16 and cast back to float32 in
     the graph, halving the file; the arithmetic stays float32."""
-    import onnx
     import torch
-    from onnx import numpy_helper
 
     net = clf.net.eval()
 
@@ -321,30 +320,7 @@ def export_onnx(clf: Classifier, out: Path) -> None:
         torch.onnx.export(WithCam(), (torch.zeros(1, 3, INPUT, INPUT),), str(tmp), dynamo=False,
                           input_names=["input"], output_names=["logit", "cam"], opset_version=17,
                           dynamic_axes={"input": {0: "n"}, "logit": {0: "n"}, "cam": {0: "n"}})
-    model = onnx.load(str(tmp))
-    graph = model.graph
-    casts = []
-    kept = []
-    for init in graph.initializer:
-        arr = numpy_helper.to_array(init)
-        if arr.dtype == np.float32 and arr.size >= 256:
-            half = numpy_helper.from_array(arr.astype(np.float16), name=init.name + "_fp16")
-            kept.append(half)
-            casts.append(onnx.helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
-                                               name=init.name + "_cast"))
-        else:
-            kept.append(init)
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    model.producer_name = "veracity"
-    onnx.checker.check_model(model)
-    part = out.with_suffix(".part.onnx")
-    onnx.save(model, str(part))
-    part.replace(out)
-    tmp.unlink()
+    halve_weights(tmp, out)
 
 
 def weights_from_onnx(clf: Classifier, path: Path) -> int:

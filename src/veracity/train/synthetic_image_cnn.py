@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from veracity.detectors.synthetic_image import CNN_CROP
 from veracity.train.common import Item, Progress
+from veracity.train.onnx_export import halve_weights
 from veracity.train.synthetic_image import augment, load_rgb, random_crop
 
 CROPS_PER_IMAGE = 6
@@ -106,34 +107,5 @@ def export_features_onnx(out: Path) -> None:
         torch.onnx.export(module, (torch.zeros(1, 3, CNN_CROP, CNN_CROP),), str(tmp), dynamo=False,
                           input_names=["input"], output_names=["features"], opset_version=17,
                           dynamic_axes={"input": {0: "n"}, "features": {0: "n"}})
-    _halve_weights(tmp, out)
+    halve_weights(tmp, out)
 
-
-def _halve_weights(src: Path, out: Path) -> None:
-    """Store float32 initialisers as float16 with a Cast back in the graph (half the file, the
-    arithmetic stays float32); ``src`` is removed."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(src))
-    graph = model.graph
-    casts = []
-    kept = []
-    for init in graph.initializer:
-        arr = numpy_helper.to_array(init)
-        if arr.dtype == np.float32 and arr.size >= 256:
-            half = numpy_helper.from_array(arr.astype(np.float16), name=init.name + "_fp16")
-            kept.append(half)
-            casts.append(onnx.helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
-                                               name=init.name + "_cast"))
-        else:
-            kept.append(init)
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    model.producer_name = "veracity"
-    onnx.checker.check_model(model)
-    onnx.save(model, str(out))
-    src.unlink()
