@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from collections.abc import Callable
 from importlib import util
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
+from learned_speed import median_ms, speech_10s  # same folder: python bench/speech_speed.py
 
-from veracity.config import Limits, Settings
+from veracity.config import Settings
 from veracity.detectors.synthetic_speech import (
     CARD_NAME,
     SpeechHead,
@@ -32,40 +30,16 @@ from veracity.detectors.synthetic_speech import (
     prepare,
     score_features,
 )
-from veracity.media.audio import load_audio
-from veracity.media.probe import probe
 from veracity.media.types import AUDIO_RATE
 from veracity.models.cards import load_card
 from veracity.models.fetch import models_dir
 from veracity.models.whisper import WhisperEncoder, log_mel
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-
-def speech_10s() -> npt.NDArray[np.float32]:
-    """10 s of real speech (eval/audio/real files joined) or a synthetic voice."""
-    parts: list[npt.NDArray[np.float32]] = []
-    for f in sorted((DATA / "eval" / "audio" / "real").glob("*.wav")):
-        audio, _ = load_audio(probe(f, Limits()))
-        if audio is not None:
-            parts.append(audio.samples)
-        if sum(p.size for p in parts) >= 10 * AUDIO_RATE:
-            break
-    if parts:
-        return np.concatenate(parts)[: 10 * AUDIO_RATE]
-    t = np.arange(10 * AUDIO_RATE) / AUDIO_RATE
-    return np.asarray(0.1 * np.sin(2 * np.pi * 140 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)), dtype=np.float32)
-
-
-def median_ms(fn: Callable[[], object], repeat: int) -> dict[str, float]:
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append((time.perf_counter() - t) * 1000.0)
-        cpu.append((time.process_time() - c) * 1000.0)
-    return {"wall_median": round(statistics.median(wall), 1), "cpu_median": round(statistics.median(cpu), 1)}
+def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
+    """learned_speed's medians (wall and CPU ms of this process) as a JSON row."""
+    wall, cpu = median_ms(fn, repeat)
+    return {"wall_median": round(wall, 1), "cpu_median": round(cpu, 1)}
 
 
 def du_mb(path: Path) -> float:
@@ -82,14 +56,14 @@ def main() -> int:
     head = SpeechHead.from_card(load_card(CARD_NAME))
     out: dict[str, object] = {"audio_s": round(audio.size / AUDIO_RATE, 2)}
     prep = prepare(audio)
-    out["prepare_ms"] = median_ms(lambda: prepare(audio), args.repeat)
-    out["log_mel_ms"] = median_ms(lambda: log_mel(prep.samples), args.repeat)
+    out["prepare_ms"] = timed(lambda: prepare(audio), args.repeat)
+    out["log_mel_ms"] = timed(lambda: log_mel(prep.samples), args.repeat)
     for threads in (1, 2):
         t = time.perf_counter()
         enc = WhisperEncoder.from_cache(settings.cache_dir, threads=threads)
         out[f"load_s_threads{threads}"] = round(time.perf_counter() - t, 2)  # includes the sha256 checks
-        out[f"encoder_ms_threads{threads}"] = median_ms(lambda e=enc: encode_file(e, prep), args.repeat)
-        out[f"detector_ms_per_10s_threads{threads}"] = median_ms(
+        out[f"encoder_ms_threads{threads}"] = timed(lambda e=enc: encode_file(e, prep), args.repeat)
+        out[f"detector_ms_per_10s_threads{threads}"] = timed(
             lambda e=enc: score_features(head, file_features(e, audio)[0]), args.repeat)
     spec = util.find_spec("ctranslate2")
     site = Path(spec.origin).parent.parent if spec and spec.origin else None
