@@ -34,7 +34,7 @@ import numpy.typing as npt
 from veracity.config import Options, Settings
 from veracity.detectors.base import AnalysisContext
 from veracity.detectors.face_artifacts import FaceModel, gather_crops, media_score
-from veracity.models.cards import load_card, read_card
+from veracity.models.cards import ModelCard, load_card, read_card
 from veracity.models.metrics import roc_auc
 from veracity.train.data import is_composite
 
@@ -139,6 +139,16 @@ def tables(records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
     return out
 
 
+def open_model(ref: str, threads: int) -> tuple[ModelCard, FaceModel]:
+    """A packaged card by name, or a frozen copy (``.../card.json`` with its weights beside it)."""
+    card_path = Path(ref)
+    if card_path.suffix == ".json" and card_path.is_file():
+        card = read_card(card_path)
+        return card, FaceModel.from_card(card, threads=threads, base=card_path.parent)
+    card = load_card(ref)
+    return card, FaceModel.from_card(card, threads=threads)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--card", default="face_artifacts-v2")
@@ -147,13 +157,7 @@ def main() -> int:
     args = ap.parse_args()
     from veracity.faces import FaceMesher
 
-    card_path = Path(args.card)
-    if card_path.suffix == ".json" and card_path.is_file():  # a frozen copy: card and weights side by side
-        card = read_card(card_path)
-        model = FaceModel.from_card(card, threads=args.threads, base=card_path.parent)
-    else:
-        card = load_card(args.card)
-        model = FaceModel.from_card(card, threads=args.threads)
+    card, model = open_model(args.card, args.threads)
     threshold = float((card.metrics.get("threshold") or {}).get("value", 0.5))
     settings = Settings.from_env()
     mesher = FaceMesher(max_faces=Options().max_faces)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from face_artifacts_eval import open_model  # same folder: python bench/face_artifacts_trainval.py
 
-from veracity.detectors.face_artifacts import FaceModel, preprocess
-from veracity.models.cards import load_card, read_card
+from veracity.detectors.face_artifacts import preprocess
 from veracity.train.face_artifacts import add_eval_metrics, heldout_report
 from veracity.train.face_prep import load
 
@@ -33,13 +33,7 @@ def main() -> int:
     fs = load(CROPS)
     if fs is None:
         raise SystemExit(f"no crop cache at {CROPS}: run `veracity train face_artifacts` first")
-    card_path = Path(args.card)
-    if card_path.suffix == ".json" and card_path.is_file():  # a frozen copy: card and weights side by side
-        card = read_card(card_path)
-        model = FaceModel.from_card(card, threads=args.threads, base=card_path.parent)
-    else:
-        card = load_card(args.card)
-        model = FaceModel.from_card(card, threads=args.threads)
+    _card, model = open_model(args.card, args.threads)
     side = model.input_side()
 
     def score(x: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
@@ -49,7 +43,7 @@ def main() -> int:
 
     report = heldout_report(score, model.probability, fs, size=side)
     print(json.dumps({"card": args.card, "input": side, **report}, indent=2))
-    if args.write and card_path.suffix != ".json":
+    if args.write and Path(args.card).suffix != ".json":
         add_eval_metrics(PKG / f"{args.card}.json", "threshold", report["threshold"])
         add_eval_metrics(PKG / f"{args.card}.json", "heldout_train_side", report)
     return 0
