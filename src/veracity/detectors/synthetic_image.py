@@ -115,12 +115,6 @@ class LinearHead(StandardLogistic):
     def config(cls) -> dict[str, object]:
         return preprocessing_config()
 
-    def logits(self, emb: npt.NDArray[np.floating[Any]]) -> FloatArray:
-        x = np.atleast_2d(np.asarray(emb, dtype=np.float64))
-        if x.shape[1] != EMBED_DIM:
-            raise ValueError(f"expected {EMBED_DIM}-d embeddings, got {x.shape}")
-        return np.asarray(((x - self.mean) / self.std) @ self.coef + self.intercept, dtype=np.float64)
-
 
 def cnn_features_config() -> dict[str, object]:
     return {"id": "effnet-lite0-imagenet-pooled/1", "extractor": CNN_EXTRACTOR_CARD, "crop": CNN_CROP,
@@ -138,12 +132,6 @@ class CnnHead(StandardLogistic):
     @classmethod
     def config(cls) -> dict[str, object]:
         return cnn_features_config()
-
-    def logits(self, feats: npt.NDArray[np.floating[Any]]) -> FloatArray:
-        x = np.atleast_2d(np.asarray(feats, dtype=np.float64))
-        if x.shape[1] != FEATURE_DIM:
-            raise ValueError(f"expected {FEATURE_DIM} features, got {x.shape}")
-        return np.asarray(((x - self.mean) / self.std) @ self.coef + self.intercept, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +53,13 @@ class StandardLogistic:
     def logit(self, features: FloatArray) -> float:
         """The logit of one feature vector."""
         return float(((features - self.mean) / self.std) @ self.coef) + self.intercept
+
+    def logits(self, features: npt.NDArray[np.floating[Any]]) -> FloatArray:
+        """The logits of a batch of feature vectors (one row each; a single vector is one row)."""
+        x = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if x.shape[1] != self.n_features:
+            raise ValueError(f"expected {self.n_features} features per row, got {x.shape}")
+        return np.asarray(((x - self.mean) / self.std) @ self.coef + self.intercept, dtype=np.float64)
 
     def params(self) -> dict[str, object]:
         """The card's inline payload (hashed by the card)."""

@@ -254,7 +254,7 @@ def file_logits(head: SpeechHead, feats: Sequence[FloatArray]) -> list[float]:
         if arr.shape[0] == 0:
             out.append(math.nan)
         else:
-            out.append(aggregate(((arr - head.mean) / head.std) @ head.coef + head.intercept))
+            out.append(aggregate(head.logits(arr)))
     return out
 
 
