@@ -73,26 +73,10 @@ def reliability_png(kinds: Mapping[str, tuple[Sequence[Mapping[str, Any]], float
 def roc_png(records: Sequence[Record], names: Sequence[str], path: Path, *, title: str = "ROC",
             size: int = 640) -> Path:
     """Write the ROC plot of every name (detector or ``fused``) that has both classes scored."""
-    margin_l, margin_b, margin_t, margin_r = 60, 50, 36, 16
     img = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default()
-    plot = (margin_l, margin_t, size - margin_r, size - margin_b)
-    x0, y0, x1, y1 = plot
-    draw.rectangle(plot, outline="#9ca3af")
-    for k in range(1, 5):
-        gx = x0 + (x1 - x0) * k / 5
-        gy = y1 - (y1 - y0) * k / 5
-        draw.line([(gx, y0), (gx, y1)], fill="#eeeeee")
-        draw.line([(x0, gy), (x1, gy)], fill="#eeeeee")
-    for k in range(6):
-        v = k / 5
-        draw.text((x0 + (x1 - x0) * v - 8, y1 + 6), f"{v:.1f}", fill="#374151", font=font)
-        draw.text((x0 - 30, y1 - (y1 - y0) * v - 6), f"{v:.1f}", fill="#374151", font=font)
-    draw.line([(x0, y1), (x1, y0)], fill="#d1d5db", width=1)
-    draw.text((x0 + (x1 - x0) / 2 - 60, size - 22), "false positive rate", fill="#111827", font=font)
-    draw.text((8, margin_t - 22), "true positive rate", fill="#111827", font=font)
-    draw.text((x0, 8), title, fill="#111827", font=font)
+    x0, y0, x1, y1 = _axes(draw, size, title, "false positive rate", "true positive rate")
     legend_y = y1 - 16
     for i, name in enumerate(list(names)):
         pairs = _scores(records, name)
