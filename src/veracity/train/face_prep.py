@@ -20,7 +20,6 @@ item, label, pair, source). It is rebuilt only when its tag (version, settings, 
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from veracity.errors import ConfigError
+from veracity.train.common import read_manifest
 
 Progress = Callable[[str], None]
 CROP = 256
@@ -76,16 +76,8 @@ class FaceSet:
         return out
 
 
-def _manifest(root: Path) -> list[dict[str, str]]:
-    path = root / "MANIFEST.tsv"
-    if not path.is_file():
-        raise ConfigError(f"no MANIFEST.tsv under {root}")
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
 def _rows(root: Path, prefixes: tuple[str, ...], label: str = "real") -> list[str]:
-    out = [r["path"] for r in _manifest(root) if r["split"] == "train" and r["label"] == label
+    out = [r["path"] for r in read_manifest(root) if r["split"] == "train" and r["label"] == label
            and r["path"].startswith(prefixes) and (root / r["path"]).is_file()]
     return sorted(out)
 
@@ -100,7 +92,7 @@ def sources_videos(root: Path) -> tuple[list[str], list[str], list[str]]:
     of the frame (part original, part swap) and are no fake. Their panels are skipped."""
     from veracity.train.data import is_composite
 
-    rows = [r for r in _manifest(root) if r["split"] == "train" and r.get("kind") == "video"
+    rows = [r for r in read_manifest(root) if r["split"] == "train" and r.get("kind") == "video"
             and r["path"].startswith(SOURCES_VIDEO) and r["label"] in ("real", "fake")
             and (root / r["path"]).is_file()]
     composites: list[str] = []
