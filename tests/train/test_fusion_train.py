@@ -14,7 +14,8 @@ from veracity.evaluation import runner
 from veracity.evaluation.dataset import LabelledItem
 from veracity.evaluation.runner import DetectorScore, Record, latest_records, run_cached, save_records
 from veracity.fusion import FusionParams
-from veracity.train.fusion import cv_group, select_items, train_fusion, whole_composite
+from veracity.train.data import is_composite
+from veracity.train.fusion import cv_group, select_items, train_fusion
 
 COLUMNS = ("path", "split", "label", "detail", "kind", "source_repo", "commit", "source_path", "license", "notes")
 
@@ -53,7 +54,7 @@ def test_select_items_train_only_composites_skipped_capped(tmp_path: Path) -> No
     assert all(r.startswith("train/") for r in rels)
     assert Counter(i.kind for i in items)["image"] == 4
     assert rels == [i.rel for i in select_items([tmp_path], "train", per_group={"video": 10, "image": 4}, seed=0)]
-    assert whole_composite(rows[0]) and not whole_composite(rows[1])
+    assert is_composite(rows[0]) and not is_composite(rows[1])
 
 
 def test_panels_of_one_composite_share_a_cv_group() -> None:

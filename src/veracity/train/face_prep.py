@@ -32,6 +32,7 @@ from PIL import Image, ImageOps
 
 from veracity.errors import ConfigError
 from veracity.train.common import read_manifest
+from veracity.train.data import PANEL_MARK, is_composite
 
 Progress = Callable[[str], None]
 CROP = 256
@@ -86,12 +87,9 @@ def sources_videos(root: Path) -> tuple[list[str], list[str], list[str]]:
     """From a materialised SOURCES root: the DeepFaceLive side-by-side composites, other real
     videos, other fake videos (train split).
 
-    The composites are read whole and cut here at half width (left: original, right: swap): the
-    materialised panels assume one panel per frame height, and most DeepFaceLive composites are
-    two wide 16:9 halves, so their ``panel2of3`` / ``panel2of4`` clips hold a third or a quarter
-    of the frame (part original, part swap) and are no fake. Their panels are skipped."""
-    from veracity.train.data import is_composite
-
+    The composites are read whole and cut here at half width (left: original, right: swap), so
+    each real/swap crop pair comes from one decoded frame; the materialised panel clips of the
+    same composites would give the same pixels re-encoded and unpaired, so they are skipped."""
     rows = [r for r in read_manifest(root) if r["split"] == "train" and r.get("kind") == "video"
             and r["path"].startswith(SOURCES_VIDEO) and r["label"] in ("real", "fake")
             and (root / r["path"]).is_file()]
@@ -102,7 +100,7 @@ def sources_videos(root: Path) -> tuple[list[str], list[str], list[str]]:
         if is_composite(r):
             if dfl:
                 composites.append(r["path"])
-        elif not (dfl and "__panel" in r["path"]):
+        elif not (dfl and PANEL_MARK in r["path"]):
             singles[r["label"]].append(r["path"])
     return sorted(composites), sorted(singles["real"]), sorted(singles["fake"])
 
@@ -110,7 +108,7 @@ def sources_videos(root: Path) -> tuple[list[str], list[str], list[str]]:
 def dfl_identity(path: str) -> str:
     """``deepfacelive_Ava_de_Addario_1.mp4`` -> ``Ava_de_Addario`` (the person filmed and swapped
     in, so validation can hold out whole identities)."""
-    stem = Path(path).stem.split("__panel")[0]
+    stem = Path(path).stem.split(PANEL_MARK)[0]
     if stem.startswith("deepfacelive_"):
         stem = stem[len("deepfacelive_"):]
     head, _, tail = stem.rpartition("_")

@@ -34,7 +34,7 @@ from veracity.evaluation.runner import Progress, Record, latest_records, run_cac
 from veracity.fusion.fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
 from veracity.fusion.fuse import FusionParams, default_name, write_default
 from veracity.train.common import group_of, read_manifest
-from veracity.train.data import is_composite
+from veracity.train.data import PANEL_MARK, is_composite
 
 Log = Callable[[str], None]
 DEFAULT_VERSION = "fusion-v3"
@@ -48,11 +48,6 @@ def fusion_data_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "fusion" / "data"
 
 
-def whole_composite(row: dict[str, str]) -> bool:
-    """A side-by-side composite itself (not one of its panels, whose rows also mention it)."""
-    return is_composite(row) and "__panel" not in row["path"]
-
-
 def select_items(roots: Sequence[Path], split: str, *, per_group: dict[str, int] | None = None, seed: int = 0,
                  kinds: Sequence[str] = KINDS) -> list[LabelledItem]:
     """Real/fake files of ``split`` from every root, whole composites skipped, at most
@@ -62,7 +57,7 @@ def select_items(roots: Sequence[Path], split: str, *, per_group: dict[str, int]
         for row in read_manifest(root):
             if row["split"] != split or row["label"] not in ("real", "fake") or row.get("kind") not in kinds:
                 continue
-            if whole_composite(row) or not (root / row["path"]).is_file():
+            if is_composite(row) or not (root / row["path"]).is_file():
                 continue
             item = LabelledItem(path=root / row["path"], rel=row["path"], label="fake" if row["label"] == "fake"
                                 else "real", source=row.get("source_repo") or "unknown",
@@ -89,8 +84,8 @@ def cv_group(record: Record) -> str:
     composite set (one swap model, e.g. ``deepfacelive_Albica_Johns``) form a group of their own,
     real and fake panel together, because all fake train videos come from a single repository."""
     name = Path(record.rel).name
-    if "__panel" in name:
-        stem = re.sub(r"_\d+$", "", name.split("__panel")[0])
+    if PANEL_MARK in name:
+        stem = re.sub(r"_\d+$", "", name.split(PANEL_MARK)[0])
         return f"{record.source}:{stem}"
     return record.source
 
