@@ -262,7 +262,8 @@ def train_fusion(
                 roots, version=version, records_path=records or cache / "train.jsonl", reuse_records=reuse,
                 eval_roots=[] if no_eval else (eval_roots or roots),
                 eval_records=None if no_eval else (eval_records or cache / "eval.jsonl"),
-                reviews=reviews, per_group=caps, calibration=calibration, out=out, progress=tick, log=_err)
+                reviews=reviews, per_group=caps, calibration=calibration, out=out, progress=tick,
+                held_out=trainer.held_out_tables(roots, None, _err), log=_err)
     except VeracityError as exc:
         raise _fail(exc) from exc
     _emit({"trained": "fusion", "fusion": params.model_dump(mode="json")}, as_json)

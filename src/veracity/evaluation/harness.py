@@ -37,13 +37,15 @@ def rescore(records: Sequence[Record], params: FusionParams) -> list[Record]:
 
 def evaluate_records(records_path: Path, *, out_dir: Path | None = None, detectors: Sequence[str] | None = None,
                      fusion: str | None = None) -> dict[str, Any]:
-    """Summarise saved ``records.jsonl`` again, re-fused with ``fusion`` (e.g. after a refit)."""
-    from veracity.evaluation.runner import load_records
+    """Summarise saved ``records.jsonl`` again, re-fused with ``fusion`` (e.g. after a refit). An
+    append-only cache (``train fusion``'s) may hold a file twice, before and after a detector
+    retrain: the last record per file counts, once."""
+    from veracity.evaluation.runner import latest_records
 
     if not records_path.is_file():
         raise ConfigError(f"no records file at {records_path}")
     params = FusionParams.load(fusion) if fusion else FusionParams.load()
-    records = rescore(load_records(records_path), params)
+    records = rescore(latest_records(records_path), params)
     if detectors:
         records = [replace_detectors(r, detectors) for r in records]
     summary = summarise(records, fused_threshold=params.thresholds.suspicious, detectors=detectors)

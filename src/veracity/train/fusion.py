@@ -20,7 +20,7 @@ import json
 import re
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from veracity.evaluation.dataset import LabelledItem
 from veracity.evaluation.runner import Progress, Record, latest_records, run_cached
 from veracity.fusion.fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
 from veracity.fusion.fuse import FusionParams, default_name, write_default
+from veracity.train import heldout
 from veracity.train.common import group_of, read_manifest
 from veracity.train.data import PANEL_MARK, is_composite
 
@@ -117,12 +118,47 @@ def data_summary(records: Sequence[Record]) -> dict[str, Any]:
     return out
 
 
+def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) -> dict[str, heldout.HeldOut]:
+    """Per learned detector, its table of train files fitted on / scored out of fold: written by
+    its trainer (speech), or rebuilt from the trainer's fixed hold-out (image, face). A detector
+    for which neither is possible here is left out, with a warning."""
+    from veracity.detectors import registry
+
+    cache = (settings or Settings.from_env()).cache_dir
+    out: dict[str, heldout.HeldOut] = {}
+    for name in heldout.LEARNED:
+        card = registry.spec(name).card
+        if card is None:
+            continue
+        table = heldout.load(cache, name, heldout.card_sha(card))
+        if table is None and name == "synthetic_image":
+            try:
+                table = heldout.synthetic_image_table(roots, card, log=log)
+            except ConfigError:  # no train images under these roots
+                table = None
+        elif table is None and name == "face_artifacts":
+            table = heldout.face_artifacts_table(cache / "train" / "face_artifacts", card, log=log)
+        if table is not None and not heldout.table_path(cache, name).is_file():
+            heldout.save(table, cache)  # fixed for these weights from now on
+        if table is None:
+            log(f"warning: {name}: no held-out table for {card} (no crop cache / data here); its train scores "
+                "are used as they are, which is optimistic (recorded in the fusion file)")
+            continue
+        out[name] = table
+    return out
+
+
 def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, records_path: Path,
                  reuse_records: bool = False, eval_roots: Sequence[Path] = (), eval_records: Path | None = None,
                  reviews: Path | None = None, per_group: dict[str, int] | None = None, seed: int = 0,
                  calibration: str = "platt", out: Path | None = None, make_default: bool = True,
                  settings: Settings | None = None, progress: Progress | None = None,
+                 held_out: Mapping[str, heldout.HeldOut | None] | None = None,
                  log: Log | None = None) -> FusionParams:
+    """Record (or reuse), fit, compare on eval, write. ``held_out`` (``held_out_tables``, which
+    the CLI always passes): per learned detector, the train files it was fitted on and its
+    out-of-fold scores, applied to the train records before the fit; None uses them as they are
+    (synthetic records in tests)."""
     note = log or (lambda _m: None)
     caps = per_group or PER_GROUP
     if reuse_records:
@@ -141,6 +177,12 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
                         progress=progress, log=note)
     if any(r.rel.startswith("eval/") for r in train):
         raise ConfigError("fusion fit refused: eval records among the train records")
+    held_counts: dict[str, dict[str, int]] = {}
+    if held_out is not None:
+        train, held_counts = heldout.apply(train, held_out)
+    for name, c in sorted(held_counts.items()):
+        note(f"{name} on train records: {c.get('kept', 0)} never seen, {c.get('replaced', 0)} out-of-fold, "
+             f"{c.get('withdrawn', 0)} withdrawn (in-sample)")
     review_rows = read_reviews(reviews) if reviews is not None else []
     if review_rows:
         note(f"adding {len(review_rows)} reviewed jobs from {reviews}")
@@ -171,6 +213,10 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
         "cv": "grouped k-fold by source (panels of one composite set form one group)",
         "data": {"split": "train", "per_group": caps, "seed": seed, "roots": [_shown(r) for r in roots],
                  "kinds": data_summary(train), "records": _shown(records_path)},
+        "held_out": {"rule": ("a learned detector's score on a train file its weights were fitted on is replaced "
+                              "by its out-of-fold score, or withdrawn (neutral) when it has none"),
+                     "applied": held_out is not None, "per_detector": held_counts,
+                     "missing": [] if held_out is None else [n for n in heldout.LEARNED if n not in held_out]},
         "reviews": {"file": _shown(reviews), "n": len(review_rows)} if reviews is not None else None,
         "kinds": {k: f.report for k, f in fits.items()},
         "eval_comparison": {**comparison, "current_default": current, "became_default": promote},

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from veracity.config import Limits
+from veracity.config import Limits, Settings
 from veracity.detectors.synthetic_speech import (
     CARD_NAME,
     N_FEATURES,
@@ -59,6 +59,7 @@ from veracity.media.probe import probe
 from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
 from veracity.models.whisper import EMBED_DIM
+from veracity.train import heldout
 from veracity.train.common import FeatureCache, Item, Progress, Roots, as_roots, list_items, training_sets
 from veracity.train.spectral import balanced_weights, fit_logistic
 
@@ -313,13 +314,14 @@ def root_name(item: Item, roots: Sequence[Path]) -> str:
 
 def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progress: Progress | None = None,
                            measure_eval: bool = True, encoder: Encoder | None = None,
-                           cache_root: Path | None = None, threads: int = 2) -> ModelCard:
+                           cache_root: Path | None = None, threads: int = 2,
+                           held_out_dir: Path | None = None) -> ModelCard:
     """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
-    on eval, write the card to ``out``."""
+    on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default: the
+    cache) for the fusion fit."""
     log = progress or (lambda _m: None)
     started = time.perf_counter()
     if encoder is None:
-        from veracity.config import Settings
         from veracity.models.whisper import WhisperEncoder
 
         encoder = WhisperEncoder.from_cache(Settings.from_env().cache_dir, threads=threads)
@@ -443,4 +445,13 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
     )
     write_card(card, out)
     log(f"wrote {out}")
+    # The out-of-source scores of every train file, calibrated as the detector's: what the fusion
+    # fit uses instead of the in-sample scores (train/heldout.py).
+    oof_probs = {items[f].rel: 1.0 / (1.0 + math.exp(-(a * oof[best][f][0] + b))) for f in files
+                 if math.isfinite(oof[best][f][0])}
+    where = heldout.save(heldout.HeldOut(
+        "synthetic_speech", CARD_NAME, card.sha256, frozenset(items[i].rel for i in usable), oof_probs,
+        how="leave-one-source-out: each file scored by a head fitted without its source, Platt as the detector"),
+        held_out_dir or Settings.from_env().cache_dir)
+    log(f"wrote {where} ({len(oof_probs)} out-of-source scores)")
     return card
