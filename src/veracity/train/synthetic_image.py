@@ -63,6 +63,7 @@ from veracity.models.clip import EMBED_DIM, ClipEncoder, to_rgb3
 from veracity.models.fetch import load_fetched
 from veracity.models.metrics import roc_auc
 from veracity.models.patch_cnn import FEATURE_DIM, PatchCnn
+from veracity.train import heldout
 from veracity.train.common import FeatureCache, Item, Progress, Roots, cap_per_group, list_items, training_sets
 from veracity.train.spectral import auc_table, balanced_weights, fit_logistic, read_rgb
 
@@ -300,9 +301,10 @@ def per_image(values: FloatArray, owner: npt.NDArray[np.int64], n_items: int) ->
 
 
 def leave_generator_out(x: FloatArray, owner: npt.NDArray[np.int64], items: Sequence[Item], l2: float,
-                        cls: type[Probe] = LinearHead) -> dict[str, float]:
+                        cls: type[Probe] = LinearHead, z_out: FloatArray | None = None) -> dict[str, float]:
     """For each fake source: fit on the non-held-out crops without that source, then AUC (image
-    level, mean crop logit) of all its fakes against the held-out reals."""
+    level, mean crop logit) of all its fakes against the held-out reals. ``z_out`` (one per item)
+    receives each fake's logit from the probe fitted without its source."""
     y_item = np.asarray([it.label for it in items], dtype=np.int64)
     g_item = np.asarray([it.group for it in items])
     hold_item = np.asarray([is_holdout(it) for it in items])
@@ -314,6 +316,9 @@ def leave_generator_out(x: FloatArray, owner: npt.NDArray[np.int64], items: Sequ
         z = per_image(head.logits(x), owner, len(items))
         test = ((y_item == 1) & (g_item == source)) | (hold_item & (y_item == 0))
         out[source] = round(roc_auc(y_item[test], z[test]), 4)
+        if z_out is not None:
+            mine = (y_item == 1) & (g_item == source)
+            z_out[mine] = z[mine]
     return out
 
 
@@ -432,9 +437,11 @@ def cnn_train_features(items: Sequence[Item], extractor: PatchCnn, work: Path, s
 
 
 def choose_probe(x: FloatArray, owner: npt.NDArray[np.int64], items: Sequence[Item], cls: type[Probe],
-                 name: str, log: Progress) -> tuple[Probe, dict[str, Any], FloatArray]:
+                 name: str, log: Progress) -> tuple[Probe, dict[str, Any], FloatArray, FloatArray]:
     """Ridge by mean leave-one-generator-out AUC; the probe fitted on the non-held-out crops; the
-    image-level logits of every item (mean over its crops)."""
+    image-level logits of every item (mean over its crops); and the held-out logits for the fusion
+    fit (``train/heldout.py``): each fake from the probe fitted without its source, each held-out
+    real from the probe, NaN for the reals it was fitted on."""
     y_item = np.asarray([it.label for it in items], dtype=np.int64)
     hold = np.asarray([is_holdout(it) for it in items])
     cv = {str(l2): leave_generator_out(x, owner, items, l2, cls) for l2 in L2_GRID}
@@ -445,7 +452,10 @@ def choose_probe(x: FloatArray, owner: npt.NDArray[np.int64], items: Sequence[It
     head = fit_head(x[fit], y_item[owner][fit], [items[i].group for i in owner[fit]], best, cls)
     table: dict[str, Any] = {"auc_by_held_out_generator": cv[str(best)], "l2": best,
              "l2_grid_mean_auc": {k: round(float(np.mean(list(v.values()))), 4) for k, v in cv.items()}}
-    return head, table, per_image(head.logits(x), owner, len(items))
+    z = per_image(head.logits(x), owner, len(items))
+    z_oof = np.where(hold & (y_item == 0), z, np.nan)
+    leave_generator_out(x, owner, items, best, cls, z_out=z_oof)
+    return head, table, z, z_oof
 
 
 def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | None = None, seed: int = 0,
@@ -465,6 +475,7 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
     hold = np.asarray([is_holdout(it) for it in items])
     hold_items = [it for it, h in zip(items, hold, strict=True) if h]
     z_hold: dict[str, FloatArray] = {}
+    z_oof: dict[str, FloatArray] = {}
     logo: dict[str, Any] = {}
 
     head: Probe | None = None
@@ -477,7 +488,7 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
         cache = clip_cache(settings, enc_card.sha256)
         x, owner = embed_train(items, encoder, cache, seed, log)
         n_clip_crops = x.shape[0]
-        head, logo["clip"], z = choose_probe(x, owner, items, LinearHead, "clip", log)
+        head, logo["clip"], z, z_oof["clip"] = choose_probe(x, owner, items, LinearHead, "clip", log)
         z_hold["clip"] = z[hold]
 
     cnn_head: Probe | None = None
@@ -493,7 +504,7 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
         extractor_card = extractor_model_card(onnx_path)
         xf, owner_f = cnn_train_features(items, extractor, settings.cache_dir / "train" / "synthetic_image_cnn",
                                          seed, log)
-        cnn_head, logo["cnn"], z = choose_probe(xf, owner_f, items, CnnHead, "cnn", log)
+        cnn_head, logo["cnn"], z, z_oof["cnn"] = choose_probe(xf, owner_f, items, CnnHead, "cnn", log)
         z_hold["cnn"] = z[hold]
 
     # The held-out reals as the detector sees them (inference crops), as-is and re-saved: how
@@ -579,6 +590,16 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
     )
     write_card(card, out)
     log(f"wrote {out}")
+    # Held-out scores for the fusion fit: a fake from the probes fitted without its generator, a
+    # held-out real from the probes, calibrated as the detector does.
+    oof = {it.rel: cal.prob({v: float(z_oof[v][i]) for v in cal.views}) for i, it in enumerate(items)
+           if "#" not in it.rel and all(np.isfinite(z_oof[v][i]) for v in cal.views)}
+    fitted_on = {heldout.base_rel(it.rel) for it in items if not is_holdout(it) or it.label == 1}
+    where = heldout.save(heldout.HeldOut(
+        "synthetic_image", CARD_NAME, card.sha256, frozenset(fitted_on), oof,
+        how="fakes: leave-one-generator-out probes; reals: the held-out quarter (never fitted on)"),
+        settings.cache_dir)
+    log(f"wrote {where} ({len(oof)} held-out scores)")
     return card
 
 
