@@ -97,6 +97,33 @@ def test_run_cached_analyses_only_what_is_new(tmp_path: Path, monkeypatch: pytes
     assert len(latest) == 3 and all(r.versions == {"d": "2"} for r in latest)
 
 
+def test_run_cached_reruns_only_the_retrained_detector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, tuple[str, ...] | None]] = []
+
+    def fake(_analyzer: object, item: LabelledItem, options: object) -> Record:
+        wanted = getattr(options, "detectors", None)
+        calls.append((item.rel, wanted))
+        v = 0.9 if wanted else 0.1
+        dets = {n: DetectorScore(score=v, confidence=0.5) for n in (wanted or ("a", "b"))}
+        return Record(rel=item.rel, label=item.y, source=item.source, method=item.method, kind="image",
+                      detectors=dets, key=str(item.path.resolve()))
+
+    monkeypatch.setattr(runner, "_analyse_one", fake)
+    monkeypatch.setattr(runner, "detector_fingerprints", lambda: {"a": "1", "b": "1"})
+    p = tmp_path / "0.jpg"
+    p.write_bytes(b"x")
+    items = [LabelledItem(path=p, rel="0.jpg", label="real", kind="image")]
+    cache = tmp_path / "cache.jsonl"
+    run_cached(items, cache)
+    monkeypatch.setattr(runner, "detector_fingerprints", lambda: {"a": "1", "b": "2"})  # b retrained
+    (got,) = run_cached(items, cache)
+    assert calls == [("0.jpg", None), ("0.jpg", ("b",))]
+    assert got.detectors["a"].score == 0.1 and got.detectors["b"].score == 0.9
+    assert got.versions == {"a": "1", "b": "2"}
+    (again,) = run_cached(items, cache)  # nothing left to do
+    assert len(calls) == 2 and again.detectors == got.detectors
+
+
 def _records(kind: str, n: int, seed: int) -> list[Record]:
     rng = np.random.default_rng(seed)
     out = []

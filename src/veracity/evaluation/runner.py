@@ -137,23 +137,52 @@ def run_cached(items: Sequence[LabelledItem], cache: Path, *, options: Options |
     """:func:`run_set` with an append-only cache: a file already analysed with the same detector
     fingerprints (and no error) is taken from ``cache``, the rest is analysed and appended line
     by line, so a killed run resumes where it stopped and a refit after one retrained detector
-    re-analyses everything (fingerprints differ) while a second refit re-analyses nothing."""
+    re-runs only that detector on the files (its scores replace the old ones) while a second refit
+    re-analyses nothing."""
     prints = detector_fingerprints()
     done: dict[str, Record] = {}
+    stale: dict[str, Record] = {}  # analysed before, with some detectors since retrained
     if cache.is_file():
-        for r in load_records(cache, tolerant=True):
-            if r.key and r.versions == prints and r.error is None:
+        for r in latest_records(cache):
+            if not r.key or r.error is not None:
+                continue
+            if r.versions == prints:
                 done[r.key] = r
+            elif set(r.versions) == set(prints):
+                stale[r.key] = r
     todo = [i for i in items if str(i.path.resolve()) not in done]
+    refresh = [i for i in todo if str(i.path.resolve()) in stale]
+    whole = [i for i in todo if str(i.path.resolve()) not in stale]
     if log is not None:
-        log(f"{len(items) - len(todo)} of {len(items)} files cached in {cache}; analysing {len(todo)}")
+        log(f"{len(items) - len(todo)} of {len(items)} files cached in {cache}; analysing {len(whole)}, "
+            f"re-running only the retrained detectors on {len(refresh)}")
     cache.parent.mkdir(parents=True, exist_ok=True)
+    fresh: list[Record] = []
     with cache.open("a", encoding="utf-8") as fh:
         def sink(r: Record) -> None:
             fh.write(json.dumps(replace(r, versions=prints).to_json()) + "\n")
             fh.flush()
 
-        fresh = run_set(todo, options=options, settings=settings, fusion=fusion, progress=progress, sink=sink)
+        # One pass per set of retrained detectors: only they run, and their scores replace the
+        # old ones (the fused score of such a record is recomputed by whoever refits or rescores).
+        by_changed: dict[tuple[str, ...], list[LabelledItem]] = {}
+        for item in refresh:
+            old = stale[str(item.path.resolve())]
+            changed = tuple(sorted(n for n in prints if old.versions.get(n) != prints[n]))
+            by_changed.setdefault(changed, []).append(item)
+        for changed, group in by_changed.items():
+            opts = (options or Options()).with_(detectors=changed)
+
+            def merge(r: Record, changed: tuple[str, ...] = changed) -> None:
+                if r.error is None:
+                    old = stale[r.key]
+                    r = replace(old, detectors={**old.detectors, **{n: r.detectors[n] for n in changed
+                                                                    if n in r.detectors}})
+                fresh.append(r)
+                sink(r)
+
+            run_set(group, options=opts, settings=settings, fusion=fusion, progress=progress, sink=merge)
+        fresh += run_set(whole, options=options, settings=settings, fusion=fusion, progress=progress, sink=sink)
     by_key = {**done, **{r.key: replace(r, versions=prints) for r in fresh}}
     return [by_key[str(i.path.resolve())] for i in items]
 
