@@ -20,7 +20,7 @@ from PIL import Image
 from veracity import __version__
 from veracity.config import Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import AnalysisContext, Detector, DetectorResult
+from veracity.detectors.base import AnalysisContext, Detector, DetectorResult, run_detector
 from veracity.faces import FaceMesher, FaceResult, find_faces
 from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
 from veracity.fusion.evidence import apply_missing_evidence
@@ -112,23 +112,6 @@ class Analyzer:
         verdict = apply_missing_evidence(verdict, media.warnings)
         timings["total"] = _ms(started)
         return build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
-
-
-def run_detector(det: Detector, ctx: AnalysisContext) -> DetectorResult:
-    """Run one detector, timing it; a detector that does not apply is asked nothing more."""
-    t = time.perf_counter()
-    verdict = det.applies(ctx)
-    if not verdict:
-        result = DetectorResult.skipped(det.name, det.version, verdict.reason or "not_applicable")
-    else:
-        result = det.run(ctx)
-    return _with_elapsed(result, _ms(t))
-
-
-def _with_elapsed(result: DetectorResult, elapsed: float) -> DetectorResult:
-    from dataclasses import replace
-
-    return replace(result, elapsed_ms=elapsed)
 
 
 def _ms(t: float) -> float:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from veracity.config import Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import AnalysisContext, Detector
+from veracity.detectors.base import AnalysisContext, Detector, run_detector
 from veracity.detectors.face_artifacts import (
     CARD_NAME,
     INPUT,
@@ -199,5 +199,5 @@ def test_no_face_is_not_applicable() -> None:
 
 
 def test_missing_model_is_reported_not_scored() -> None:
-    res = FaceArtifactsDetector(card="no-such-card").run(_ctx())
+    res = run_detector(FaceArtifactsDetector(card="no-such-card"), _ctx())
     assert res.score is None and res.not_applicable == "model_unavailable"

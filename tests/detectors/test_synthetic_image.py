@@ -14,14 +14,14 @@ from PIL import Image
 
 from veracity.config import Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import AnalysisContext, Detector, sigmoid
+from veracity.detectors.base import MODEL_UNAVAILABLE as UNAVAILABLE
+from veracity.detectors.base import AnalysisContext, Detector, run_detector, sigmoid
 from veracity.detectors.synthetic_image import (
     CARD_NAME,
     CLIP_CROP,
     CNN_CROP,
     CNN_GRID,
     GRID,
-    UNAVAILABLE,
     Calibration,
     CnnHead,
     ImageModel,
@@ -179,10 +179,10 @@ def test_registered_lazily_and_honours_protocol() -> None:
 def test_applies_to_still_images_only() -> None:
     det = SyntheticImageDetector(model=model(), encoder=StubEncoder())  # type: ignore[arg-type]
     assert det.applies(context("image"))
-    video = det.applies(context("video", [Frame(t=0.5, rgb=noise(240, 320), role="sparse")]))
-    assert not video and video.reason == "not_image"
-    verdict = det.applies(context("audio", [], audio=Audio(samples=np.zeros(16000, dtype=np.float32))))
-    assert not verdict and verdict.reason == "not_image"
+    video = run_detector(det, context("video", [Frame(t=0.5, rgb=noise(240, 320), role="sparse")]))
+    assert not video.applied and video.not_applicable == "not_image"
+    verdict = run_detector(det, context("audio", [], audio=Audio(samples=np.zeros(16000, dtype=np.float32))))
+    assert not verdict.applied and verdict.not_applicable == "not_image"
 
 
 def test_clip_view_scores_native_crops_and_calibrates_the_mean_logit() -> None:
@@ -222,7 +222,7 @@ def test_two_views_fuse_and_the_heatmap_comes_with_the_reason() -> None:
 
 def test_a_view_without_its_model_is_unavailable_not_a_crash() -> None:
     broken = ImageModel(version="2.0.0", calibration=Calibration(("cnn",), (1.0,), 0.0, 0.5), head=None)
-    res = SyntheticImageDetector(model=broken, encoder=StubEncoder()).run(context())  # type: ignore[arg-type]
+    res = run_detector(SyntheticImageDetector(model=broken, encoder=StubEncoder()), context())  # type: ignore[arg-type]
     assert res.score is None and res.not_applicable == UNAVAILABLE
 
 
@@ -233,7 +233,7 @@ def test_tiny_images_are_not_scored() -> None:
 
 
 def test_missing_encoder_is_reported_not_guessed(tmp_path: Path) -> None:
-    res = SyntheticImageDetector().run(context("image", settings=Settings(cache_dir=tmp_path)))
+    res = run_detector(SyntheticImageDetector(), context("image", settings=Settings(cache_dir=tmp_path)))
     assert res.score is None
     assert res.not_applicable == UNAVAILABLE
     assert "veracity models fetch" in str(res.evidence["error"])

@@ -1,20 +1,25 @@
 """The detector contract: a small protocol, one validated result type, and the shared context.
 
 A detector that does not apply returns ``score=None`` with a reason (``no_face``, ``no_audio``),
-never 0.5: fusion leaves it out instead of counting a guess.
+never 0.5: fusion leaves it out instead of counting a guess. :func:`run_detector` is the one
+prologue every detector shares (input kind, ``applies``, a missing model, timing), so a
+detector's ``applies`` checks only what it needs of the content and its ``run`` only scores.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from veracity.config import Options, Settings
+from veracity.errors import ModelUnavailable
 from veracity.faces.types import FaceResult
 from veracity.media.types import DecodedMedia, MediaKind
 
+MODEL_UNAVAILABLE = "model_unavailable"  # a model (card, weights, fetched asset) is not installed
 EvidenceValue = float | int | str | bool | None | list[float] | list[int] | list[str]
 
 
@@ -99,9 +104,41 @@ class Detector(Protocol):
     version: str
     modalities: tuple[MediaKind, ...]
 
-    def applies(self, ctx: AnalysisContext) -> Applicability: ...
+    def applies(self, ctx: AnalysisContext) -> Applicability:
+        """Whether the content has what it needs (a face, speech); the input's kind is already
+        among ``modalities`` (:func:`run_detector` checks that)."""
+        ...
 
-    def run(self, ctx: AnalysisContext) -> DetectorResult: ...
+    def run(self, ctx: AnalysisContext) -> DetectorResult:
+        """Score an input it applies to; may raise ``ModelUnavailable`` (reported as skipped)."""
+        ...
+
+
+def wrong_kind(modalities: tuple[MediaKind, ...]) -> str:
+    """The not-applicable code for an input of a kind the detector does not look at, named by
+    what the detector needs: ``not_video`` / ``not_image`` (one kind only), ``no_audio`` (it
+    listens), else ``no_frames`` (it looks at pictures, and the input has none)."""
+    if set(modalities) == {"video"}:
+        return "not_video"
+    if set(modalities) == {"image"}:
+        return "not_image"
+    return "no_audio" if "audio" in modalities else "no_frames"
+
+
+def run_detector(det: Detector, ctx: AnalysisContext) -> DetectorResult:
+    """Run one detector: the kind check, ``applies``, a missing model read as skipped
+    (``model_unavailable``, never a crash or a guess) and the timing, once for every detector."""
+    t = time.perf_counter()
+    if ctx.kind not in det.modalities:
+        result = DetectorResult.skipped(det.name, det.version, wrong_kind(det.modalities))
+    elif not (verdict := det.applies(ctx)):
+        result = DetectorResult.skipped(det.name, det.version, verdict.reason or "not_applicable")
+    else:
+        try:
+            result = det.run(ctx)
+        except ModelUnavailable as exc:
+            result = DetectorResult.skipped(det.name, det.version, MODEL_UNAVAILABLE, error=str(exc))
+    return replace(result, elapsed_ms=(time.perf_counter() - t) * 1000.0)
 
 
 def sigmoid(x: float) -> float:

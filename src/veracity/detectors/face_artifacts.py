@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import math
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -257,18 +256,12 @@ class FaceArtifactsDetector:
         return self._model
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind not in self.modalities:
-            return Applicability.no("no_image")
         if not ctx.faces.any:
             return Applicability.no("no_face")
         return Applicability.yes()
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        started = time.perf_counter()
-        try:
-            model = self._get_model(ctx.settings.onnx_threads)
-        except ModelUnavailable as exc:
-            return DetectorResult.skipped(self.name, self.version, "model_unavailable", error=str(exc))
+        model = self._get_model(ctx.settings.onnx_threads)
         items = gather_crops(ctx)
         if not items:
             return DetectorResult.skipped(self.name, model.version, "no_face_crop")
@@ -327,7 +320,6 @@ class FaceArtifactsDetector:
             reasons=tuple(reasons),
             frame_scores=frame_scores,
             evidence=evidence,
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
 
 

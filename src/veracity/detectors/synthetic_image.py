@@ -41,7 +41,6 @@ The CLIP encoder is a fetched asset (``veracity models fetch``); without it the 
 from __future__ import annotations
 
 import base64
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -71,7 +70,6 @@ CNN_GRID = 3  # inference: CNN_GRID x CNN_GRID CNN crops
 BASE_CONFIDENCE = 0.6
 MIN_SIDE = 64  # below this an image says too little (icons, thumbnails)
 HEATMAP_SIDE = 160
-UNAVAILABLE = "model_unavailable: run `veracity models fetch`"
 DATA_PACKAGE = "veracity.models"
 DATA_DIR = "data"
 
@@ -269,8 +267,6 @@ class SyntheticImageDetector:
         return self._cnn
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind not in self.modalities:
-            return Applicability.no("not_image")
         if not ctx.media.sparse:
             return Applicability.no("no_frames")
         return Applicability.yes()
@@ -301,15 +297,11 @@ class SyntheticImageDetector:
         return out, boxes, per_crop
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        started = time.perf_counter()
-        try:
-            model = self.get_model()
-            rgb = to_rgb3(ctx.media.sparse[0].rgb)
-            if min(rgb.shape[:2]) < MIN_SIDE:
-                return DetectorResult.skipped(self.name, model.version, "image_too_small")
-            logits, boxes, per_crop = self.view_logits(rgb, ctx.settings, model)
-        except ModelUnavailable as exc:
-            return DetectorResult.skipped(self.name, self.version, UNAVAILABLE, error=exc.message)
+        model = self.get_model()
+        rgb = to_rgb3(ctx.media.sparse[0].rgb)
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            return DetectorResult.skipped(self.name, model.version, "image_too_small")
+        logits, boxes, per_crop = self.view_logits(rgb, ctx.settings, model)
         cal = model.calibration
         score = cal.prob(logits)
         side = min(rgb.shape[:2])
@@ -337,7 +329,6 @@ class SyntheticImageDetector:
             reasons=("ai_generated_image",) if flagged else (),
             frame_scores={float(ctx.media.sparse[0].t): score},
             evidence=evidence,
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )
 
 
