@@ -6,16 +6,12 @@ or a worker reuses them; it holds no per-analysis state between calls.
 
 from __future__ import annotations
 
-import base64
-import io
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
-from PIL import Image
 
 from veracity import __version__
 from veracity.config import Options, Settings
@@ -27,6 +23,7 @@ from veracity.fusion.evidence import apply_missing_evidence
 from veracity.media import DecodedMedia, decode, plan_sampling, probe
 from veracity.provenance.report import check as check_provenance
 from veracity.report.checked import with_text
+from veracity.report.images import heatmap_image, jpeg_b64
 from veracity.report.model import (
     CheckedDetector,
     DetectorReport,
@@ -42,6 +39,7 @@ from veracity.report.model import (
 
 Progress = Callable[[str], None]
 _CROPS_PER_TRACK = 4
+_CROP_SIDE = 112  # px of the face crops a report carries
 
 
 class Analyzer:
@@ -118,12 +116,6 @@ def _ms(t: float) -> float:
     return (time.perf_counter() - t) * 1000.0
 
 
-def _jpeg_b64(rgb: npt.NDArray[np.uint8], size: int = 112) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS).save(buf, format="JPEG", quality=85)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
 def build_report(
     media: DecodedMedia,
     faces: FaceResult,
@@ -176,7 +168,7 @@ def build_report(
                 first_s=round(track.start, 3),
                 last_s=round(track.end, 3),
                 observations=len(track.observations),
-                crop_jpeg_b64=[_jpeg_b64(track.crops[tc]) for tc in dict.fromkeys(picks)],
+                crop_jpeg_b64=[jpeg_b64(track.crops[tc], size=_CROP_SIDE) for tc in dict.fromkeys(picks)],
             )
         )
 
@@ -190,6 +182,7 @@ def build_report(
             reasons=list(r.reasons),
             not_applicable=r.not_applicable,
             evidence=dict(r.evidence),
+            heatmaps=[heatmap_image(h) for h in r.heatmaps],
             weight=round(verdict.weights.get(r.name, 0.0), 4),
             elapsed_ms=round(r.elapsed_ms, 2),
         )

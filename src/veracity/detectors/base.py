@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from veracity.config import Options, Settings
 from veracity.errors import ModelUnavailable
 from veracity.faces.types import FaceResult
@@ -21,6 +24,27 @@ from veracity.media.types import DecodedMedia, MediaKind
 
 MODEL_UNAVAILABLE = "model_unavailable"  # a model (card, weights, fetched asset) is not installed
 EvidenceValue = float | int | str | bool | None | list[float] | list[int] | list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Heatmap:
+    """Where a detector found its evidence, drawn: an RGB image (already blended over the face
+    crop or the picture it scored), with the face track and the moment it belongs to. The report
+    encodes it once, when it is built (``report.images``); detectors never encode images."""
+
+    image: npt.NDArray[np.uint8]  # H x W x 3, RGB
+    score: float | None = None  # the detector's score for what the image shows
+    t: float | None = None  # seconds
+    track_id: int | None = None  # the face track it belongs to; None: the whole picture
+
+    def __post_init__(self) -> None:
+        shape = self.image.shape
+        if self.image.dtype != np.uint8 or len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < 1:
+            raise ValueError(f"heatmap image must be H x W x 3 uint8, not {self.image.dtype} {shape}")
+        if self.score is not None and not (math.isfinite(self.score) and 0.0 <= self.score <= 1.0):
+            raise ValueError(f"heatmap score {self.score} outside [0, 1]")
+        if self.t is not None and not (math.isfinite(self.t) and self.t >= 0):
+            raise ValueError(f"heatmap time {self.t} must be a non-negative number of seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +58,7 @@ class DetectorResult:
     reasons: tuple[str, ...] = ()
     frame_scores: Mapping[float, float] = field(default_factory=dict)  # timestamp (s) -> score
     evidence: Mapping[str, EvidenceValue] = field(default_factory=dict)  # key numbers
+    heatmaps: tuple[Heatmap, ...] = ()  # images of where it found evidence, strongest first
     not_applicable: str | None = None  # why score is None
     elapsed_ms: float = 0.0
 

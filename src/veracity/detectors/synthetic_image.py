@@ -22,7 +22,7 @@ compression do not tell them apart; the card records every figure per source.
 
 Evidence a person can look at: each crop's calibrated score (``crop_scores``, boxes in
 ``crop_boxes`` as y, x, side triples) and, when the image is flagged, a small heatmap of those
-scores over the image (``heatmap_jpeg_b64``, the shape face_artifacts uses). Provenance stays
+scores over the image (a typed ``Heatmap``, as face_artifacts gives). Provenance stays
 first: a credential that declares AI generation decides the verdict in fusion before this
 score is read. Stills only: video frames are compressed in ways no training image was.
 
@@ -40,7 +40,6 @@ The CLIP encoder is a fetched asset (``veracity models fetch``); without it the 
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -51,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.config import Settings
-from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01, sigmoid
+from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, Heatmap, clamp01, sigmoid
 from veracity.errors import ModelUnavailable
 from veracity.media.types import MediaKind
 from veracity.models.cards import ModelCard, load_card
@@ -215,7 +214,7 @@ def score_map(shape: tuple[int, int], boxes: list[tuple[int, int, int]], scores:
         return np.where(n > 0, acc / np.maximum(n, 1), np.nan).astype(np.float32)
 
 
-def heatmap_jpeg_b64(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[float], quality: int = 85) -> str:
+def heatmap_image(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[float]) -> U8:
     """The image (long side ``HEATMAP_SIDE``) with the crop scores as a JET overlay: red where the
     crops look generated, untouched where no crop looked."""
     heat = score_map((int(rgb.shape[0]), int(rgb.shape[1])), boxes, scores)
@@ -225,11 +224,7 @@ def heatmap_jpeg_b64(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[fl
     colour = cv2.cvtColor(cv2.applyColorMap(np.clip(v * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET),
                           cv2.COLOR_BGR2RGB)
     alpha = np.where(seen, 0.45, 0.0)[..., None]
-    out = np.asarray(np.clip(base * (1 - alpha) + colour * alpha, 0, 255), dtype=np.uint8)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encode failed")
-    return base64.b64encode(buf.tobytes()).decode("ascii")
+    return np.asarray(np.clip(base * (1 - alpha) + colour * alpha, 0, 255), dtype=np.uint8)
 
 
 class SyntheticImageDetector:
@@ -317,18 +312,17 @@ class SyntheticImageDetector:
             "max_crop_score": round(max(per_crop), 4),
             "aggregation": "mean crop logit per view, then the calibration",
         }
-        if flagged:
-            evidence["heatmap_jpeg_b64"] = [heatmap_jpeg_b64(rgb, boxes, per_crop)]
-            evidence["heatmap_scores"] = [round(score, 4)]
-            evidence["heatmap_t"] = [float(ctx.media.sparse[0].t)]
+        t = float(ctx.media.sparse[0].t)
+        heatmaps = (Heatmap(heatmap_image(rgb, boxes, per_crop), score=score, t=t),) if flagged else ()
         return DetectorResult(
             name=self.name,
             version=model.version,
             score=score,
             confidence=clamp01(confidence),
             reasons=("ai_generated_image",) if flagged else (),
-            frame_scores={float(ctx.media.sparse[0].t): score},
+            frame_scores={t: score},
             evidence=evidence,
+            heatmaps=heatmaps,
         )
 
 
