@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from veracity import __version__
-from veracity.config import Options, Settings
+from veracity.config import AnalysisSettings, Options, Settings
 from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, DetectorResult, run_detector
 from veracity.faces import FaceMesher, FaceResult, find_faces
@@ -45,8 +45,9 @@ _CROP_SIDE = 112  # px of the face crops a report carries
 class Analyzer:
     """Reusable analysis engine. Not thread-safe: one per worker thread."""
 
-    def __init__(self, settings: Settings | None = None, *, fusion: str | None = None) -> None:
-        self.settings = settings or Settings.from_env()
+    def __init__(self, settings: AnalysisSettings | None = None, *, fusion: str | None = None) -> None:
+        # Only the analysis part: detectors never see the service's secrets.
+        self.settings = (settings or Settings.from_env()).analysis
         self.fusion = FusionParams.load(fusion) if fusion else FusionParams.load()
         self._mesher: FaceMesher | None = None
         self._detectors: dict[str, Detector] = {}
@@ -235,7 +236,7 @@ def build_report(
     )
 
 
-def analyze(source: Path | str, options: Options | None = None, settings: Settings | None = None) -> Report:
+def analyze(source: Path | str, options: Options | None = None, settings: AnalysisSettings | None = None) -> Report:
     """One-shot convenience: build an Analyzer, analyse, release the graphs."""
     analyzer = Analyzer(settings)
     try:

@@ -67,7 +67,7 @@ def emitted(name: str) -> tuple[set[str], set[str]]:
     det = registry.create(name)
     skipped.add(wrong_kind(det.modalities))
     if SPECS[name].card or SPECS[name].assets:
-        skipped.add(MODEL_UNAVAILABLE)
+        skipped.add(getattr(det, "unavailable", MODEL_UNAVAILABLE))
     return reasons, skipped
 
 

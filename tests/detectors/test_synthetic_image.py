@@ -11,7 +11,6 @@ import pytest
 
 from veracity.config import Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import MODEL_UNAVAILABLE as UNAVAILABLE
 from veracity.detectors.base import AnalysisContext, Detector, run_detector, sigmoid
 from veracity.detectors.synthetic_image import (
     CARD_NAME,
@@ -19,6 +18,7 @@ from veracity.detectors.synthetic_image import (
     CNN_CROP,
     CNN_GRID,
     GRID,
+    UNAVAILABLE,
     Calibration,
     CnnHead,
     ImageModel,

@@ -17,12 +17,15 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from veracity.config import Options, Settings
+from veracity.config import AnalysisSettings, Options
 from veracity.errors import ModelUnavailable
 from veracity.faces.types import FaceResult
 from veracity.media.types import DecodedMedia, MediaKind
 
 MODEL_UNAVAILABLE = "model_unavailable"  # a model (card, weights, fetched asset) is not installed
+# The same, for a detector whose missing model is one ``veracity models fetch`` brings (its
+# ``unavailable`` attribute names the code run_detector reports).
+MODEL_UNAVAILABLE_FETCH = "model_unavailable: run `veracity models fetch`"
 EvidenceValue = float | int | str | bool | None | list[float] | list[int] | list[str]
 
 
@@ -113,7 +116,7 @@ class AnalysisContext:
     media: DecodedMedia
     faces: FaceResult
     options: Options
-    settings: Settings
+    settings: AnalysisSettings
     cache: dict[str, Any] = field(default_factory=dict)  # per-analysis scratch shared by stages
 
     @property
@@ -162,7 +165,8 @@ def run_detector(det: Detector, ctx: AnalysisContext) -> DetectorResult:
         try:
             result = det.run(ctx)
         except ModelUnavailable as exc:
-            result = DetectorResult.skipped(det.name, det.version, MODEL_UNAVAILABLE, error=str(exc))
+            code = getattr(det, "unavailable", MODEL_UNAVAILABLE)
+            result = DetectorResult.skipped(det.name, det.version, code, error=str(exc))
     return replace(result, elapsed_ms=(time.perf_counter() - t) * 1000.0)
 
 

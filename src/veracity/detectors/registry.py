@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from veracity.detectors.base import MODEL_UNAVAILABLE, Detector
+from veracity.detectors.base import MODEL_UNAVAILABLE, MODEL_UNAVAILABLE_FETCH, Detector
 from veracity.errors import ConfigError
 
 
@@ -47,6 +47,8 @@ WHY: dict[str, Why] = {
     "no_audio": Why("The input has no audio track.", "no audio track"),
     "no_speech": Why("The audio track holds too little speech.", "too little speech"),
     MODEL_UNAVAILABLE: Why("Its model is not installed on this server.", "model not installed"),
+    MODEL_UNAVAILABLE_FETCH: Why("Its model is not installed on this server (`veracity models fetch` brings it).",
+                                 "model not installed"),
 }
 
 
@@ -158,7 +160,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         looks_at="The whole image, for traits of GAN or diffusion generators.",
         words="AI-image traits",
         reasons={"ai_generated_image": "The image has traits of fully generated (GAN or diffusion) images."},
-        not_applicable=why("not_image", "no_frames", MODEL_UNAVAILABLE,
+        not_applicable=why("not_image", "no_frames", MODEL_UNAVAILABLE_FETCH,
                            image_too_small=Why("The image is too small to analyse.", "image too small")),
         fusion_weight=0.0,
         trainer="veracity.train.synthetic_image:train_synthetic_image",

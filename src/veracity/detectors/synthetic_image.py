@@ -49,8 +49,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veracity.config import Settings
-from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, Heatmap, clamp01, sigmoid
+from veracity.config import AnalysisSettings
+from veracity.detectors.base import (
+    MODEL_UNAVAILABLE_FETCH,
+    AnalysisContext,
+    Applicability,
+    DetectorResult,
+    Heatmap,
+    clamp01,
+    sigmoid,
+)
 from veracity.errors import ModelUnavailable
 from veracity.media.types import MediaKind
 from veracity.models.cards import ModelCard, load_card
@@ -71,6 +79,7 @@ MIN_SIDE = 64  # below this an image says too little (icons, thumbnails)
 HEATMAP_SIDE = 160
 DATA_PACKAGE = "veracity.models"
 DATA_DIR = "data"
+UNAVAILABLE = MODEL_UNAVAILABLE_FETCH  # the not-applicable code when its models are not fetched
 
 FloatArray = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
@@ -233,6 +242,7 @@ class SyntheticImageDetector:
     name = "synthetic_image"
     version = "2.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("image",)
+    unavailable = UNAVAILABLE  # what run_detector reports when the CLIP encoder is not fetched
 
     def __init__(self, *, model: ImageModel | None = None, encoder: ClipEncoder | None = None,
                  cnn: PatchCnn | None = None, card: str = CARD_NAME) -> None:
@@ -246,7 +256,7 @@ class SyntheticImageDetector:
             self._model = ImageModel.from_card(load_card(self._card))
         return self._model
 
-    def _get_encoder(self, settings: Settings) -> ClipEncoder:
+    def _get_encoder(self, settings: AnalysisSettings) -> ClipEncoder:
         if self._encoder is None:
             from veracity.models.fetch import load_fetched
 
@@ -254,7 +264,7 @@ class SyntheticImageDetector:
             self._encoder = ClipEncoder(path, threads=settings.onnx_threads)
         return self._encoder
 
-    def _get_cnn(self, settings: Settings, model: ImageModel) -> PatchCnn:
+    def _get_cnn(self, settings: AnalysisSettings, model: ImageModel) -> PatchCnn:
         if self._cnn is None:
             if model.cnn_path is None:
                 raise ModelUnavailable("synthetic_image card names no CNN")
@@ -266,7 +276,7 @@ class SyntheticImageDetector:
             return Applicability.no("no_frames")
         return Applicability.yes()
 
-    def view_logits(self, rgb: U8, settings: Settings, model: ImageModel
+    def view_logits(self, rgb: U8, settings: AnalysisSettings, model: ImageModel
                     ) -> tuple[dict[str, float], list[tuple[int, int, int]], list[float]]:
         """Mean crop logit per view, and the boxes and per-crop calibrated scores of the view
         with the finer grid (for the heatmap)."""
