@@ -21,7 +21,6 @@ from veracity.faces import FaceMesher, FaceResult, find_faces
 from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
 from veracity.fusion.evidence import apply_missing_evidence
 from veracity.media import DecodedMedia, decode, plan_sampling, probe
-from veracity.provenance.report import check as check_provenance
 from veracity.report.checked import with_text
 from veracity.report.images import heatmap_image, jpeg_b64
 from veracity.report.model import (
@@ -36,6 +35,7 @@ from veracity.report.model import (
     SourceInfo,
     TimelinePoint,
 )
+from veracity.report.provenance import check as check_provenance
 
 Progress = Callable[[str], None]
 _CROPS_PER_TRACK = 4

@@ -1,4 +1,5 @@
-"""The report's ``provenance`` block from a :class:`ProvenanceResult` (used by ``analyze``)."""
+"""The report's ``provenance`` block from a :class:`ProvenanceResult` (used by ``analyze``): part of
+building the report, so it sits with the report contract it fills, above provenance/."""
 
 from __future__ import annotations
 
