@@ -65,14 +65,28 @@ def _emit(summary: dict[str, object], as_json: bool) -> None:
         sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
 
 
-def _trainer(detector: str) -> tuple[Callable[..., Any], Path]:
-    """A detector's trainer (its spec's entry point) and the card it writes by default."""
-    spec = registry.spec(detector)
+def _trainer(detector: str) -> Callable[..., Any]:
+    """A detector's trainer: its spec's entry point, imported now."""
     try:
-        train = spec.load_trainer()
+        return registry.spec(detector).load_trainer()
     except ModuleNotFoundError as exc:
         raise _needs_torch(exc) from exc
-    return train, PKG_DATA / f"{spec.card}.json"
+
+
+def _card_path(detector: str) -> Path:
+    """The packaged card a detector's trainer writes by default."""
+    return PKG_DATA / f"{registry.spec(detector).card}.json"
+
+
+def _train(detector: str, roots: object, out: Path | None, as_json: bool, *, exclude: set[str] | None = None,
+           **options: object) -> None:
+    """Run ``detector``'s trainer on ``roots`` and print the card it wrote."""
+    train = _trainer(detector)
+    try:
+        card = train(roots, out or _card_path(detector), **options)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": detector, "card": card.model_dump(mode="json", exclude=exclude)}, as_json)
 
 
 def _needs_torch(exc: ModuleNotFoundError) -> typer.Exit:
@@ -83,23 +97,13 @@ def _needs_torch(exc: ModuleNotFoundError) -> typer.Exit:
 @train_app.command("av_sync")
 def train_av_sync(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
     """The audio-visual sync model (ridge on mouth features vs speech envelope)."""
-    train, card_path = _trainer("av_sync")
-    try:
-        card = train(data_roots(data)[0], out or card_path, log=_err)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "av_sync", "card": card.model_dump(mode="json")}, as_json)
+    _train("av_sync", data_roots(data)[0], out, as_json, log=_err)
 
 
 @train_app.command("spectral")
 def train_spectral(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
     """The spectral (up-sampling fingerprint) head."""
-    train, card_path = _trainer("spectral")
-    try:
-        card = train(data_roots(data)[0], out or card_path, progress=_err)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "spectral", "card": card.model_dump(mode="json")}, as_json)
+    _train("spectral", data_roots(data)[0], out, as_json, progress=_err)
 
 
 @train_app.command("face_artifacts")
@@ -126,7 +130,7 @@ def train_face_artifacts(
 
     from veracity.cli.common import err as console
 
-    train, card_path = _trainer("face_artifacts")
+    train = _trainer("face_artifacts")
     from veracity.train.face_artifacts import TrainConfig
 
     changes: dict[str, object] = {"threads": threads}
@@ -158,7 +162,7 @@ def train_face_artifacts(
             task = bar.add_task("train", total=config.samples, rate=0.0, val="-", loss=0.0)
             card = train(
                 data_roots(data),
-                out or card_path,
+                out or _card_path("face_artifacts"),
                 work=Settings.from_env().cache_dir / "train" / "face_artifacts",
                 config=config, resume=resume, log=_err, on_step=hook,
             )
@@ -179,22 +183,17 @@ def train_synthetic_image(
     as_json: JsonOpt = False,
 ) -> None:
     """The AI-generated-image detector: CLIP probe and/or patch CNN on native crops, calibrated."""
-    train, default_card = _trainer("synthetic_image")
     chosen = tuple(sorted(set(views or ["clip", "cnn"])))
     if not set(chosen) <= {"clip", "cnn"}:
         _err(f"error: unknown view in {list(chosen)} (clip, cnn)")
         raise typer.Exit(2)
-    card_path = out or default_card
+    card_path = out or _card_path("synthetic_image")
     if "cnn" in chosen and not (card_path.parent / "effnet_lite0_pooled-v1.onnx").is_file():
         try:
             import torch  # noqa: F401
         except ModuleNotFoundError as exc:
             raise _needs_torch(exc) from exc
-    try:
-        card = train(data_roots(data), card_path, progress=_err, measure=not no_eval, views=chosen)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "synthetic_image", "card": card.model_dump(mode="json")}, as_json)
+    _train("synthetic_image", data_roots(data), card_path, as_json, progress=_err, measure=not no_eval, views=chosen)
 
 
 @train_app.command("synthetic_speech")
@@ -206,13 +205,8 @@ def train_synthetic_speech(
     as_json: JsonOpt = False,
 ) -> None:
     """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""
-    train, card_path = _trainer("synthetic_speech")
-    try:
-        card = train(data_roots(data), out or card_path, progress=_err, threads=threads,
-                     measure_eval=not skip_eval)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "synthetic_speech", "card": card.model_dump(mode="json", exclude={"params"})}, as_json)
+    _train("synthetic_speech", data_roots(data), out, as_json, exclude={"params"}, progress=_err, threads=threads,
+           measure_eval=not skip_eval)
 
 
 @train_app.command("fusion")
