@@ -1,19 +1,32 @@
 """Settings and per-call options: the one place environment variables are read.
 
 Nothing here is global mutable state: :func:`Settings.from_env` builds a fresh object and callers
-pass it down (c2pa-python's ``Context`` habit).
+pass it down (c2pa-python's ``Context`` habit). Two parts: :class:`AnalysisSettings`, all that an
+analysis may read (limits, model threads, caches, trust anchors, the consent registry), which is
+what detectors get, and :class:`Settings`, which adds the service's (secrets, queues, timeouts)
+and is what the service and the CLI hold. Each field is read from ``VERACITY_`` + its name in
+capitals unless its metadata names another variable; its default is written once, on the field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from veracity.errors import ConfigError
 
 _ENV_PREFIX = "VERACITY_"
+
+
+def _env(name: str | None = None, *, floor: float | None = None) -> dict[str, Any]:
+    """Field metadata: the variable's name after ``VERACITY_`` (default: the field's name in
+    capitals) and a floor that values read from the environment are raised to."""
+    return {"env": name, "floor": floor}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +75,12 @@ class Options:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Process-wide configuration, built once from the environment and passed down."""
+class AnalysisSettings:
+    """What an analysis reads: all that detectors, the pipeline and the provenance checks get
+    (never the service's secrets)."""
 
     limits: Limits = field(default_factory=Limits)
-    onnx_threads: int = 1
+    onnx_threads: int = field(default=1, metadata=_env(floor=1))
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "veracity")
     # Where the embedded deployment keeps its database, keys and stored media.
     data_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "veracity")
@@ -74,42 +88,62 @@ class Settings:
     database_url: str | None = None
     # PEM bundle of trust anchors for C2PA; None means no trust list (good signatures are Valid).
     trust_anchors: Path | None = None
-    # --- service (veracity serve / worker) ---
+
+    @property
+    def analysis(self) -> AnalysisSettings:
+        """Only the analysis part (what a detector is handed), without any service field."""
+        return AnalysisSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(AnalysisSettings)})
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'veracity.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings(AnalysisSettings):
+    """Process-wide configuration, built once from the environment and passed down: the
+    analysis part plus the service's (``veracity serve`` / ``worker``)."""
+
     # "development" accepts generated secrets; any other value refuses to start without them.
-    environment: str = "development"
+    environment: str = field(default="development", metadata=_env("ENV"))
     # Celery broker (redis://...); None means the embedded in-process worker pool.
     broker_url: str | None = None
-    queue_name: str = "veracity"  # Celery queue (tests use their own to share a broker safely)
+    # Celery queue (tests use their own to share a broker safely).
+    queue_name: str = field(default="veracity", metadata=_env("QUEUE"))
     # Media shared by API and workers; None means ``data_dir / "media"``.
     storage_dir: Path | None = None
-    sync_wait_s: float = 10.0  # how long POST /analyze_video waits before answering 202
-    workers: int = 1  # embedded worker threads (one Analyzer each)
-    rate_limit_per_min: int = 600  # requests per API key per minute
+    sync_wait_s: float = field(default=10.0, metadata=_env(floor=0.0))  # POST /analyze_video waits, then 202
+    workers: int = field(default=1, metadata=_env(floor=1))  # embedded worker threads (one Analyzer each)
+    rate_limit_per_min: int = field(default=600, metadata=_env(floor=1))  # requests per API key per minute
     # Hosts or CIDRs that URL ingestion and webhooks may reach even when private (tests, intranets).
     url_allowlist: tuple[str, ...] = ()
     fetch_timeout_s: float = 60.0
-    fetch_max_redirects: int = 5
+    fetch_max_redirects: int = field(default=5, metadata=_env(floor=0))
     webhook_secret: str | None = None
     # HMAC key of the audit chain, kept out of the database (see service.audit.resolve_key).
     audit_key: str | None = None
     audit_key_file: Path | None = None
-    webhook_retries: int = 5
-    webhook_backoff_s: float = 1.0
+    webhook_retries: int = field(default=5, metadata=_env(floor=1))
+    webhook_backoff_s: float = field(default=1.0, metadata=_env(floor=0.0))
     keep_media: bool = False  # keep uploaded/fetched media after analysis (per job it can be asked)
-    job_stale_s: float = 120.0  # a running job whose heartbeat is older than this is re-queued
+    # A running job whose heartbeat is older than this is re-queued.
+    job_stale_s: float = field(default=120.0, metadata=_env(floor=1.0))
     # Watchdog: a job's wall-clock budget is job_budget_s plus job_budget_per_media_s for each
     # second of media; past it the job fails with analysis_timeout. A job that stopped its worker
     # (killed it, or hung past its budget) job_max_attempts times is failed for good.
-    job_budget_s: float = 300.0
-    job_budget_per_media_s: float = 2.0
-    job_max_attempts: int = 3
+    job_budget_s: float = field(default=300.0, metadata=_env(floor=0.1))
+    job_budget_per_media_s: float = field(default=2.0, metadata=_env(floor=0.0))
+    job_max_attempts: int = field(default=3, metadata=_env(floor=1))
     # Slow clients (see service.guard): headers complete within this, body gaps and rate.
-    http_header_timeout_s: float = 10.0
-    http_body_idle_s: float = 30.0
-    http_body_grace_s: float = 30.0
-    http_body_min_rate: float = 1024.0  # bytes/s on average once the grace is over
+    http_header_timeout_s: float = field(default=10.0, metadata=_env(floor=0.1))
+    http_body_idle_s: float = field(default=30.0, metadata=_env(floor=0.1))
+    http_body_grace_s: float = field(default=30.0, metadata=_env(floor=0.0))
+    http_body_min_rate: float = field(default=1024.0, metadata=_env(floor=0.0))  # bytes/s once the grace is over
     # Stored media older than this that no job refers to is deleted at start-up (killed uploads).
-    orphan_age_s: float = 600.0
+    orphan_age_s: float = field(default=600.0, metadata=_env(floor=0.0))
 
     @property
     def effective_storage_dir(self) -> Path:
@@ -120,73 +154,58 @@ class Settings:
     def is_development(self) -> bool:
         return self.environment == "development"
 
-    @property
-    def effective_database_url(self) -> str:
-        """The configured database, or the embedded SQLite file under ``data_dir``."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{self.data_dir / 'veracity.db'}"
-
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        """Every field from its ``VERACITY_*`` variable; an unset or empty one keeps the default."""
+        return cls(**_read(cls, os.environ if env is None else env))
 
-        def num(name: str, default: float) -> float:
-            raw = env.get(_ENV_PREFIX + name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return float(raw)
-            except ValueError as exc:
-                raise ConfigError(f"{_ENV_PREFIX}{name} must be a number, got {raw!r}") from exc
 
-        base = Limits()
-        limits = Limits(
-            max_bytes=int(num("MAX_BYTES", base.max_bytes)),
-            max_pixels=int(num("MAX_PIXELS", base.max_pixels)),
-            max_duration_s=num("MAX_DURATION_S", base.max_duration_s),
-            max_frames=int(num("MAX_FRAMES", base.max_frames)),
-            max_image_side=int(num("MAX_IMAGE_SIDE", base.max_image_side)),
-            max_decode_s=num("MAX_DECODE_S", base.max_decode_s),
-        )
-        cache = env.get(_ENV_PREFIX + "CACHE_DIR")
-        data = env.get(_ENV_PREFIX + "DATA_DIR")
-        anchors = env.get(_ENV_PREFIX + "TRUST_ANCHORS")
-        storage = env.get(_ENV_PREFIX + "STORAGE_DIR")
-        allow = env.get(_ENV_PREFIX + "URL_ALLOWLIST", "")
-        base_settings = cls()
-        return cls(
-            limits=limits,
-            onnx_threads=max(1, int(num("ONNX_THREADS", 1))),
-            cache_dir=Path(cache) if cache else Path.home() / ".cache" / "veracity",
-            data_dir=Path(data) if data else Path.home() / ".local" / "share" / "veracity",
-            database_url=env.get(_ENV_PREFIX + "DATABASE_URL") or None,
-            trust_anchors=Path(anchors) if anchors else None,
-            environment=env.get(_ENV_PREFIX + "ENV") or "development",
-            broker_url=env.get(_ENV_PREFIX + "BROKER_URL") or None,
-            queue_name=env.get(_ENV_PREFIX + "QUEUE") or "veracity",
-            storage_dir=Path(storage) if storage else None,
-            sync_wait_s=max(0.0, num("SYNC_WAIT_S", base_settings.sync_wait_s)),
-            workers=max(1, int(num("WORKERS", base_settings.workers))),
-            rate_limit_per_min=max(1, int(num("RATE_LIMIT_PER_MIN", base_settings.rate_limit_per_min))),
-            url_allowlist=tuple(x.strip() for x in allow.split(",") if x.strip()),
-            fetch_timeout_s=num("FETCH_TIMEOUT_S", base_settings.fetch_timeout_s),
-            fetch_max_redirects=max(0, int(num("FETCH_MAX_REDIRECTS", base_settings.fetch_max_redirects))),
-            webhook_secret=env.get(_ENV_PREFIX + "WEBHOOK_SECRET") or None,
-            audit_key=env.get(_ENV_PREFIX + "AUDIT_KEY") or None,
-            audit_key_file=Path(env[_ENV_PREFIX + "AUDIT_KEY_FILE"])
-            if env.get(_ENV_PREFIX + "AUDIT_KEY_FILE")
-            else None,
-            webhook_retries=max(1, int(num("WEBHOOK_RETRIES", base_settings.webhook_retries))),
-            webhook_backoff_s=max(0.0, num("WEBHOOK_BACKOFF_S", base_settings.webhook_backoff_s)),
-            keep_media=env.get(_ENV_PREFIX + "KEEP_MEDIA", "").lower() in ("1", "true", "yes"),
-            job_stale_s=max(1.0, num("JOB_STALE_S", base_settings.job_stale_s)),
-            orphan_age_s=max(0.0, num("ORPHAN_AGE_S", base_settings.orphan_age_s)),
-            job_budget_s=max(0.1, num("JOB_BUDGET_S", base_settings.job_budget_s)),
-            http_header_timeout_s=max(0.1, num("HTTP_HEADER_TIMEOUT_S", base_settings.http_header_timeout_s)),
-            http_body_idle_s=max(0.1, num("HTTP_BODY_IDLE_S", base_settings.http_body_idle_s)),
-            http_body_grace_s=max(0.0, num("HTTP_BODY_GRACE_S", base_settings.http_body_grace_s)),
-            http_body_min_rate=max(0.0, num("HTTP_BODY_MIN_RATE", base_settings.http_body_min_rate)),
-            job_budget_per_media_s=max(0.0, num("JOB_BUDGET_PER_MEDIA_S", base_settings.job_budget_per_media_s)),
-            job_max_attempts=max(1, int(num("JOB_MAX_ATTEMPTS", base_settings.job_max_attempts))),
-        )
+def env_names() -> list[str]:
+    """Every variable :meth:`Settings.from_env` reads (for docs and tests)."""
+    return [_ENV_PREFIX + name for name, _, _ in _fields(Settings)]
+
+
+def _fields(cls: type) -> list[tuple[str, dataclasses.Field[Any], Any]]:
+    """(variable name, field, type) of a settings class, nested dataclasses (``limits``) flattened."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out.extend(_fields(kind))  # type: ignore[arg-type]
+        else:
+            out.append(((f.metadata.get("env") or f.name).upper(), f, kind))
+    return out
+
+
+def _read(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            values[f.name] = kind(**_read(kind, env))  # type: ignore[operator, arg-type]
+            continue
+        name = _ENV_PREFIX + (f.metadata.get("env") or f.name).upper()
+        raw = env.get(name)
+        if raw:
+            values[f.name] = _parse(name, raw, kind, f.metadata.get("floor"))
+    return values
+
+
+def _parse(name: str, raw: str, kind: Any, floor: float | None) -> Any:
+    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None -> X
+    if base is bool:
+        return raw.lower() in ("1", "true", "yes")
+    if base in (int, float):
+        try:
+            number = float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        number = number if floor is None else max(floor, number)
+        return int(number) if base is int else number
+    if base is Path:
+        return Path(raw)
+    if typing.get_origin(kind) is tuple:
+        return tuple(x.strip() for x in raw.split(",") if x.strip())
+    return raw

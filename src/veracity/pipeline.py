@@ -6,27 +6,23 @@ or a worker reuses them; it holds no per-analysis state between calls.
 
 from __future__ import annotations
 
-import base64
-import io
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
-from PIL import Image
 
 from veracity import __version__
-from veracity.config import Options, Settings
+from veracity.config import AnalysisSettings, Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import AnalysisContext, Detector, DetectorResult
+from veracity.detectors.base import AnalysisContext, Detector, DetectorResult, run_detector
 from veracity.faces import FaceMesher, FaceResult, find_faces
 from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
 from veracity.fusion.evidence import apply_missing_evidence
 from veracity.media import DecodedMedia, decode, plan_sampling, probe
-from veracity.provenance.report import check as check_provenance
 from veracity.report.checked import with_text
+from veracity.report.images import heatmap_image, jpeg_b64
 from veracity.report.model import (
     CheckedDetector,
     DetectorReport,
@@ -39,16 +35,19 @@ from veracity.report.model import (
     SourceInfo,
     TimelinePoint,
 )
+from veracity.report.provenance import check as check_provenance
 
 Progress = Callable[[str], None]
 _CROPS_PER_TRACK = 4
+_CROP_SIDE = 112  # px of the face crops a report carries
 
 
 class Analyzer:
     """Reusable analysis engine. Not thread-safe: one per worker thread."""
 
-    def __init__(self, settings: Settings | None = None, *, fusion: str | None = None) -> None:
-        self.settings = settings or Settings.from_env()
+    def __init__(self, settings: AnalysisSettings | None = None, *, fusion: str | None = None) -> None:
+        # Only the analysis part: detectors never see the service's secrets.
+        self.settings = (settings or Settings.from_env()).analysis
         self.fusion = FusionParams.load(fusion) if fusion else FusionParams.load()
         self._mesher: FaceMesher | None = None
         self._detectors: dict[str, Detector] = {}
@@ -114,31 +113,8 @@ class Analyzer:
         return build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
 
 
-def run_detector(det: Detector, ctx: AnalysisContext) -> DetectorResult:
-    """Run one detector, timing it; a detector that does not apply is asked nothing more."""
-    t = time.perf_counter()
-    verdict = det.applies(ctx)
-    if not verdict:
-        result = DetectorResult.skipped(det.name, det.version, verdict.reason or "not_applicable")
-    else:
-        result = det.run(ctx)
-    return _with_elapsed(result, _ms(t))
-
-
-def _with_elapsed(result: DetectorResult, elapsed: float) -> DetectorResult:
-    from dataclasses import replace
-
-    return replace(result, elapsed_ms=elapsed)
-
-
 def _ms(t: float) -> float:
     return (time.perf_counter() - t) * 1000.0
-
-
-def _jpeg_b64(rgb: npt.NDArray[np.uint8], size: int = 112) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS).save(buf, format="JPEG", quality=85)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def build_report(
@@ -193,7 +169,7 @@ def build_report(
                 first_s=round(track.start, 3),
                 last_s=round(track.end, 3),
                 observations=len(track.observations),
-                crop_jpeg_b64=[_jpeg_b64(track.crops[tc]) for tc in dict.fromkeys(picks)],
+                crop_jpeg_b64=[jpeg_b64(track.crops[tc], size=_CROP_SIDE) for tc in dict.fromkeys(picks)],
             )
         )
 
@@ -207,6 +183,7 @@ def build_report(
             reasons=list(r.reasons),
             not_applicable=r.not_applicable,
             evidence=dict(r.evidence),
+            heatmaps=[heatmap_image(h) for h in r.heatmaps],
             weight=round(verdict.weights.get(r.name, 0.0), 4),
             elapsed_ms=round(r.elapsed_ms, 2),
         )
@@ -259,7 +236,7 @@ def build_report(
     )
 
 
-def analyze(source: Path | str, options: Options | None = None, settings: Settings | None = None) -> Report:
+def analyze(source: Path | str, options: Options | None = None, settings: AnalysisSettings | None = None) -> Report:
     """One-shot convenience: build an Analyzer, analyse, release the graphs."""
     analyzer = Analyzer(settings)
     try:

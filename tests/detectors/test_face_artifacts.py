@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from veracity.config import Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import AnalysisContext, Detector
+from veracity.detectors.base import AnalysisContext, Detector, run_detector
 from veracity.detectors.face_artifacts import (
     CARD_NAME,
     INPUT,
@@ -182,13 +178,10 @@ def test_flagged_face_gets_a_heatmap_and_a_reason() -> None:
     assert res.score == pytest.approx(1 / (1 + np.exp(-3.0)))
     assert res.evidence["media_logit"] == pytest.approx(3.0)
     assert res.reasons and res.reasons[0] in ("blending_boundary", "texture_artifacts")
-    imgs = res.evidence["heatmap_jpeg_b64"]
-    assert isinstance(imgs, list) and len(imgs) == 1
-    with Image.open(io.BytesIO(base64.b64decode(imgs[0]))) as im:
-        assert im.format == "JPEG" and im.size == (112, 112)
-    assert res.evidence["heatmap_track_ids"] == [0]
-    cells = res.evidence["heatmap_cells"]
-    assert isinstance(cells, list) and len(cells) == CELLS * CELLS
+    (heat,) = res.heatmaps
+    assert heat.image.shape == (112, 112, 3) and heat.image.dtype == np.uint8
+    assert heat.track_id == 0 and heat.score == pytest.approx(res.score)
+    assert not any("heatmap" in k for k in res.evidence)  # images travel typed, not as evidence
 
 
 def test_no_face_is_not_applicable() -> None:
@@ -199,5 +192,5 @@ def test_no_face_is_not_applicable() -> None:
 
 
 def test_missing_model_is_reported_not_scored() -> None:
-    res = FaceArtifactsDetector(card="no-such-card").run(_ctx())
+    res = run_detector(FaceArtifactsDetector(card="no-such-card"), _ctx())
     assert res.score is None and res.not_applicable == "model_unavailable"

@@ -204,7 +204,7 @@ def test_video_frames_give_frame_scores() -> None:
     assert result.score == pytest.approx(np.mean(list(result.frame_scores.values())))
 
 
-@pytest.mark.parametrize(("kind", "frames", "reason"), [("audio", [], "no_image"),
+@pytest.mark.parametrize(("kind", "frames", "reason"), [("audio", [], "no_frames"),
                                                         ("video", [], "no_frames")])
 def test_not_applicable_gives_none_with_reason(kind: MediaKind, frames: list[Frame],
                                                reason: str) -> None:

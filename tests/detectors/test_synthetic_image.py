@@ -3,18 +3,15 @@ contract with stand-in encoder / CNN, card checks, and the unavailable-model pat
 
 from __future__ import annotations
 
-import base64
-import io
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image
 
 from veracity.config import Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import AnalysisContext, Detector, sigmoid
+from veracity.detectors.base import AnalysisContext, Detector, run_detector, sigmoid
 from veracity.detectors.synthetic_image import (
     CARD_NAME,
     CLIP_CROP,
@@ -179,10 +176,10 @@ def test_registered_lazily_and_honours_protocol() -> None:
 def test_applies_to_still_images_only() -> None:
     det = SyntheticImageDetector(model=model(), encoder=StubEncoder())  # type: ignore[arg-type]
     assert det.applies(context("image"))
-    video = det.applies(context("video", [Frame(t=0.5, rgb=noise(240, 320), role="sparse")]))
-    assert not video and video.reason == "not_image"
-    verdict = det.applies(context("audio", [], audio=Audio(samples=np.zeros(16000, dtype=np.float32))))
-    assert not verdict and verdict.reason == "not_image"
+    video = run_detector(det, context("video", [Frame(t=0.5, rgb=noise(240, 320), role="sparse")]))
+    assert not video.applied and video.not_applicable == "not_image"
+    verdict = run_detector(det, context("audio", [], audio=Audio(samples=np.zeros(16000, dtype=np.float32))))
+    assert not verdict.applied and verdict.not_applicable == "not_image"
 
 
 def test_clip_view_scores_native_crops_and_calibrates_the_mean_logit() -> None:
@@ -212,17 +209,16 @@ def test_two_views_fuse_and_the_heatmap_comes_with_the_reason() -> None:
     z_cnn = 240 / 255 - 0.5
     assert res.score == pytest.approx(sigmoid(z_clip + 3.0 * z_cnn), rel=1e-5)
     assert res.reasons == ("ai_generated_image",)
-    (b64,) = res.evidence["heatmap_jpeg_b64"]  # type: ignore[misc]
-    with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
-        assert max(im.size) == 160
+    (heat,) = res.heatmaps
+    assert max(heat.image.shape[:2]) == 160 and heat.score == pytest.approx(res.score) and heat.track_id is None
     dark = Frame(t=0.0, rgb=np.full((500, 500, 3), 10, dtype=np.uint8), role="still")
     low = det.run(context("image", [dark]))
-    assert low.reasons == () and "heatmap_jpeg_b64" not in low.evidence
+    assert low.reasons == () and low.heatmaps == ()
 
 
 def test_a_view_without_its_model_is_unavailable_not_a_crash() -> None:
     broken = ImageModel(version="2.0.0", calibration=Calibration(("cnn",), (1.0,), 0.0, 0.5), head=None)
-    res = SyntheticImageDetector(model=broken, encoder=StubEncoder()).run(context())  # type: ignore[arg-type]
+    res = run_detector(SyntheticImageDetector(model=broken, encoder=StubEncoder()), context())  # type: ignore[arg-type]
     assert res.score is None and res.not_applicable == UNAVAILABLE
 
 
@@ -233,7 +229,7 @@ def test_tiny_images_are_not_scored() -> None:
 
 
 def test_missing_encoder_is_reported_not_guessed(tmp_path: Path) -> None:
-    res = SyntheticImageDetector().run(context("image", settings=Settings(cache_dir=tmp_path)))
+    res = run_detector(SyntheticImageDetector(), context("image", settings=Settings(cache_dir=tmp_path)))
     assert res.score is None
     assert res.not_applicable == UNAVAILABLE
     assert "veracity models fetch" in str(res.evidence["error"])

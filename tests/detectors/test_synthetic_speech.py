@@ -14,7 +14,7 @@ import pytest
 
 from veracity.config import Options, Settings
 from veracity.detectors import registry
-from veracity.detectors.base import AnalysisContext, Detector, sigmoid
+from veracity.detectors.base import AnalysisContext, Detector, run_detector, sigmoid
 from veracity.detectors.synthetic_speech import (
     CARD_NAME,
     FRAME,
@@ -245,7 +245,7 @@ def test_detector_contract_with_a_stand_in_encoder() -> None:
 
 def test_detector_without_the_fetched_encoder_is_skipped(tmp_path: Path) -> None:
     det = registry.create("synthetic_speech")
-    res = det.run(context("audio", Audio(samples=voiced(2.0)), Settings(cache_dir=tmp_path)))
+    res = run_detector(det, context("audio", Audio(samples=voiced(2.0)), Settings(cache_dir=tmp_path)))
     assert res.score is None and res.not_applicable == "model_unavailable"
     assert "veracity models fetch" in str(res.evidence["error"])
 

@@ -15,7 +15,6 @@ from starlette.requests import Request
 from tests.reports import SHA, detector, video_report
 
 from veracity.report.model import (
-    FaceSummary,
     MediaSummary,
     Provenance,
     Report,
@@ -25,13 +24,6 @@ from veracity.report.model import (
 from veracity.service.auth import Principal
 from veracity.web.backend import AuditRow, ConsentRow, JobQuery, KeyRow, PostedForm, UiError
 from veracity.web.view import JobView, ReviewView
-
-
-class HeatFace(FaceSummary):
-    """A face summary as the learned detectors' branch may extend it: heatmaps beside crops."""
-
-    heatmap_png_b64: list[str] = Field(default_factory=list)
-    score: float | None = None
 
 
 class RichProvenance(Provenance):

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from tests.reports import detector, image_b64, video_report
-from tests.web.synthetic import HeatFace, RichProvenance, audio_report, image_report
+from tests.web.synthetic import RichProvenance, audio_report, image_report
 
 from veracity.report.model import FaceSummary, Provenance
 from veracity.web.templating import environment
@@ -98,32 +98,22 @@ def test_data_uri_accepts_images_only() -> None:
     assert data_uri(None) is None
 
 
-def test_face_heatmaps_pair_with_crops_and_evidence_heatmaps_are_found() -> None:
+def test_typed_heatmaps_without_a_track_are_shown_apart_not_printed() -> None:
+    """A whole-picture heatmap (synthetic_image's) is drawn on its own; evidence is only numbers."""
     heat = image_b64((255, 0, 0), "PNG")
-    face = HeatFace(
-        track_id=1,
-        first_s=0.0,
-        last_s=2.0,
-        observations=5,
-        crop_jpeg_b64=[image_b64(), image_b64()],
-        heatmap_png_b64=[heat, heat],
-        score=0.7,
-    )
-    report = video_report(
-        faces=[face],
-        detectors=[detector("face_artifacts", 0.7, weight=1.0, evidence={"heatmap_png_b64": heat, "n": 2})],
-    )
+    face = FaceSummary(track_id=1, first_s=0.0, last_s=2.0, observations=5, crop_jpeg_b64=[image_b64(), image_b64()])
+    det = detector("synthetic_image", 0.7, weight=1.0, evidence={"n": 2},
+                   heatmaps=[{"jpeg_b64": heat, "t": 0.0, "score": 0.7}])
+    report = video_report(faces=[face], detectors=[det])
     views = face_views(report)
-    assert views[0].has_heatmap
-    assert all(c.heatmap and c.heatmap.startswith("data:image/png") for c in views[0].crops)
-    assert views[0].score == 0.7
+    assert len(views[0].crops) == 2 and not views[0].has_heatmap
     ctx = result_context(report)
-    assert [h.detector for h in ctx["evidence_heatmaps"]] == ["face_artifacts"]  # no track id: shown apart
+    assert [h.detector for h in ctx["evidence_heatmaps"]] == ["synthetic_image"]  # no track id: shown apart
     card = ctx["detectors"][0]
-    assert [k for k, _ in card.evidence] == ["n"]  # the image is shown, not printed as text
+    assert [k for k, _ in card.evidence] == ["n"] and [h.score for h in card.heatmaps] == [0.7]
     doc = _render(report)
-    assert doc.count("data-heatmap=") == 2
-    assert "with heatmap" in doc
+    assert "synthetic_image heatmap · at 0.00 s · score 0.70" in doc
+    assert doc.count(f"data:image/png;base64,{heat}") >= 2  # the detector card and the loose heatmaps
 
 
 def test_face_artifacts_heatmaps_go_under_their_track() -> None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from veracity.cli.common import _bar, _err, _fail
 from veracity.config import Settings
+from veracity.detectors import registry
 from veracity.errors import VeracityError
 
 train_app = typer.Typer(no_args_is_help=True, help="Train a model (or fit the fusion) on the train split and write it "
@@ -64,6 +65,30 @@ def _emit(summary: dict[str, object], as_json: bool) -> None:
         sys.stdout.write(json.dumps(summary, indent=2, default=str) + "\n")
 
 
+def _trainer(detector: str) -> Callable[..., Any]:
+    """A detector's trainer: its spec's entry point, imported now."""
+    try:
+        return registry.spec(detector).load_trainer()
+    except ModuleNotFoundError as exc:
+        raise _needs_torch(exc) from exc
+
+
+def _card_path(detector: str) -> Path:
+    """The packaged card a detector's trainer writes by default."""
+    return PKG_DATA / f"{registry.spec(detector).card}.json"
+
+
+def _train(detector: str, roots: object, out: Path | None, as_json: bool, *, exclude: set[str] | None = None,
+           **options: object) -> None:
+    """Run ``detector``'s trainer on ``roots`` and print the card it wrote."""
+    train = _trainer(detector)
+    try:
+        card = train(roots, out or _card_path(detector), **options)
+    except VeracityError as exc:
+        raise _fail(exc) from exc
+    _emit({"trained": detector, "card": card.model_dump(mode="json", exclude=exclude)}, as_json)
+
+
 def _needs_torch(exc: ModuleNotFoundError) -> typer.Exit:
     _err(f"error: training needs the [train] extra (torch, onnx): {exc}")
     return typer.Exit(2)
@@ -72,25 +97,13 @@ def _needs_torch(exc: ModuleNotFoundError) -> typer.Exit:
 @train_app.command("av_sync")
 def train_av_sync(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
     """The audio-visual sync model (ridge on mouth features vs speech envelope)."""
-    from veracity.train import av_sync as trainer
-
-    try:
-        card = trainer.train(data_roots(data)[0], out or PKG_DATA / "av_sync-v1.json", log=_err)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "av_sync", "card": card.model_dump(mode="json")}, as_json)
+    _train("av_sync", data_roots(data)[0], out, as_json, log=_err)
 
 
 @train_app.command("spectral")
 def train_spectral(data: DataOpt = None, out: OutOpt = None, as_json: JsonOpt = False) -> None:
     """The spectral (up-sampling fingerprint) head."""
-    from veracity.train import spectral as trainer
-
-    try:
-        card = trainer.train_spectral(data_roots(data)[0], out or PKG_DATA / "spectral-v1.json", progress=_err)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "spectral", "card": card.model_dump(mode="json")}, as_json)
+    _train("spectral", data_roots(data)[0], out, as_json, progress=_err)
 
 
 @train_app.command("face_artifacts")
@@ -117,16 +130,15 @@ def train_face_artifacts(
 
     from veracity.cli.common import err as console
 
-    try:
-        from veracity.train import face_artifacts as trainer
-    except ModuleNotFoundError as exc:
-        raise _needs_torch(exc) from exc
+    train = _trainer("face_artifacts")
+    from veracity.train.face_artifacts import TrainConfig
+
     changes: dict[str, object] = {"threads": threads}
     if samples:
         changes["samples"] = samples
     if minutes:
         changes["minutes"] = minutes
-    config = trainer.TrainConfig(**changes)  # type: ignore[arg-type]
+    config = TrainConfig(**changes)  # type: ignore[arg-type]
     columns = [TextColumn("face_artifacts"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:.1f} img/s  val {task.fields[val]}  loss {task.fields[loss]:.3f}"),
                TimeRemainingColumn()]
@@ -148,9 +160,9 @@ def train_face_artifacts(
     try:
         with bar:
             task = bar.add_task("train", total=config.samples, rate=0.0, val="-", loss=0.0)
-            card = trainer.train_face_artifacts(
+            card = train(
                 data_roots(data),
-                out or PKG_DATA / f"{trainer.CARD_NAME}.json",
+                out or _card_path("face_artifacts"),
                 work=Settings.from_env().cache_dir / "train" / "face_artifacts",
                 config=config, resume=resume, log=_err, on_step=hook,
             )
@@ -171,24 +183,17 @@ def train_synthetic_image(
     as_json: JsonOpt = False,
 ) -> None:
     """The AI-generated-image detector: CLIP probe and/or patch CNN on native crops, calibrated."""
-    from veracity.train import synthetic_image as trainer
-
     chosen = tuple(sorted(set(views or ["clip", "cnn"])))
     if not set(chosen) <= {"clip", "cnn"}:
         _err(f"error: unknown view in {list(chosen)} (clip, cnn)")
         raise typer.Exit(2)
-    card_path = out or PKG_DATA / "synthetic_image-v2.json"
+    card_path = out or _card_path("synthetic_image")
     if "cnn" in chosen and not (card_path.parent / "effnet_lite0_pooled-v1.onnx").is_file():
         try:
             import torch  # noqa: F401
         except ModuleNotFoundError as exc:
             raise _needs_torch(exc) from exc
-    try:
-        card = trainer.train_synthetic_image(data_roots(data), card_path, progress=_err, measure=not no_eval,
-                                             views=chosen)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "synthetic_image", "card": card.model_dump(mode="json")}, as_json)
+    _train("synthetic_image", data_roots(data), card_path, as_json, progress=_err, measure=not no_eval, views=chosen)
 
 
 @train_app.command("synthetic_speech")
@@ -200,14 +205,8 @@ def train_synthetic_speech(
     as_json: JsonOpt = False,
 ) -> None:
     """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""
-    from veracity.train import synthetic_speech as trainer
-
-    try:
-        card = trainer.train_synthetic_speech(data_roots(data), out or PKG_DATA / "synthetic_speech-v2.json",
-                                              progress=_err, threads=threads, measure_eval=not skip_eval)
-    except VeracityError as exc:
-        raise _fail(exc) from exc
-    _emit({"trained": "synthetic_speech", "card": card.model_dump(mode="json", exclude={"params"})}, as_json)
+    _train("synthetic_speech", data_roots(data), out, as_json, exclude={"params"}, progress=_err, threads=threads,
+           measure_eval=not skip_eval)
 
 
 @train_app.command("fusion")

@@ -238,8 +238,6 @@ class AVSyncDetector:
         return self._model
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind != "video":
-            return Applicability.no("not_video")
         if ctx.media.audio is None:
             return Applicability.no("no_audio")
         if not ctx.media.window_ids:

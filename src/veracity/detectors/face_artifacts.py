@@ -23,9 +23,7 @@ interior: the band wins -> ``blending_boundary``, the interior -> ``texture_arti
 
 from __future__ import annotations
 
-import base64
 import math
-import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -35,7 +33,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01
+from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, Heatmap, clamp01
 from veracity.errors import ModelUnavailable
 from veracity.faces.align import align_crop, alignment_matrix
 from veracity.faces.types import FaceObservation
@@ -231,13 +229,6 @@ def heatmap_overlay(crop: U8, cam: F32, side: int = HEATMAP_SIDE) -> U8:
     return np.asarray(np.clip(base * (1 - alpha) + colour * alpha, 0, 255), dtype=np.uint8)
 
 
-def jpeg_b64(rgb: U8, quality: int = 85) -> str:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encode failed")
-    return base64.b64encode(buf.tobytes()).decode("ascii")
-
-
 # -- detector -------------------------------------------------------------------------------------
 
 class FaceArtifactsDetector:
@@ -257,18 +248,12 @@ class FaceArtifactsDetector:
         return self._model
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind not in self.modalities:
-            return Applicability.no("no_image")
         if not ctx.faces.any:
             return Applicability.no("no_face")
         return Applicability.yes()
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        started = time.perf_counter()
-        try:
-            model = self._get_model(ctx.settings.onnx_threads)
-        except ModelUnavailable as exc:
-            return DetectorResult.skipped(self.name, self.version, "model_unavailable", error=str(exc))
+        model = self._get_model(ctx.settings.onnx_threads)
         items = gather_crops(ctx)
         if not items:
             return DetectorResult.skipped(self.name, model.version, "no_face_crop")
@@ -310,12 +295,8 @@ class FaceArtifactsDetector:
         for s in sorted(flagged, key=lambda s: -s.score):
             per_track.setdefault(s.track_id, s)
         maps = sorted(per_track.values(), key=lambda s: (s.track_id != top_track, -s.score))[:MAX_HEATMAPS]
-        if maps:
-            evidence["heatmap_jpeg_b64"] = [jpeg_b64(heatmap_overlay(s.crop, s.cam)) for s in maps]
-            evidence["heatmap_track_ids"] = [s.track_id for s in maps]
-            evidence["heatmap_t"] = [round(s.t, 3) for s in maps]
-            evidence["heatmap_scores"] = [round(s.score, 4) for s in maps]
-            evidence["heatmap_cells"] = [round(float(v), 3) for v in maps[0].cam.ravel()]
+        heatmaps = tuple(Heatmap(heatmap_overlay(s.crop, s.cam), score=s.score, t=s.t, track_id=s.track_id)
+                         for s in maps)
         n = len(by_track.get(top_track, []))
         confidence = BASE_CONFIDENCE * min(1.0, math.sqrt(n / FULL_CONFIDENCE_CROPS)) if ctx.kind == "video" \
             else BASE_CONFIDENCE * 0.75
@@ -327,7 +308,7 @@ class FaceArtifactsDetector:
             reasons=tuple(reasons),
             frame_scores=frame_scores,
             evidence=evidence,
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+            heatmaps=heatmaps,
         )
 
 

@@ -317,15 +317,11 @@ class PhysiologyDetector:
     modalities: tuple[MediaKind, ...] = ("video",)
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind != "video":
-            return Applicability.no("not_video")
         if _subject(ctx) is None:
             return Applicability.no("no_face")
         return Applicability.yes()
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        if ctx.kind != "video":
-            return DetectorResult.skipped(self.name, self.version, "not_video")
         track = _subject(ctx)
         if track is None:
             return DetectorResult.skipped(self.name, self.version, "no_face")

@@ -22,7 +22,7 @@ compression do not tell them apart; the card records every figure per source.
 
 Evidence a person can look at: each crop's calibrated score (``crop_scores``, boxes in
 ``crop_boxes`` as y, x, side triples) and, when the image is flagged, a small heatmap of those
-scores over the image (``heatmap_jpeg_b64``, the shape face_artifacts uses). Provenance stays
+scores over the image (a typed ``Heatmap``, as face_artifacts gives). Provenance stays
 first: a credential that declares AI generation decides the verdict in fusion before this
 score is read. Stills only: video frames are compressed in ways no training image was.
 
@@ -40,8 +40,6 @@ The CLIP encoder is a fetched asset (``veracity models fetch``); without it the 
 
 from __future__ import annotations
 
-import base64
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -51,8 +49,16 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veracity.config import Settings
-from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01, sigmoid
+from veracity.config import AnalysisSettings
+from veracity.detectors.base import (
+    MODEL_UNAVAILABLE_FETCH,
+    AnalysisContext,
+    Applicability,
+    DetectorResult,
+    Heatmap,
+    clamp01,
+    sigmoid,
+)
 from veracity.errors import ModelUnavailable
 from veracity.media.types import MediaKind
 from veracity.models.cards import ModelCard, load_card
@@ -71,9 +77,9 @@ CNN_GRID = 3  # inference: CNN_GRID x CNN_GRID CNN crops
 BASE_CONFIDENCE = 0.6
 MIN_SIDE = 64  # below this an image says too little (icons, thumbnails)
 HEATMAP_SIDE = 160
-UNAVAILABLE = "model_unavailable: run `veracity models fetch`"
 DATA_PACKAGE = "veracity.models"
 DATA_DIR = "data"
+UNAVAILABLE = MODEL_UNAVAILABLE_FETCH  # the not-applicable code when its models are not fetched
 
 FloatArray = npt.NDArray[np.float64]
 U8 = npt.NDArray[np.uint8]
@@ -217,7 +223,7 @@ def score_map(shape: tuple[int, int], boxes: list[tuple[int, int, int]], scores:
         return np.where(n > 0, acc / np.maximum(n, 1), np.nan).astype(np.float32)
 
 
-def heatmap_jpeg_b64(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[float], quality: int = 85) -> str:
+def heatmap_image(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[float]) -> U8:
     """The image (long side ``HEATMAP_SIDE``) with the crop scores as a JET overlay: red where the
     crops look generated, untouched where no crop looked."""
     heat = score_map((int(rgb.shape[0]), int(rgb.shape[1])), boxes, scores)
@@ -227,11 +233,7 @@ def heatmap_jpeg_b64(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[fl
     colour = cv2.cvtColor(cv2.applyColorMap(np.clip(v * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET),
                           cv2.COLOR_BGR2RGB)
     alpha = np.where(seen, 0.45, 0.0)[..., None]
-    out = np.asarray(np.clip(base * (1 - alpha) + colour * alpha, 0, 255), dtype=np.uint8)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encode failed")
-    return base64.b64encode(buf.tobytes()).decode("ascii")
+    return np.asarray(np.clip(base * (1 - alpha) + colour * alpha, 0, 255), dtype=np.uint8)
 
 
 class SyntheticImageDetector:
@@ -240,6 +242,7 @@ class SyntheticImageDetector:
     name = "synthetic_image"
     version = "2.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("image",)
+    unavailable = UNAVAILABLE  # what run_detector reports when the CLIP encoder is not fetched
 
     def __init__(self, *, model: ImageModel | None = None, encoder: ClipEncoder | None = None,
                  cnn: PatchCnn | None = None, card: str = CARD_NAME) -> None:
@@ -253,7 +256,7 @@ class SyntheticImageDetector:
             self._model = ImageModel.from_card(load_card(self._card))
         return self._model
 
-    def _get_encoder(self, settings: Settings) -> ClipEncoder:
+    def _get_encoder(self, settings: AnalysisSettings) -> ClipEncoder:
         if self._encoder is None:
             from veracity.models.fetch import load_fetched
 
@@ -261,7 +264,7 @@ class SyntheticImageDetector:
             self._encoder = ClipEncoder(path, threads=settings.onnx_threads)
         return self._encoder
 
-    def _get_cnn(self, settings: Settings, model: ImageModel) -> PatchCnn:
+    def _get_cnn(self, settings: AnalysisSettings, model: ImageModel) -> PatchCnn:
         if self._cnn is None:
             if model.cnn_path is None:
                 raise ModelUnavailable("synthetic_image card names no CNN")
@@ -269,13 +272,11 @@ class SyntheticImageDetector:
         return self._cnn
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind not in self.modalities:
-            return Applicability.no("not_image")
         if not ctx.media.sparse:
             return Applicability.no("no_frames")
         return Applicability.yes()
 
-    def view_logits(self, rgb: U8, settings: Settings, model: ImageModel
+    def view_logits(self, rgb: U8, settings: AnalysisSettings, model: ImageModel
                     ) -> tuple[dict[str, float], list[tuple[int, int, int]], list[float]]:
         """Mean crop logit per view, and the boxes and per-crop calibrated scores of the view
         with the finer grid (for the heatmap)."""
@@ -301,15 +302,11 @@ class SyntheticImageDetector:
         return out, boxes, per_crop
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        started = time.perf_counter()
-        try:
-            model = self.get_model()
-            rgb = to_rgb3(ctx.media.sparse[0].rgb)
-            if min(rgb.shape[:2]) < MIN_SIDE:
-                return DetectorResult.skipped(self.name, model.version, "image_too_small")
-            logits, boxes, per_crop = self.view_logits(rgb, ctx.settings, model)
-        except ModelUnavailable as exc:
-            return DetectorResult.skipped(self.name, self.version, UNAVAILABLE, error=exc.message)
+        model = self.get_model()
+        rgb = to_rgb3(ctx.media.sparse[0].rgb)
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            return DetectorResult.skipped(self.name, model.version, "image_too_small")
+        logits, boxes, per_crop = self.view_logits(rgb, ctx.settings, model)
         cal = model.calibration
         score = cal.prob(logits)
         side = min(rgb.shape[:2])
@@ -325,19 +322,17 @@ class SyntheticImageDetector:
             "max_crop_score": round(max(per_crop), 4),
             "aggregation": "mean crop logit per view, then the calibration",
         }
-        if flagged:
-            evidence["heatmap_jpeg_b64"] = [heatmap_jpeg_b64(rgb, boxes, per_crop)]
-            evidence["heatmap_scores"] = [round(score, 4)]
-            evidence["heatmap_t"] = [float(ctx.media.sparse[0].t)]
+        t = float(ctx.media.sparse[0].t)
+        heatmaps = (Heatmap(heatmap_image(rgb, boxes, per_crop), score=score, t=t),) if flagged else ()
         return DetectorResult(
             name=self.name,
             version=model.version,
             score=score,
             confidence=clamp01(confidence),
             reasons=("ai_generated_image",) if flagged else (),
-            frame_scores={float(ctx.media.sparse[0].t): score},
+            frame_scores={t: score},
             evidence=evidence,
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+            heatmaps=heatmaps,
         )
 
 

@@ -31,7 +31,6 @@ the detector is skipped (``model_unavailable``), as every fetched-model detector
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -39,7 +38,6 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01, sigmoid
-from veracity.errors import ModelUnavailable
 from veracity.media.types import AUDIO_RATE, MediaKind
 from veracity.models.cards import load_card
 from veracity.models.logistic import StandardLogistic
@@ -278,19 +276,13 @@ class SyntheticSpeechDetector:
         return self._encoder
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind not in self.modalities:
-            return Applicability.no("no_audio")
         if ctx.media.audio is None or ctx.media.audio.samples.size == 0:
             return Applicability.no("no_audio")
         return Applicability.yes()
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        started = time.perf_counter()
-        try:
-            head = self._get_head()
-            encoder = self._get_encoder(ctx)
-        except ModelUnavailable as exc:
-            return DetectorResult.skipped(self.name, self.version, "model_unavailable", error=exc.message)
+        head = self._get_head()
+        encoder = self._get_encoder(ctx)
         audio = ctx.media.audio
         if audio is None:
             return DetectorResult.skipped(self.name, head.version, "no_audio")
@@ -314,5 +306,4 @@ class SyntheticSpeechDetector:
             evidence={"n_windows": int(per_window.size), "speech_s": round(speech_s, 2),
                       "window_s": WINDOW_S, "max_window_score": round(float(per_window.max()), 4),
                       "min_window_score": round(float(per_window.min()), 4)},
-            elapsed_ms=(time.perf_counter() - started) * 1000.0,
         )

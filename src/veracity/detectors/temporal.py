@@ -221,15 +221,11 @@ class TemporalDetector:
     modalities: tuple[MediaKind, ...] = ("video",)
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
-        if ctx.kind != "video":
-            return Applicability.no("not_video")
         if not _has_landmarks_in_windows(ctx):
             return Applicability.no("no_face")
         return Applicability.yes()
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
-        if ctx.kind != "video":
-            return DetectorResult.skipped(self.name, self.version, "not_video")
         if not _has_landmarks_in_windows(ctx):
             return DetectorResult.skipped(self.name, self.version, "no_face")
 

@@ -1,7 +1,7 @@
 """Run ``analyze`` over a labelled set and keep one record per file.
 
 The records hold every detector's score and confidence, not only the fused one, so the same run
-both measures the detectors and feeds the fusion fit (``fusion/fit.py``), and re-fusing with other
+both measures the detectors and feeds the fusion fit (``train/fusion_fit.py``), and re-fusing with other
 parameters needs no second analysis.
 """
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from veracity.detectors import registry
 from veracity.detectors.base import DetectorResult, sigmoid
 from veracity.errors import ConfigError
 
@@ -37,23 +38,10 @@ DEFAULT_FUSION = "fusion-v1"  # used when data/DEFAULT names nothing
 DEFAULT_FILE = "DEFAULT.json"  # {"name": ..., "why": ...} in fusion/data: the default parameter file
 MAX_EXPLANATIONS = 3
 
-# Short plain names and "why it did not run" phrases for the sentences a verdict carries (the
-# web UI has longer texts of its own).
-DETECTOR_WORDS: dict[str, str] = {
-    "face_artifacts": "face artifacts", "synthetic_image": "AI-image traits", "synthetic_speech": "synthetic voice",
-    "spectral": "spectral", "temporal": "motion jitter", "physiology": "blink and head pose", "av_sync": "lip sync",
-}
-NOT_APPLIED_WORDS: dict[str, str] = {
-    "no_face": "no face found", "no_face_crop": "no face found", "face_too_small": "faces too small",
-    "no_audio": "no audio track", "no_speech": "too little speech", "no_face_in_speech": "no face while speaking",
-    "not_video": "not a video", "not_image": "not a still image", "no_frames": "no frames decoded",
-    "too_few_frames": "too few frames with a face", "model_unavailable": "model not installed",
-    "no_dense_window": "no run of consecutive frames", "region_too_small": "face regions too small",
-}
-
-
 def words(name: str) -> str:
-    return DETECTOR_WORDS.get(name, name.replace("_", " "))
+    """A detector's short plain name in verdict sentences (from its spec)."""
+    found = registry.find(name)
+    return found.words if found is not None else name.replace("_", " ")
 
 
 class Thresholds(BaseModel):
@@ -165,6 +153,14 @@ class FusionParams(BaseModel):
         if params.thresholds.suspicious >= params.thresholds.manipulated:
             raise ConfigError("fusion thresholds: suspicious must be below manipulated")
         return params
+
+    def weight(self, detector: str) -> float:
+        """The legacy rule's weight of ``detector``: this file's, else its spec's default (a
+        detector the file does not list is weighed as declared, not silently dropped)."""
+        if detector in self.weights:
+            return self.weights[detector]
+        found = registry.find(detector)
+        return found.fusion_weight if found is not None else 0.0
 
 
 def default_name() -> str:
@@ -285,7 +281,7 @@ def not_checked(checked: tuple[Check, ...]) -> str | None:
     for c in checked:
         if not c.applied and (c.fused or c.proven):
             code = c.not_applicable or "not_applicable"
-            missing.setdefault(NOT_APPLIED_WORDS.get(code, code.replace("_", " ")), []).append(words(c.detector))
+            missing.setdefault(registry.why_short(code), []).append(words(c.detector))
     proven_ran = any(c.proven and c.applied for c in checked)
     if not missing and proven_ran:
         return None
@@ -344,8 +340,8 @@ def fuse_kind(results: list[DetectorResult], params: FusionParams, kind: str) ->
 
 
 def _fuse_legacy(results: list[DetectorResult], params: FusionParams) -> Verdict:
-    used = [r for r in results if r.score is not None and params.weights.get(r.name, 0.0) > 0]
-    raw = {r.name: params.weights[r.name] * max(r.confidence, 0.05) for r in used}
+    used = [r for r in results if r.score is not None and params.weight(r.name) > 0]
+    raw = {r.name: params.weight(r.name) * max(r.confidence, 0.05) for r in used}
     total = sum(raw.values())
     if not used or total <= 0:
         return Verdict(score=None, label="inconclusive", reasons=())

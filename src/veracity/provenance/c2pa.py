@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from veracity.config import Settings
+from veracity.config import AnalysisSettings
 from veracity.errors import ConfigError, CorruptMedia, ProvenanceError
 
 ValidationState = Literal["Invalid", "Valid", "Trusted"]
@@ -149,7 +149,7 @@ def trust_message(result: C2paResult) -> str:
     return "invalid: " + (", ".join(dict.fromkeys(bad)) or "see status codes")
 
 
-def sdk_settings(settings: Settings) -> dict[str, Any]:
+def sdk_settings(settings: AnalysisSettings) -> dict[str, Any]:
     """c2pa-rs settings: offline, trust list from ``Settings.trust_anchors`` when given."""
     cfg: dict[str, Any] = {
         "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_trust": True},
@@ -165,7 +165,7 @@ def sdk_settings(settings: Settings) -> dict[str, Any]:
     return cfg
 
 
-def make_context(settings: Settings) -> Any:
+def make_context(settings: AnalysisSettings) -> Any:
     import c2pa as sdk
 
     return sdk.Context(settings=sdk.Settings.from_dict(sdk_settings(settings)))
@@ -173,7 +173,7 @@ def make_context(settings: Settings) -> Any:
 
 def read_credentials(
     path: Path,
-    settings: Settings,
+    settings: AnalysisSettings,
     *,
     mime: str | None,
     sidecar: Path | None = None,
@@ -363,7 +363,7 @@ def _ingredient(ing: Mapping[str, Any], manifests: Mapping[str, Any], depth: int
     )
 
 
-def read_bytes(data: bytes, mime: str, settings: Settings) -> C2paResult:
+def read_bytes(data: bytes, mime: str, settings: AnalysisSettings) -> C2paResult:
     """Validate an in-memory asset (used right after signing, before anything is written)."""
     import c2pa as sdk
 

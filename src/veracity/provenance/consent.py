@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import RowMapping
 
-from veracity.config import Settings
+from veracity.config import AnalysisSettings
 from veracity.errors import ConfigError, ConsentNotFound, ConsentRefused, SourceNotFound
 
 SCOPES = frozenset({"likeness", "voice", "image", "video", "audio", "name"})
@@ -168,7 +168,7 @@ class ConsentStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, settings: Settings) -> ConsentStore:
+    def open(cls, settings: AnalysisSettings) -> ConsentStore:
         """The configured database; the embedded SQLite file's folder is made if missing."""
         url = settings.effective_database_url
         if settings.database_url is None:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from veracity.config import Settings
+from veracity.config import AnalysisSettings
 from veracity.errors import CorruptMedia, SourceNotFound, UnsupportedMedia
 from veracity.provenance import vwm
 from veracity.provenance.c2pa import C2paResult, read_credentials, trust_message
@@ -61,7 +61,7 @@ class ProvenanceResult(BaseModel):
 
 def verify_file(
     path: Path,
-    settings: Settings,
+    settings: AnalysisSettings,
     *,
     sidecar: Path | None = None,
     fragments: list[Path] | None = None,
@@ -127,7 +127,7 @@ def _video_mark(path: Path, frames: Sequence[npt.NDArray[np.uint8]] | None) -> v
     return vwm.detect(frames[len(frames) // 2])
 
 
-def _signing_record(signing_id: str, settings: Settings) -> dict[str, str] | None:
+def _signing_record(signing_id: str, settings: AnalysisSettings) -> dict[str, str] | None:
     """Look the watermark's id up in the local registry, if there is one (never creates it)."""
     if settings.database_url is None and not (settings.data_dir / "veracity.db").is_file():
         return None

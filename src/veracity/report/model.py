@@ -5,11 +5,14 @@ Pydantic models so the JSON schema is generated, not hand-written (``veracity sc
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = "1.0"
+# 1.1: detectors' heatmaps are typed (``DetectorReport.heatmaps``), no longer evidence lists;
+# 1.0 reports still load (the lists are read as heatmaps).
+SCHEMA_VERSION = "1.1"
 
 Label = Literal["authentic", "suspicious", "manipulated", "synthetic", "inconclusive"]
 
@@ -59,6 +62,29 @@ class Provenance(_Model):
     metadata: dict[str, str] = Field(default_factory=dict, description="Generator/camera metadata facts (EXIF, XMP).")
 
 
+class HeatmapImage(_Model):
+    """Where a detector found its evidence, drawn over the face crop or picture it scored."""
+
+    jpeg_b64: str = Field(description="The image (JPEG, base64).")
+    track_id: int | None = Field(default=None, description="The face track it belongs to; null: the whole picture.")
+    t: float | None = Field(default=None, ge=0, description="Seconds from the start.")
+    score: float | None = Field(default=None, ge=0, le=1, description="The detector's score for what it shows.")
+
+
+# Evidence keys that carried heatmaps in reports stored before ``DetectorReport.heatmaps``: the
+# images and, matched by position, their tracks, times and scores (and the top map's CAM cells).
+_LEGACY_HEATMAP_KEYS = ("heatmap_jpeg_b64", "heatmap_track_ids", "heatmap_t", "heatmap_scores", "heatmap_cells")
+
+
+def _nth(values: object, i: int) -> object:
+    return values[i] if isinstance(values, list) and i < len(values) else None
+
+
+def _in_range(value: object, lo: float, hi: float) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and lo <= value <= hi
+    return float(value) if ok else None  # type: ignore[arg-type]
+
+
 class DetectorReport(_Model):
     name: str
     version: str
@@ -70,8 +96,29 @@ class DetectorReport(_Model):
     evidence: dict[str, float | int | str | bool | list[float] | list[int] | list[str] | None] = Field(
         default_factory=dict
     )
+    heatmaps: list[HeatmapImage] = Field(default_factory=list, description="Where it found evidence, drawn.")
     weight: float = Field(default=0.0, ge=0, description="Share of the fused score (0 when not applied).")
     elapsed_ms: float = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_heatmaps(cls, data: Any) -> Any:
+        """A stored report from before typed heatmaps still loads: its heatmap evidence lists
+        become ``heatmaps`` (values of the wrong type are dropped, not fatal)."""
+        if not isinstance(data, dict) or not isinstance(data.get("evidence"), dict):
+            return data
+        evidence = dict(data["evidence"])
+        if "heatmap_jpeg_b64" not in evidence:
+            return data
+        old = {k: evidence.pop(k, None) for k in _LEGACY_HEATMAP_KEYS}
+        images = old["heatmap_jpeg_b64"]
+        lifted = []
+        for i, image in enumerate(images if isinstance(images, list) else [images]):
+            track, t, score = (_nth(old[k], i) for k in ("heatmap_track_ids", "heatmap_t", "heatmap_scores"))
+            if isinstance(image, str):
+                lifted.append({"jpeg_b64": image, "track_id": track if type(track) is int else None,
+                               "t": _in_range(t, 0.0, math.inf), "score": _in_range(score, 0.0, 1.0)})
+        return {**data, "evidence": evidence, "heatmaps": [*data.get("heatmaps", []), *lifted]}
 
 
 class CheckedDetector(_Model):

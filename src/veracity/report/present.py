@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from veracity.report.model import DetectorReport, FaceSummary, Provenance, Report
+from veracity.report.model import DetectorReport, Provenance, Report
 from veracity.report.timeline import TimelineView, series_colours, timeline_message, timeline_view
 from veracity.report.wording import (
     DST_TEXT,
@@ -50,7 +50,6 @@ __all__ = [
     "fmt_score",
     "fmt_seconds",
     "gauge",
-    "is_heatmap_key",
     "media_rows",
     "present",
     "provenance_view",
@@ -188,15 +187,6 @@ def data_uri(value: object) -> str | None:
 
 
 # --------------------------------------------------------------------------- heatmaps
-# Heatmaps travel as untyped evidence today (``heatmap_jpeg_b64`` and its parallel lists
-# ``heatmap_track_ids`` / ``heatmap_t`` / ``heatmap_scores``; or a ``*heatmap*`` field on an
-# extended face summary). Everything that finds them is in this section, so typed heatmaps on
-# the report change these functions only.
-
-
-def is_heatmap_key(key: str) -> bool:
-    """Evidence keys that belong to heatmaps (images and their index lists): drawn, not printed."""
-    return "heatmap" in key.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,47 +219,11 @@ class HeatmapView:
         return text
 
 
-def _nth(values: object, i: int) -> object:
-    return values[i] if isinstance(values, list) and i < len(values) else None
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def evidence_heatmaps(report: Report) -> list[HeatmapView]:
-    """Every heatmap image a detector put in its evidence (any ``*heatmap*`` key holding images),
-    matched by position with the ``heatmap_track_ids`` / ``heatmap_t`` / ``heatmap_scores`` lists
-    when the detector gives them (face_artifacts does)."""
-    out: list[HeatmapView] = []
-    for d in report.detectors:
-        ev = d.evidence
-        for key, value in ev.items():
-            if not is_heatmap_key(key):
-                continue
-            for i, v in enumerate(value if isinstance(value, list) else [value]):
-                uri = data_uri(v)
-                if uri is None:
-                    continue
-                track = _nth(ev.get("heatmap_track_ids"), i)
-                out.append(
-                    HeatmapView(
-                        detector=d.name,
-                        src=uri,
-                        track_id=track if isinstance(track, int) and not isinstance(track, bool) else None,
-                        t=_number(_nth(ev.get("heatmap_t"), i)),
-                        score=_number(_nth(ev.get("heatmap_scores"), i)),
-                    )
-                )
-    return out
-
-
-def _face_heatmaps(face: FaceSummary) -> list[str | None]:
-    """Heatmaps a face summary carries in any ``*heatmap*`` field (one per crop, or one for all)."""
-    for name, value in face.model_dump().items():
-        if is_heatmap_key(name):
-            return [data_uri(v) for v in (value if isinstance(value, list) else [value])]
-    return []
+    """Every detector's heatmaps, in report order (an image that is not plainly one is dropped)."""
+    return [HeatmapView(detector=d.name, src=src, track_id=h.track_id, t=h.t, score=h.score)
+            for d in report.detectors for h in d.heatmaps
+            if (src := data_uri(h.jpeg_b64)) is not None]
 
 
 # --------------------------------------------------------------------------- faces
@@ -278,7 +232,6 @@ def _face_heatmaps(face: FaceSummary) -> list[str | None]:
 @dataclass(frozen=True, slots=True)
 class FaceCrop:
     src: str
-    heatmap: str | None
     alt: str
 
 
@@ -288,12 +241,11 @@ class FaceView:
     span: str
     observations: int
     crops: list[FaceCrop]
-    score: float | None = None
     heatmaps: list[HeatmapView] = field(default_factory=list)
 
     @property
     def has_heatmap(self) -> bool:
-        return bool(self.heatmaps) or any(c.heatmap for c in self.crops)
+        return bool(self.heatmaps)
 
 
 def face_views(report: Report, heatmaps: Sequence[HeatmapView] | None = None) -> list[FaceView]:
@@ -305,17 +257,14 @@ def face_views(report: Report, heatmaps: Sequence[HeatmapView] | None = None) ->
     views = []
     still = report.media.kind == "image"
     for f in report.faces:
-        heat = _face_heatmaps(f)
         crops = []
         for i, b64 in enumerate(f.crop_jpeg_b64):
             src = data_uri(b64 if b64.startswith("data:") else f"data:image/jpeg;base64,{b64}")
             if src is None:
                 continue
-            h = heat[i] if i < len(heat) else (heat[0] if len(heat) == 1 else None)
-            crops.append(FaceCrop(src, h, f"face track {f.track_id} crop {i + 1}"))
+            crops.append(FaceCrop(src, f"face track {f.track_id} crop {i + 1}"))
         span = fmt_seconds(f.first_s) if still else f"{fmt_seconds(f.first_s)} – {fmt_seconds(f.last_s)}"
-        score = _number(f.model_dump().get("score"))
-        views.append(FaceView(f.track_id, span, f.observations, crops, score, by_track.get(f.track_id, [])))
+        views.append(FaceView(f.track_id, span, f.observations, crops, by_track.get(f.track_id, [])))
     return views
 
 
@@ -379,7 +328,7 @@ def detector_cards(report: Report, heatmaps: Sequence[HeatmapView] | None = None
                 why=_why(d),
                 not_applicable=None if d.applied else (d.not_applicable or "not_applicable"),
                 reasons=[Reason(r, reason_text(r)) for r in d.reasons],
-                evidence=[(k, fmt_evidence(v)) for k, v in d.evidence.items() if not is_heatmap_key(k)],
+                evidence=[(k, fmt_evidence(v)) for k, v in d.evidence.items()],
                 heatmaps=[h for h in found if h.detector == d.name],
                 elapsed_ms=d.elapsed_ms,
                 series_colour=colours.get(d.name),

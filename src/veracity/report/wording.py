@@ -1,5 +1,8 @@
 """The one wording table: what each label, reason code, detector and not-applicable code means.
 
+A detector's words come from its :class:`~veracity.detectors.registry.DetectorSpec`; the
+provenance checks' words and the labels are written here.
+
 The HTML export and the web result page both read these tables through
 :mod:`veracity.report.present`, so a sentence is written once and both say the same thing (a
 test renders every code through both and compares). Codes without an entry still read as
@@ -7,6 +10,8 @@ something: the fallbacks name the code in words.
 """
 
 from __future__ import annotations
+
+from veracity.detectors import registry
 
 __all__ = [
     "DETECTOR_INFO",
@@ -27,18 +32,13 @@ LABEL_TEXT: dict[str, str] = {
     "inconclusive": "No detector could apply to this input, so there is no verdict.",
 }
 
+# Detector wording lives in each detector's spec (veracity.detectors.registry); these tables
+# gather it, with the words of the provenance checks, which are not detectors.
+_SPECS = registry.SPECS
+
 REASON_TEXT: dict[str, str] = {
-    "lip_audio_mismatch": "Lip movements do not follow the speech in the audio track.",
-    "texture_artifacts": "Face texture shows artefacts typical of generated or re-rendered faces.",
-    "blending_boundary": "A seam was found where a face appears blended into the original frame.",
-    "synthetic_voice": "The voice has traits of text-to-speech or voice cloning.",
-    "abnormal_blinking": "Blinking is unusually rare, regular or misshapen for a real person.",
-    "head_pose_inconsistency": "The central face and the whole head point in different directions.",
-    "landmark_jitter": "Facial landmarks jitter between frames more than a real face moves.",
-    "box_flicker": "The face region flickers in size or position from frame to frame.",
-    "spectral_artifacts": "The image spectrum shows periodic peaks left by generative up-sampling.",
-    "ai_generated_image": "The image has traits of fully generated (GAN or diffusion) images.",
-    "synthetic_image": "The image has traits of fully generated (GAN or diffusion) images.",
+    **{code: text for s in _SPECS for code, text in s.reasons.items()},
+    "synthetic_image": "The image has traits of fully generated (GAN or diffusion) images.",  # reports before v2
     "declared_ai_generated": "A valid content credential declares the media as made by a generative model.",
     "metadata_declares_ai": "The file's metadata names a generative model or an AI digital source type.",
     "watermark_detected": "An invisible watermark that generators embed in their output was found.",
@@ -46,34 +46,17 @@ REASON_TEXT: dict[str, str] = {
 }
 
 DETECTOR_INFO: dict[str, str] = {
-    "av_sync": "How well the mouth opening follows the speech in the audio track, frame by frame.",
-    "physiology": "Blinking (rate, rhythm, shape) and whether face and head point the same way.",
-    "temporal": "How much facial landmarks and the face box jitter from one frame to the next.",
-    "spectral": "The frequency spectrum of face regions, looking for periodic up-sampling peaks.",
-    "face_artifacts": "Aligned face crops, for blending seams and texture left by face swapping.",
-    "synthetic_image": "The whole image, for traits of GAN or diffusion generators.",
-    "synthetic_speech": "The voice, for traits of text-to-speech and voice cloning vocoders.",
+    **{s.name: s.looks_at for s in _SPECS},
     "c2pa": "Embedded content credentials (C2PA manifest) and their signature.",
     "watermark": "Invisible watermarks embedded by generators or by our own signing.",
     "metadata": "File metadata: IPTC digital source type, generator text chunks, camera fields.",
 }
 
 NOT_APPLICABLE_TEXT: dict[str, str] = {
-    "not_video": "Only applies to video; this input is not one.",
-    "no_face": "No face was found, so there was nothing for it to look at.",
-    "no_face_crop": "No face crop could be cut out to look at.",
-    "no_audio": "The input has no audio track.",
-    "no_speech": "The audio track holds too little speech.",
-    "no_face_in_speech": "No face was visible while someone was speaking.",
-    "no_dense_window": "No stretch of consecutive frames was decoded to follow motion.",
-    "too_few_frames": "Too few frames with a face to measure movement over time.",
-    "region_too_small": "The face regions are too small to analyse.",
-    "face_too_small": "The faces are too small to analyse.",
-    "degenerate_landmarks": "Facial landmarks could not be placed reliably.",
+    **{code: w.text for code, w in registry.WHY.items()},
+    **{code: w.text for s in _SPECS for code, w in s.not_applicable.items()},
+    # Stored reports from before run_detector named the case "no_image" (now "no_frames").
     "no_image": "Needs an image or video frames; this input has none.",
-    "not_image": "Looks at still images only (whole-picture AI generation); this input is not one.",
-    "no_frames": "No frames could be decoded.",
-    "model_unavailable": "Its model is not installed on this server.",
     "not_applicable": "Not applicable to this input.",
 }
 

@@ -1,5 +1,5 @@
 """``veracity train fusion``: analyse a capped, seeded sample of the TRAIN split of several data
-roots, fit one calibrated combination per media kind on it (``fusion/fit.py``), measure it on the
+roots, fit one calibrated combination per media kind on it (``train/fusion_fit.py``), measure it on the
 eval sets (reported, never tuned on) and write ``fusion/data/fusion-v3.json``.
 
     veracity train fusion --data ../shared/data --data ~/.cache/veracity/data \\
@@ -31,11 +31,11 @@ from veracity.config import Options, Settings
 from veracity.errors import ConfigError
 from veracity.evaluation.dataset import LabelledItem
 from veracity.evaluation.runner import Progress, Record, latest_records, run_cached
-from veracity.fusion.fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
 from veracity.fusion.fuse import FusionParams, default_name, write_default
 from veracity.train import heldout
 from veracity.train.common import group_of, read_manifest
 from veracity.train.data import PANEL_MARK, is_composite
+from veracity.train.fusion_fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
 
 Log = Callable[[str], None]
 DEFAULT_VERSION = "fusion-v3"

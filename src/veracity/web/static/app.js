@@ -183,26 +183,19 @@
     chart.addEventListener("focus", function () { if (current < 0) show(0); });
   }
 
-  // ------------------------------------------------------------ face crop + heatmap viewer
+  // ------------------------------------------------------------ face crop / heatmap viewer
   function setupCrops() {
     var dialog = $("#crop-dialog");
     if (!dialog || typeof dialog.showModal !== "function") return;
-    var img = $("#crop-img"), heat = $("#crop-heat"), toggle = $("#heat-toggle"), opacity = $("#heat-opacity");
-    var wraps = [$("#heat-toggle-wrap"), $("#heat-opacity-wrap")];
+    var img = $("#crop-img");
     document.querySelectorAll("button.crop").forEach(function (btn) {
       btn.addEventListener("click", function () {
         img.src = btn.getAttribute("data-crop");
-        var h = btn.getAttribute("data-heatmap");
-        wraps.forEach(function (w) { w.hidden = !h; });
-        heat.hidden = !h || !toggle.checked;
-        if (h) heat.src = h; else heat.removeAttribute("src");
-        $("#crop-dialog-h").textContent = btn.getAttribute("data-caption") || (h ? "Face crop with heatmap" : "Face crop");
+        $("#crop-dialog-h").textContent = btn.getAttribute("data-caption") || "Face crop";
         img.alt = btn.getAttribute("data-caption") || "Enlarged face crop";
         dialog.showModal();
       });
     });
-    toggle.addEventListener("change", function () { heat.hidden = !toggle.checked; });
-    opacity.addEventListener("input", function () { heat.style.opacity = opacity.value / 100; });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -1,4 +1,5 @@
-"""The report's ``provenance`` block from a :class:`ProvenanceResult` (used by ``analyze``)."""
+"""The report's ``provenance`` block from a :class:`ProvenanceResult` (used by ``analyze``): part of
+building the report, so it sits with the report contract it fills, above provenance/."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from veracity.config import Settings
+from veracity.config import AnalysisSettings
 from veracity.errors import VeracityError
 from veracity.provenance.verify import ProvenanceResult, verify_file
 from veracity.report.model import Provenance
@@ -38,7 +39,7 @@ def to_block(result: ProvenanceResult) -> Provenance:
 
 
 def check(
-    path: Path, settings: Settings, frames: Sequence[npt.NDArray[np.uint8]] | None = None
+    path: Path, settings: AnalysisSettings, frames: Sequence[npt.NDArray[np.uint8]] | None = None
 ) -> tuple[Provenance, list[str]]:
     """Provenance block and verdict reasons; a provenance failure never fails the analysis.
     ``frames``: video frames analyze already decoded (read for the watermark)."""

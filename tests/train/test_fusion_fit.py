@@ -12,7 +12,7 @@ from veracity.detectors.base import DetectorResult
 from veracity.evaluation.runner import DetectorScore, Record
 from veracity.fusion import FusionParams, fuse
 from veracity.fusion.drift import histogram, psi
-from veracity.fusion.fit import (
+from veracity.train.fusion_fit import (
     ece,
     fit_kind,
     fit_kinds,

@@ -1,0 +1,67 @@
+"""Settings from the environment: every field has its VERACITY_ variable (the names the docs and
+deployments use), defaults are written once, and an analysis gets only the analysis part."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from veracity.config import AnalysisSettings, Limits, Settings, env_names
+from veracity.errors import ConfigError
+
+# The variables deployments and docs already use; renaming one breaks them.
+KNOWN = {
+    "MAX_BYTES", "MAX_PIXELS", "MAX_DURATION_S", "MAX_FRAMES", "MAX_IMAGE_SIDE", "MAX_DECODE_S", "ONNX_THREADS",
+    "CACHE_DIR", "DATA_DIR", "DATABASE_URL", "TRUST_ANCHORS", "ENV", "BROKER_URL", "QUEUE", "STORAGE_DIR",
+    "SYNC_WAIT_S", "WORKERS", "RATE_LIMIT_PER_MIN", "URL_ALLOWLIST", "FETCH_TIMEOUT_S", "FETCH_MAX_REDIRECTS",
+    "WEBHOOK_SECRET", "AUDIT_KEY", "AUDIT_KEY_FILE", "WEBHOOK_RETRIES", "WEBHOOK_BACKOFF_S", "KEEP_MEDIA",
+    "JOB_STALE_S", "JOB_BUDGET_S", "JOB_BUDGET_PER_MEDIA_S", "JOB_MAX_ATTEMPTS", "HTTP_HEADER_TIMEOUT_S",
+    "HTTP_BODY_IDLE_S", "HTTP_BODY_GRACE_S", "HTTP_BODY_MIN_RATE", "ORPHAN_AGE_S",
+}
+
+
+def test_every_variable_keeps_its_name() -> None:
+    assert {n.removeprefix("VERACITY_") for n in env_names()} == KNOWN
+
+
+def test_an_empty_environment_gives_the_defaults() -> None:
+    assert Settings.from_env({}) == Settings()
+    assert Settings.from_env({f"VERACITY_{n}": "" for n in KNOWN}) == Settings()  # empty means unset
+
+
+def test_values_are_parsed_by_type_and_floored() -> None:
+    s = Settings.from_env({
+        "VERACITY_MAX_FRAMES": "50", "VERACITY_MAX_DECODE_S": "2.5", "VERACITY_ONNX_THREADS": "0",
+        "VERACITY_WORKERS": "3.7", "VERACITY_CACHE_DIR": "/c", "VERACITY_TRUST_ANCHORS": "/a.pem",
+        "VERACITY_QUEUE": "q1", "VERACITY_ENV": "production", "VERACITY_KEEP_MEDIA": "yes",
+        "VERACITY_URL_ALLOWLIST": " a, ,b ", "VERACITY_JOB_BUDGET_S": "0", "VERACITY_WEBHOOK_SECRET": "s" * 32,
+    })
+    assert s.limits == Limits(max_frames=50, max_decode_s=2.5)
+    assert (s.onnx_threads, s.workers, s.job_budget_s) == (1, 3, 0.1)  # raised to their floors
+    assert (s.cache_dir, s.trust_anchors) == (Path("/c"), Path("/a.pem"))
+    assert (s.queue_name, s.environment, s.keep_media, s.url_allowlist) == ("q1", "production", True, ("a", "b"))
+
+
+def test_a_bad_number_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match="VERACITY_WORKERS must be a number"):
+        Settings.from_env({"VERACITY_WORKERS": "many"})
+    with pytest.raises(ConfigError, match="max_frames must be positive"):
+        Settings.from_env({"VERACITY_MAX_FRAMES": "-1"})
+
+
+def test_the_analysis_part_carries_no_service_field() -> None:
+    s = Settings(cache_dir=Path("/c"), webhook_secret="x" * 32, audit_key="k")
+    part = s.analysis
+    assert type(part) is AnalysisSettings and part.cache_dir == Path("/c")
+    assert not hasattr(part, "webhook_secret") and not hasattr(part, "audit_key")
+    assert {f.name for f in dataclasses.fields(part)} < {f.name for f in dataclasses.fields(s)}
+    assert part.analysis == part
+
+
+def test_the_analyzer_hands_detectors_only_the_analysis_part() -> None:
+    from veracity.pipeline import Analyzer
+
+    analyzer = Analyzer(Settings(webhook_secret="x" * 32))
+    assert type(analyzer.settings) is AnalysisSettings
