@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 
 from veracity.detectors.base import DetectorResult
+from veracity.evaluation.calibration import ece, results_of
 from veracity.evaluation.runner import DetectorScore, Record
 from veracity.fusion import FusionParams, fuse
 from veracity.fusion.drift import histogram, psi
 from veracity.train.fusion_fit import (
-    ece,
     fit_kind,
     fit_kinds,
     group_folds,
     isotonic,
     read_reviews,
-    results_of,
     sample_weights,
     threshold_for_fpr,
 )

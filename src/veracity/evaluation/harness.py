@@ -30,7 +30,7 @@ from veracity.fusion import FusionParams
 def rescore(records: Sequence[Record], params: FusionParams) -> list[Record]:
     """The same detector scores fused again with other parameters (no re-analysis; provenance
     is not re-checked)."""
-    from veracity.train.fusion_fit import rescore_kind
+    from veracity.evaluation.calibration import rescore_kind
 
     return rescore_kind(records, params)
 
@@ -105,7 +105,7 @@ def build_summary(records: Sequence[Record], items: Sequence[LabelledItem], para
 def per_kind(records: Sequence[Record], params: FusionParams) -> dict[str, Any]:
     """Per media kind: fused AUC, expected calibration error and reliability bins, the labels per
     class at the fusion's thresholds (which it states), the share labelled inconclusive."""
-    from veracity.train.fusion_fit import kind_metrics
+    from veracity.evaluation.calibration import kind_metrics
 
     out: dict[str, Any] = {}
     for kind in sorted({r.kind for r in records if r.error is None and r.kind}):

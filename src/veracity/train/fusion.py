@@ -118,6 +118,41 @@ def data_summary(records: Sequence[Record]) -> dict[str, Any]:
     return out
 
 
+def face_artifacts_table(work: Path, card_name: str, log: Log) -> heldout.HeldOut | None:
+    """From the crop cache's groups (``train face_artifacts`` prepares it) and the trainer's own
+    split: every file with a crop outside the validation groups was trained on. None when the
+    crop cache or torch (the trainer's module) is missing."""
+    try:
+        from veracity.train import face_artifacts as trainer
+        from veracity.train import face_prep
+    except ModuleNotFoundError:
+        return None
+    fs = face_prep.load(work / "crops")
+    if fs is None:
+        return None
+    tr, va = trainer.split(fs)
+    trained = {heldout.base_rel(fs.items[int(i)]) for i in tr}
+    held = {heldout.base_rel(fs.items[int(i)]) for i in va} - trained
+    log(f"face_artifacts: {len(trained)} train files trained on, {len(held)} held out (validation groups)")
+    return heldout.HeldOut(
+        "face_artifacts", card_name, heldout.card_sha(card_name), frozenset(trained),
+        how="the trainer's validation groups (every 5th DeepFaceLive identity, every 8th video_real clip, 10% of "
+            "faces_real) were never trained on; every other file with a crop was")
+
+
+def synthetic_image_table(roots: Sequence[Path], card_name: str, log: Log, seed: int = 0) -> heldout.HeldOut:
+    """Without the trainer's own table: the probe was fitted on the three quarters of the
+    training images outside ``is_holdout`` (the quarter fits only the calibration's numbers)."""
+    from veracity.train import synthetic_image as trainer
+
+    items = trainer.train_items(list(roots), lambda _m: None, seed)
+    trained = {heldout.base_rel(it.rel) for it in items if not trainer.is_holdout(it)}
+    held = {heldout.base_rel(it.rel) for it in items if trainer.is_holdout(it)} - trained
+    log(f"synthetic_image: {len(trained)} train files trained on, {len(held)} in the held-out quarter")
+    return heldout.HeldOut("synthetic_image", card_name, heldout.card_sha(card_name), frozenset(trained),
+                           how="the probe's held-out quarter of the training images (is_holdout) was never fitted on")
+
+
 def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) -> dict[str, heldout.HeldOut]:
     """Per learned detector, its table of train files fitted on / scored out of fold: written by
     its trainer (speech), or rebuilt from the trainer's fixed hold-out (image, face). A detector
@@ -133,11 +168,11 @@ def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) 
         table = heldout.load(cache, name, heldout.card_sha(card))
         if table is None and name == "synthetic_image":
             try:
-                table = heldout.synthetic_image_table(roots, card, log=log)
+                table = synthetic_image_table(roots, card, log)
             except ConfigError:  # no train images under these roots
                 table = None
         elif table is None and name == "face_artifacts":
-            table = heldout.face_artifacts_table(cache / "train" / "face_artifacts", card, log=log)
+            table = face_artifacts_table(cache / "train" / "face_artifacts", card, log)
         if table is not None and not heldout.table_path(cache, name).is_file():
             heldout.save(table, cache)  # fixed for these weights from now on
         if table is None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ from veracity.evaluation.runner import DetectorScore, Record
 # av_sync: a ridge over mel bands) whose in-sample optimism is small; the note says so.
 LEARNED = ("face_artifacts", "synthetic_image", "synthetic_speech")
 IN_SAMPLE = "in_sample"
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,42 +122,3 @@ def card_sha(card_name: str) -> str:
     from veracity.models.cards import load_card
 
     return load_card(card_name).sha256
-
-
-# --- tables of detectors whose trainers hold a fixed part of the train split out -------------
-
-
-def face_artifacts_table(work: Path, card_name: str, log: Log | None = None) -> HeldOut | None:
-    """From the crop cache's groups (``train face_artifacts`` prepares it) and the trainer's own
-    split: every file with a crop outside the validation groups was trained on. None when the
-    crop cache or torch (the trainer's module) is missing."""
-    try:
-        from veracity.train import face_artifacts as trainer
-        from veracity.train import face_prep
-    except ModuleNotFoundError:
-        return None
-    fs = face_prep.load(work / "crops")
-    if fs is None:
-        return None
-    tr, va = trainer.split(fs)
-    trained = {base_rel(fs.items[int(i)]) for i in tr}
-    held = {base_rel(fs.items[int(i)]) for i in va} - trained
-    if log is not None:
-        log(f"face_artifacts: {len(trained)} train files trained on, {len(held)} held out (validation groups)")
-    return HeldOut("face_artifacts", card_name, card_sha(card_name), frozenset(trained),
-                   how="the trainer's validation groups (every 5th DeepFaceLive identity, every 8th video_real "
-                       "clip, 10% of faces_real) were never trained on; every other file with a crop was")
-
-
-def synthetic_image_table(roots: Sequence[Path], card_name: str, seed: int = 0, log: Log | None = None) -> HeldOut:
-    """The probe was fitted on the three quarters of the training images outside ``is_holdout``
-    (the quarter fits only the 2-3 numbers of the calibration)."""
-    from veracity.train import synthetic_image as trainer
-
-    items = trainer.train_items(list(roots), lambda _m: None, seed)
-    trained = {base_rel(it.rel) for it in items if not trainer.is_holdout(it)}
-    held = {base_rel(it.rel) for it in items if trainer.is_holdout(it)} - trained
-    if log is not None:
-        log(f"synthetic_image: {len(trained)} train files trained on, {len(held)} in the held-out quarter")
-    return HeldOut("synthetic_image", card_name, card_sha(card_name), frozenset(trained),
-                   how="the probe's held-out quarter of the training images (is_holdout) was never fitted on")

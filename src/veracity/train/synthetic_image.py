@@ -26,9 +26,7 @@ WebP q80, JPEG q75). Features are cached per crop (``FeatureCache``) so a retrai
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import io
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -39,7 +37,6 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from veracity.config import Settings
 from veracity.detectors.synthetic_image import (
@@ -65,23 +62,32 @@ from veracity.models.metrics import roc_auc
 from veracity.models.patch_cnn import FEATURE_DIM, PatchCnn
 from veracity.train import heldout
 from veracity.train.common import FeatureCache, Item, Progress, Roots, cap_per_group, list_items, training_sets
-from veracity.train.spectral import auc_table, balanced_weights, fit_logistic, read_rgb
+from veracity.train.image_aug import (
+    BLUR_SIGMA,
+    FRAMES_PER_CLIP,
+    P_BLUR,
+    P_JPEG,
+    P_RESIZE,
+    P_WEBP,
+    QUALITY_RANGE,
+    RESAVES,
+    RESIZE_RANGE,
+    augment,
+    load_rgb,
+    random_crop,
+    resave,
+)
+from veracity.train.spectral import auc_table, balanced_weights, fit_logistic
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 TRAIN_DIRS = ("train/images_fake/", "train/images_real/", "train/faces_real/")
 EVAL_DIR = "eval/image/"
 KINDS = ("image",)
 CAPS = {"train/faces_real/utkface": 150, "train/faces_real/fe_lfw_gray": 0}
-# Degradation chain, identical for both classes.
-P_RESIZE, RESIZE_RANGE = 0.3, (0.5, 1.5)
-P_BLUR, BLUR_SIGMA = 0.15, (0.3, 1.5)
-P_JPEG, P_WEBP, QUALITY_RANGE = 0.5, 0.25, (60, 100)
-MIN_SIDE = 64
 ZOOM_RANGE = (1.5, 3.0)
 VIDEO_DIR = "train/video_real/"
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mov", ".avi", ".webm", ".mkv")
 VIDEO_MIN_SIDE = 240
-FRAMES_PER_CLIP = 3
 VIDEO_GROUP = "train/video_real"
 L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
 HOLDOUT = 0.25
@@ -98,56 +104,11 @@ def n_crops(item: Item) -> int:
     return 2
 
 
-def resave(rgb: U8, fmt: str, **kwargs: Any) -> U8:
-    """Encode and decode with Pillow, as a user re-saving the file would."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format=fmt, **kwargs)
-    buf.seek(0)
-    with Image.open(buf) as im:
-        return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
-
-
-RESAVES: dict[str, dict[str, Any]] = {"png": {"fmt": "PNG"}, "webp80": {"fmt": "WEBP", "quality": 80},
-                                      "jpeg75": {"fmt": "JPEG", "quality": 75}}
-
-
 def is_holdout(item: Item) -> bool:
     """The quarter of the training images every view holds out (fixed by the file name's hash, so
     the CLIP probe, the CNN and the calibration hold out the same images)."""
     digest = hashlib.sha1(item.rel.encode(), usedforsecurity=False).digest()
     return digest[0] < round(256 * HOLDOUT)
-
-
-def augment(rgb: U8, rng: np.random.Generator, min_side: int = MIN_SIDE) -> U8:
-    """One draw of the degradation chain (both classes alike): resize, blur, re-compression.
-    A resize never takes the short side below ``min_side`` (nor an image that is already smaller)."""
-    rgb = to_rgb3(rgb)
-    h, w = rgb.shape[:2]
-    if rng.uniform() < P_RESIZE:
-        f = float(rng.uniform(*RESIZE_RANGE))
-        f = max(f, min(1.0, min_side / min(h, w)))
-        nh, nw = max(1, round(h * f)), max(1, round(w * f))
-        rgb = np.asarray(cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC),
-                         dtype=np.uint8)
-    if rng.uniform() < P_BLUR:
-        rgb = np.asarray(cv2.GaussianBlur(rgb, (0, 0), float(rng.uniform(*BLUR_SIGMA))), dtype=np.uint8)
-    u = rng.uniform()
-    q = int(rng.integers(QUALITY_RANGE[0], QUALITY_RANGE[1] + 1))
-    if u < P_JPEG:
-        rgb = resave(rgb, "JPEG", quality=q)
-    elif u < P_JPEG + P_WEBP:
-        rgb = resave(rgb, "WEBP", quality=q)
-    return np.ascontiguousarray(rgb)
-
-
-def random_crop(rgb: U8, side: int, rng: np.random.Generator) -> U8:
-    """A ``side`` square (or the short side, if smaller) at a random place, randomly mirrored."""
-    h, w = rgb.shape[:2]
-    s = min(side, h, w)
-    y = int(rng.integers(0, h - s + 1))
-    x = int(rng.integers(0, w - s + 1))
-    crop = rgb[y:y + s, x:x + s]
-    return np.ascontiguousarray(crop[:, ::-1] if rng.uniform() < 0.5 else crop)
 
 
 def train_crops(rgb: U8, k: int, side: int, rng: np.random.Generator) -> list[U8]:
@@ -184,24 +145,6 @@ def video_items(data_root: Roots, log: Progress) -> list[Item]:
             continue
         out.extend(dataclasses.replace(it, rel=f"{it.rel}#{k}", group=VIDEO_GROUP) for k in range(FRAMES_PER_CLIP))
     return out
-
-
-@functools.lru_cache(maxsize=2)
-def _clip_frames(path: Path) -> tuple[U8, ...]:
-    """``FRAMES_PER_CLIP`` RGB frames spread over the clip (decoded once, in order)."""
-    import av
-
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    idx = np.linspace(0, len(frames) - 1, FRAMES_PER_CLIP + 2)[1:-1].round().astype(int)
-    return tuple(np.ascontiguousarray(frames[i], dtype=np.uint8) for i in idx)
-
-
-def load_rgb(item: Item) -> U8:
-    """An image file, or frame ``k`` of a clip for ``rel#k`` items."""
-    if "#" in item.rel:
-        return _clip_frames(item.path)[int(item.rel.rsplit("#", 1)[1])]
-    return read_rgb(item.path)
 
 
 def train_items(data_root: Roots, log: Progress, seed: int) -> list[Item]:

@@ -26,8 +26,8 @@ import numpy.typing as npt
 
 from veracity.detectors.synthetic_image import CNN_CROP
 from veracity.train.common import Item, Progress
+from veracity.train.image_aug import augment, load_rgb, random_crop
 from veracity.train.onnx_export import halve_weights
-from veracity.train.synthetic_image import augment, load_rgb, random_crop
 
 CROPS_PER_IMAGE = 6
 U8 = npt.NDArray[np.uint8]
