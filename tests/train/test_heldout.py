@@ -48,3 +48,11 @@ def test_base_rel_strips_crop_and_frame_suffixes() -> None:
     assert heldout.base_rel("train/v/x__panel1of2.mp4@1.50#left") == "train/v/x__panel1of2.mp4"
     assert heldout.base_rel("train/video_real/a.mp4#2") == "train/video_real/a.mp4"
     assert heldout.base_rel("train/faces_real/u/1.jpg") == "train/faces_real/u/1.jpg"
+
+
+def test_panel_rel_files_each_half_under_its_label() -> None:
+    from veracity.train.data import panel_rel
+
+    comp = "train/video/fake/deepfacelive_A_B_0.mp4"
+    assert panel_rel(comp, "train", 0, 2, "real") == "train/video/real/deepfacelive_A_B_0__panel1of2.mp4"
+    assert panel_rel(comp, "train", 1, 2, "fake") == "train/video/fake/deepfacelive_A_B_0__panel2of2.mp4"

@@ -232,6 +232,12 @@ def _add_audio(src: Path, video_only: Path) -> None:
     both.replace(video_only)
 
 
+def panel_rel(composite: str, split: str, index: int, panels: int, label: str) -> str:
+    """The manifest path of panel ``index`` (0-based) of a composite: ``train/video/fake/x.mp4``
+    -> ``train/video/real/x__panel1of2.mp4`` (each panel filed under its own label)."""
+    return f"{split}/video/{label}/{Path(composite).stem}{PANEL_MARK}{index + 1}of{panels}.mp4"
+
+
 def _panel_rows(row: dict[str, str], out: Path, result: Result) -> list[dict[str, str]]:
     import av
 
@@ -246,8 +252,7 @@ def _panel_rows(row: dict[str, str], out: Path, result: Result) -> list[dict[str
     panels, cuts = composite_panels(row, width, height)
     rows = []
     for index, label, what in cuts:
-        stem = Path(row["path"]).stem
-        rel = f"{row['split']}/video/{label}/{stem}{PANEL_MARK}{index + 1}of{panels}.mp4"
+        rel = panel_rel(row["path"], row["split"], index, panels, label)
         dst = _safe_target(out, rel)
         tag = dst.with_name(f".{dst.name}.from")
         src_id = BLOB_RE.search(row["notes"])

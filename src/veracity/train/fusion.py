@@ -34,7 +34,7 @@ from veracity.evaluation.runner import Progress, Record, latest_records, run_cac
 from veracity.fusion.fuse import FusionParams, default_name, write_default
 from veracity.train import heldout
 from veracity.train.common import group_of, read_manifest
-from veracity.train.data import PANEL_MARK, is_composite
+from veracity.train.data import PANEL_MARK, is_composite, panel_rel
 from veracity.train.fusion_fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
 
 Log = Callable[[str], None]
@@ -131,8 +131,18 @@ def face_artifacts_table(work: Path, card_name: str, log: Log) -> heldout.HeldOu
     if fs is None:
         return None
     tr, va = trainer.split(fs)
-    trained = {heldout.base_rel(fs.items[int(i)]) for i in tr}
-    held = {heldout.base_rel(fs.items[int(i)]) for i in va} - trained
+
+    def files(item: str) -> set[str]:
+        # A DeepFaceLive crop names its composite and side (``...x.mp4@1.50#left``); the fusion
+        # sees the halves cut from it as panel rows of their own.
+        rel = heldout.base_rel(item)
+        if item.endswith(("#left", "#right")):
+            split = rel.split("/", 1)[0]
+            return {rel, panel_rel(rel, split, 0, 2, "real"), panel_rel(rel, split, 1, 2, "fake")}
+        return {rel}
+
+    trained = set().union(*(files(fs.items[int(i)]) for i in tr))
+    held = set().union(*(files(fs.items[int(i)]) for i in va)) - trained
     log(f"face_artifacts: {len(trained)} train files trained on, {len(held)} held out (validation groups)")
     return heldout.HeldOut(
         "face_artifacts", card_name, heldout.card_sha(card_name), frozenset(trained),
