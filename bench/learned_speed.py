@@ -16,7 +16,6 @@ wall time and as CPU time of this process (the machine is shared; the load avera
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import os
@@ -91,7 +90,7 @@ def main() -> int:
     for threads in (1, 2):
         det = SyntheticImageDetector()
         image_model = det.get_model()
-        image_settings = dataclasses.replace(settings, onnx_threads=threads)
+        image_settings = settings.with_(onnx_threads=threads)
         counter = itertools.count()
 
         def one(det: SyntheticImageDetector = det, counter: Iterator[int] = counter,

@@ -3,12 +3,11 @@ deployments use), defaults are written once, and an analysis gets only the analy
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
-from veracity.config import AnalysisSettings, Limits, Settings, env_names
+from veracity.config import AnalysisSettings, Limits, ServiceSettings, Settings, env_names
 from veracity.errors import ConfigError
 
 # The variables deployments and docs already use; renaming one breaks them.
@@ -56,7 +55,7 @@ def test_the_analysis_part_carries_no_service_field() -> None:
     part = s.analysis
     assert type(part) is AnalysisSettings and part.cache_dir == Path("/c")
     assert not hasattr(part, "webhook_secret") and not hasattr(part, "audit_key")
-    assert {f.name for f in dataclasses.fields(part)} < {f.name for f in dataclasses.fields(s)}
+    assert set(type(part).model_fields) < set(type(s).model_fields)
     assert part.analysis == part
 
 
@@ -65,3 +64,55 @@ def test_the_analyzer_hands_detectors_only_the_analysis_part() -> None:
 
     analyzer = Analyzer(Settings(webhook_secret="x" * 32))
     assert type(analyzer.settings) is AnalysisSettings
+
+
+def test_bad_values_are_one_line_config_errors_naming_the_variable() -> None:
+    cases = {
+        "VERACITY_KEEP_MEDIA": "maybe", "VERACITY_FETCH_TIMEOUT_S": "soon", "VERACITY_MAX_FRAMES": "lots",
+        "VERACITY_MAX_BYTES": "0", "VERACITY_JOB_BUDGET_S": "nan", "VERACITY_ONNX_THREADS": "two",
+    }
+    for name, raw in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({name: raw})
+        message = str(caught.value)
+        assert name in message and "\n" not in message, message
+        assert caught.value.exit_code == 2  # what the CLI exits with
+
+
+def test_keyword_construction_is_validated_and_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERACITY_WORKERS", "7")
+    monkeypatch.setenv("VERACITY_DATA_DIR", "/elsewhere")
+    assert Settings(cache_dir=Path("/c")).workers == 1  # only from_env reads the environment
+    assert Settings.from_env().workers == 7 and Settings.from_env().data_dir == Path("/elsewhere")
+    with pytest.raises(ConfigError, match="VERACITY_WORKERS must be a number"):
+        Settings(workers="many")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="wrokers"):
+        Settings(wrokers=2)  # type: ignore[call-arg]
+
+
+def test_no_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("VERACITY_WORKERS=9\n")
+    monkeypatch.chdir(tmp_path)
+    assert Settings.from_env({}).workers == 1
+
+
+def test_settings_are_immutable_and_copied_with_validation() -> None:
+    s = Settings(workers=2)
+    with pytest.raises(ValueError, match="frozen"):
+        s.workers = 3
+    t = s.with_(workers=4, environment="production")
+    assert (s.workers, t.workers, t.environment) == (2, 4, "production") and type(t) is Settings
+    with pytest.raises(ConfigError, match="VERACITY_WORKERS"):
+        s.with_(workers="x")
+
+
+def test_the_analysis_part_holds_no_secret_and_the_service_part_no_analysis_field() -> None:
+    s = Settings.from_env({"VERACITY_WEBHOOK_SECRET": "w" * 32, "VERACITY_AUDIT_KEY": "a" * 32})
+    part = s.analysis
+    dumped = repr(part) + str(part.model_dump())
+    assert "w" * 32 not in dumped and "a" * 32 not in dumped
+    assert "w" * 32 not in repr(s)  # secrets stay out of logs even on the whole object
+    service = s.service
+    assert type(service) is ServiceSettings and service.webhook_secret == "w" * 32
+    assert not set(ServiceSettings.model_fields) & set(AnalysisSettings.model_fields)
+    assert set(ServiceSettings.model_fields) | set(AnalysisSettings.model_fields) == set(Settings.model_fields)

@@ -1,11 +1,20 @@
 """Settings and per-call options: the one place environment variables are read.
 
-Nothing here is global mutable state: :func:`Settings.from_env` builds a fresh object and callers
-pass it down (c2pa-python's ``Context`` habit). Two parts: :class:`AnalysisSettings`, all that an
-analysis may read (limits, model threads, caches, trust anchors, the consent registry), which is
-what detectors get, and :class:`Settings`, which adds the service's (secrets, queues, timeouts)
-and is what the service and the CLI hold. Each field is read from ``VERACITY_`` + its name in
-capitals unless its metadata names another variable; its default is written once, on the field.
+Nothing here is global mutable state: :meth:`Settings.from_env` builds a fresh object and callers
+pass it down (c2pa-python's ``Context`` habit). The settings are pydantic-settings models, declared
+once: each field's type, default and floor are written on the field, and its variable is
+``VERACITY_`` + its name in capitals unless an alias names another (``VERACITY_ENV``,
+``VERACITY_QUEUE``; :class:`Limits` is read from its flat ``VERACITY_MAX_*`` names). Three parts:
+:class:`AnalysisSettings`, all that an analysis may read (limits, model threads, caches, trust
+anchors, the consent registry), which is what detectors get; :class:`ServiceSettings`, the
+service's (secrets, queues, timeouts); and :class:`Settings`, both at once, which the service and
+the CLI hold, with ``.analysis`` and ``.service`` views. It stays flat (``settings.workers``, not
+``settings.service.workers``) so the many call sites and tests that build it by keyword keep working.
+
+The environment is read only by :meth:`~AnalysisSettings.from_env`; keyword construction reads
+nothing, so ``Settings(data_dir=...)`` is the same object on every machine, and no ``.env`` file is
+ever read. A bad value, from either, is a :class:`~veracity.errors.ConfigError` (CLI exit code 2)
+with one line naming the variable.
 """
 
 from __future__ import annotations
@@ -14,19 +23,22 @@ import dataclasses
 import os
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from veracity.errors import ConfigError
 
 _ENV_PREFIX = "VERACITY_"
-
-
-def _env(name: str | None = None, *, floor: float | None = None) -> dict[str, Any]:
-    """Field metadata: the variable's name after ``VERACITY_`` (default: the field's name in
-    capitals) and a floor that values read from the environment are raised to."""
-    return {"env": name, "floor": floor}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +86,88 @@ class Options:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-@dataclass(frozen=True, slots=True)
-class AnalysisSettings:
+def _whole(value: object) -> object:
+    """``"3.7"`` -> 3: an integer variable is read as a number and truncated, as it always was.
+    Anything that is not a number is left for pydantic to refuse (naming the variable)."""
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except (ValueError, OverflowError):
+            return value
+    return value
+
+
+def _at_least(floor: float) -> AfterValidator:
+    """A floor that a smaller value is raised to (``VERACITY_WORKERS=0`` runs one worker): the
+    behaviour deployments already rely on, so it is kept rather than turned into a refusal."""
+    return AfterValidator(lambda v: max(v, type(v)(floor)))
+
+
+def _split(value: object) -> object:
+    """``"a, ,b"`` -> ``("a", "b")``: lists are comma-separated in the environment, not JSON."""
+    if isinstance(value, str):
+        return tuple(x.strip() for x in value.split(",") if x.strip())
+    return value
+
+
+_WHOLE = BeforeValidator(_whole)
+
+
+class _Base(BaseSettings):
+    """What every settings part shares: the prefix, immutability, no ``.env`` file, and errors
+    as :class:`ConfigError`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        env_file=None,  # no surprise config: only the process environment, and only via from_env
+        env_ignore_empty=True,  # VERACITY_X= means unset, as it always has
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,  # Settings(environment=...) as well as the VERACITY_ENV alias
+        allow_inf_nan=False,
+    )
+
+    if not TYPE_CHECKING:  # keep the typed keyword signature that mypy derives from the fields
+
+        def __init__(self, **values: Any) -> None:
+            try:
+                super().__init__(**values)
+            except ValidationError as exc:
+                raise ConfigError(_one_line(exc, type(self))) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments only: the environment comes in through :meth:`from_env`."""
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """Every field from its ``VERACITY_*`` variable (``os.environ`` unless ``env`` is given);
+        an unset or empty one keeps the default."""
+        return cls(**_Environment(cls, os.environ if env is None else env)())
+
+    def with_(self, **changes: Any) -> Self:
+        """A copy with some fields changed, validated like the original (``dataclasses.replace``
+        for these models)."""
+        return type(self)(**{**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
+
+
+class AnalysisSettings(_Base):
     """What an analysis reads: all that detectors, the pipeline and the provenance checks get
     (never the service's secrets)."""
 
-    limits: Limits = field(default_factory=Limits)
-    onnx_threads: int = field(default=1, metadata=_env(floor=1))
-    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "veracity")
+    limits: Limits = Field(default_factory=Limits)
+    onnx_threads: Annotated[int, _WHOLE, _at_least(1)] = 1
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "veracity")
     # Where the embedded deployment keeps its database, keys and stored media.
-    data_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "share" / "veracity")
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "veracity")
     # SQLAlchemy URL; None means the embedded SQLite file ``data_dir / "veracity.db"``.
     database_url: str | None = None
     # PEM bundle of trust anchors for C2PA; None means no trust list (good signatures are Valid).
@@ -92,7 +176,9 @@ class AnalysisSettings:
     @property
     def analysis(self) -> AnalysisSettings:
         """Only the analysis part (what a detector is handed), without any service field."""
-        return AnalysisSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(AnalysisSettings)})
+        if type(self) is AnalysisSettings:
+            return self
+        return AnalysisSettings(**{name: getattr(self, name) for name in AnalysisSettings.model_fields})
 
     @property
     def effective_database_url(self) -> str:
@@ -102,110 +188,128 @@ class AnalysisSettings:
         return f"sqlite:///{self.data_dir / 'veracity.db'}"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings(AnalysisSettings):
-    """Process-wide configuration, built once from the environment and passed down: the
-    analysis part plus the service's (``veracity serve`` / ``worker``)."""
+class ServiceSettings(_Base):
+    """The service's part (``veracity serve`` / ``worker``): secrets, queues, timeouts. Never
+    handed to an analysis."""
 
     # "development" accepts generated secrets; any other value refuses to start without them.
-    environment: str = field(default="development", metadata=_env("ENV"))
+    environment: str = Field(default="development", validation_alias=_ENV_PREFIX + "ENV")
     # Celery broker (redis://...); None means the embedded in-process worker pool.
     broker_url: str | None = None
     # Celery queue (tests use their own to share a broker safely).
-    queue_name: str = field(default="veracity", metadata=_env("QUEUE"))
+    queue_name: str = Field(default="veracity", validation_alias=_ENV_PREFIX + "QUEUE")
     # Media shared by API and workers; None means ``data_dir / "media"``.
     storage_dir: Path | None = None
-    sync_wait_s: float = field(default=10.0, metadata=_env(floor=0.0))  # POST /analyze_video waits, then 202
-    workers: int = field(default=1, metadata=_env(floor=1))  # embedded worker threads (one Analyzer each)
-    rate_limit_per_min: int = field(default=600, metadata=_env(floor=1))  # requests per API key per minute
+    sync_wait_s: Annotated[float, _at_least(0.0)] = 10.0  # POST /analyze_video waits, then 202
+    workers: Annotated[int, _WHOLE, _at_least(1)] = 1  # embedded worker threads (one Analyzer each)
+    rate_limit_per_min: Annotated[int, _WHOLE, _at_least(1)] = 600  # requests per API key per minute
     # Hosts or CIDRs that URL ingestion and webhooks may reach even when private (tests, intranets).
-    url_allowlist: tuple[str, ...] = ()
+    url_allowlist: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)] = ()
     fetch_timeout_s: float = 60.0
-    fetch_max_redirects: int = field(default=5, metadata=_env(floor=0))
-    webhook_secret: str | None = None
+    fetch_max_redirects: Annotated[int, _WHOLE, _at_least(0)] = 5
+    webhook_secret: str | None = Field(default=None, repr=False)  # secrets stay out of logs
     # HMAC key of the audit chain, kept out of the database (see service.audit.resolve_key).
-    audit_key: str | None = None
+    audit_key: str | None = Field(default=None, repr=False)
     audit_key_file: Path | None = None
-    webhook_retries: int = field(default=5, metadata=_env(floor=1))
-    webhook_backoff_s: float = field(default=1.0, metadata=_env(floor=0.0))
+    webhook_retries: Annotated[int, _WHOLE, _at_least(1)] = 5
+    webhook_backoff_s: Annotated[float, _at_least(0.0)] = 1.0
     keep_media: bool = False  # keep uploaded/fetched media after analysis (per job it can be asked)
     # A running job whose heartbeat is older than this is re-queued.
-    job_stale_s: float = field(default=120.0, metadata=_env(floor=1.0))
+    job_stale_s: Annotated[float, _at_least(1.0)] = 120.0
     # Watchdog: a job's wall-clock budget is job_budget_s plus job_budget_per_media_s for each
     # second of media; past it the job fails with analysis_timeout. A job that stopped its worker
     # (killed it, or hung past its budget) job_max_attempts times is failed for good.
-    job_budget_s: float = field(default=300.0, metadata=_env(floor=0.1))
-    job_budget_per_media_s: float = field(default=2.0, metadata=_env(floor=0.0))
-    job_max_attempts: int = field(default=3, metadata=_env(floor=1))
+    job_budget_s: Annotated[float, _at_least(0.1)] = 300.0
+    job_budget_per_media_s: Annotated[float, _at_least(0.0)] = 2.0
+    job_max_attempts: Annotated[int, _WHOLE, _at_least(1)] = 3
     # Slow clients (see service.guard): headers complete within this, body gaps and rate.
-    http_header_timeout_s: float = field(default=10.0, metadata=_env(floor=0.1))
-    http_body_idle_s: float = field(default=30.0, metadata=_env(floor=0.1))
-    http_body_grace_s: float = field(default=30.0, metadata=_env(floor=0.0))
-    http_body_min_rate: float = field(default=1024.0, metadata=_env(floor=0.0))  # bytes/s once the grace is over
+    http_header_timeout_s: Annotated[float, _at_least(0.1)] = 10.0
+    http_body_idle_s: Annotated[float, _at_least(0.1)] = 30.0
+    http_body_grace_s: Annotated[float, _at_least(0.0)] = 30.0
+    http_body_min_rate: Annotated[float, _at_least(0.0)] = 1024.0  # bytes/s once the grace is over
     # Stored media older than this that no job refers to is deleted at start-up (killed uploads).
-    orphan_age_s: float = field(default=600.0, metadata=_env(floor=0.0))
+    orphan_age_s: Annotated[float, _at_least(0.0)] = 600.0
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+
+class Settings(ServiceSettings, AnalysisSettings):
+    """Process-wide configuration, built once from the environment and passed down: the
+    analysis part plus the service's."""
+
+    @property
+    def service(self) -> ServiceSettings:
+        """Only the service part."""
+        return ServiceSettings(**{name: getattr(self, name) for name in ServiceSettings.model_fields})
 
     @property
     def effective_storage_dir(self) -> Path:
         """Where uploaded and fetched media waits for its analysis."""
         return self.storage_dir if self.storage_dir is not None else self.data_dir / "media"
 
-    @property
-    def is_development(self) -> bool:
-        return self.environment == "development"
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Every field from its ``VERACITY_*`` variable; an unset or empty one keeps the default."""
-        return cls(**_read(cls, os.environ if env is None else env))
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (``from_env(env)``), which also
+    reads :class:`Limits` from its flat ``VERACITY_MAX_*`` variables (never a JSON ``VERACITY_LIMITS``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._env.items() if v}  # case-insensitive, empty = unset
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        values.pop("limits", None)
+        if "limits" in self.settings_cls.model_fields:
+            kinds = typing.get_type_hints(Limits)
+            raw = {f.name: self.env_vars.get((_ENV_PREFIX + f.name).lower()) for f in dataclasses.fields(Limits)}
+            if found := {k: _whole(v) if kinds[k] is int else v for k, v in raw.items() if v}:
+                values["limits"] = found
+        return values
+
+
+def _variable(name: str, cls: type[BaseSettings] = Settings) -> str | None:
+    """The variable a field (or a ``limits.`` part) is read from."""
+    if name in cls.model_fields:
+        alias = cls.model_fields[name].validation_alias
+        return alias if isinstance(alias, str) else _ENV_PREFIX + name.upper()
+    if name.startswith(_ENV_PREFIX):  # already an alias
+        return name
+    return None
 
 
 def env_names() -> list[str]:
     """Every variable :meth:`Settings.from_env` reads (for docs and tests)."""
-    return [_ENV_PREFIX + name for name, _, _ in _fields(Settings)]
+    limits = [_ENV_PREFIX + f.name.upper() for f in dataclasses.fields(Limits)]
+    return limits + [v for n in Settings.model_fields if n != "limits" and (v := _variable(n)) is not None]
 
 
-def _fields(cls: type) -> list[tuple[str, dataclasses.Field[Any], Any]]:
-    """(variable name, field, type) of a settings class, nested dataclasses (``limits``) flattened."""
-    hints = typing.get_type_hints(cls)
+_NUMBER_ERRORS = {"int_parsing", "int_from_float", "int_type", "float_parsing", "float_type", "finite_number"}
+
+
+def _one_line(exc: ValidationError, cls: type[BaseSettings]) -> str:
+    """A pydantic error as one line per problem naming the variable, e.g.
+    ``VERACITY_WORKERS must be a number, got 'many'``; inputs are echoed only for numbers and
+    booleans, never for a string that may be a secret."""
     out = []
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
-            out.extend(_fields(kind))  # type: ignore[arg-type]
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if loc[:1] == ["limits"] and len(loc) > 1:
+            var = _ENV_PREFIX + loc[1].upper()
         else:
-            out.append(((f.metadata.get("env") or f.name).upper(), f, kind))
-    return out
-
-
-def _read(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        kind = hints[f.name]
-        if dataclasses.is_dataclass(kind):
-            values[f.name] = kind(**_read(kind, env))  # type: ignore[operator, arg-type]
-            continue
-        name = _ENV_PREFIX + (f.metadata.get("env") or f.name).upper()
-        raw = env.get(name)
-        if raw:
-            values[f.name] = _parse(name, raw, kind, f.metadata.get("floor"))
-    return values
-
-
-def _parse(name: str, raw: str, kind: Any, floor: float | None) -> Any:
-    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)  # X | None -> X
-    if base is bool:
-        return raw.lower() in ("1", "true", "yes")
-    if base in (int, float):
-        try:
-            number = float(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
-        number = number if floor is None else max(floor, number)
-        return int(number) if base is int else number
-    if base is Path:
-        return Path(raw)
-    if typing.get_origin(kind) is tuple:
-        return tuple(x.strip() for x in raw.split(",") if x.strip())
-    return raw
+            var = (_variable(loc[0], cls) or loc[0]) if loc else cls.__name__
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] in _NUMBER_ERRORS:
+            out.append(f"{var} must be a number, got {err['input']!r}")
+        elif err["type"] == "bool_parsing":
+            out.append(f"{var} must be true or false, got {err['input']!r}")
+        elif loc == ["limits"]:  # Limits' own check ("limit max_frames must be ...") names the limit
+            name = next((f.name for f in dataclasses.fields(Limits) if f" {f.name} " in f" {msg} "), None)
+            out.append(f"{_ENV_PREFIX}{name.upper()}: {msg}" if name else msg)
+        else:
+            out.append(f"{var}: {msg}")
+    return "; ".join(out)

@@ -8,8 +8,6 @@ chosen and mounted here, so neither lower floor imports the other. ``veracity se
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -63,7 +61,7 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, log_lev
 
     resolve_secret(settings)  # refuse a missing/default secret outside development before binding a port
     if workers is not None:
-        settings = replace(settings, workers=workers)
+        settings = settings.with_(workers=workers)
     from veracity.service.guard import guarded_protocol
 
     uvicorn.run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
-from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -102,7 +101,7 @@ def test_round_trip(
         assert "watermark_detected" in again.reasons
 
     assert keys.ca is not None
-    trusted = verify_file(out, replace(settings, trust_anchors=keys.ca), watermarks=False)
+    trusted = verify_file(out, settings.with_(trust_anchors=keys.ca), watermarks=False)
     assert trusted.c2pa.validation_state == "Trusted"
     assert trusted.trust == "signed, signer on your trust list"
 

@@ -181,7 +181,7 @@ def test_cancel_rules_and_audit(ctx: ServiceContext) -> None:
 
 
 def test_cancel_stops_a_running_job_and_drops_its_media(ctx: ServiceContext) -> None:
-    settings = replace(ctx.settings, job_budget_s=60.0)
+    settings = ctx.settings.with_(job_budget_s=60.0)
     ctx = replace(ctx, settings=settings)
     job = _job(ctx)
     started = threading.Event()

@@ -297,14 +297,13 @@ def verify(
     no_watermarks: Annotated[bool, typer.Option("--no-watermarks", help="Skip watermark detection.")] = False,
 ) -> None:
     """Check content credentials (C2PA), invisible watermarks and generator metadata."""
-    from dataclasses import replace
 
     from veracity.provenance.verify import verify_file
 
     try:
         settings = Settings.from_env()
         if trust_anchors is not None:
-            settings = replace(settings, trust_anchors=trust_anchors)
+            settings = settings.with_(trust_anchors=trust_anchors)
     except ConfigError as exc:
         raise _fail(exc) from exc
     inputs = expand_inputs(paths, VERIFY_SUFFIXES)
