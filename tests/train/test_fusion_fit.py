@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,24 @@ def test_not_checked_says_what_ran_without_power() -> None:
     assert v.not_checked.startswith("no face found (good")
     assert "noise ran without measured power" in v.not_checked
     assert v.not_checked.endswith("no check with proven power on this kind applied")
+
+
+def test_proven_needs_more_than_one_fake_source_and_cross_source_scores() -> None:
+    one_source = [replace(r, source="dfl") if r.label == 1 else r for r in _records()]
+    fit = fit_kind(one_source, "video", group_of=lambda r: r.source)
+    good = fit.model.detectors["good"]
+    assert good.weight > 0 and not good.proven  # fused, but power on one generator proves nothing
+    assert "1 source" in fit.report["detectors"]["good"]["why_not_proven"]
+    within = fit_kind(_records(), "video", group_of=lambda r: r.source, not_cross_source=["good"])
+    assert within.model.detectors["good"].weight > 0 and not within.model.detectors["good"].proven
+
+
+def test_without_a_proven_check_the_strongest_label_is_suspicious() -> None:
+    params = _fit([replace(r, source="dfl") if r.label == 1 else r for r in _records()])
+    hi = [DetectorResult(name="good", version="t", score=0.99, confidence=0.8, reasons=("blending_boundary",))]
+    lo = [DetectorResult(name="good", version="t", score=0.01, confidence=0.8)]
+    assert fuse(hi, params, "video").label == "suspicious"
+    assert fuse(lo, params, "video").label == "inconclusive"
+    proven = _fit(_records())
+    assert fuse(hi, proven, "video").label == "manipulated"
+    assert fuse(lo, proven, "video").label == "authentic"

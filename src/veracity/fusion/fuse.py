@@ -261,16 +261,20 @@ def _kind_score(checked: tuple[Check, ...], model: KindModel) -> float | None:
 
 def _kind_label(score: float | None, checked: tuple[Check, ...], model: KindModel,
                 synthetic_detectors: list[str]) -> Label:
-    """Thresholds on the probability; ``authentic`` only when a proven detector applied."""
+    """Thresholds on the probability; ``authentic``, ``manipulated`` and ``synthetic`` only when a
+    proven detector applied (otherwise ``inconclusive`` / ``suspicious``)."""
     if score is None:
         return "inconclusive"
     th = model.thresholds
-    if score >= th.manipulated:
+    proven_ran = any(c.proven and c.applied for c in checked)
+    if score >= th.manipulated and proven_ran:
         top = max((c for c in checked if c.contribution is not None), key=lambda c: c.contribution or 0.0)
         return "synthetic" if top.detector in synthetic_detectors else "manipulated"
     if score >= th.suspicious:
+        # Without a check of proven power the strongest word is "suspicious": a high score from
+        # detectors whose power was never shown across sources is a lead, not a finding.
         return "suspicious"
-    return "authentic" if any(c.proven and c.applied for c in checked) else "inconclusive"
+    return "authentic" if proven_ran else "inconclusive"
 
 
 def not_checked(checked: tuple[Check, ...]) -> str | None:

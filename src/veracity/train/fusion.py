@@ -238,8 +238,9 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
                             progress=progress, log=note)
         elif eval_records.is_file():
             evals = latest_records(eval_records)
+    not_cross = sorted(n for n, t in (held_out or {}).items() if t is None or t.level != "source")
     fits: dict[str, KindFit] = fit_kinds(train + review_rows, group_of=cv_group, calibration=calibration, seed=seed,
-                                         log=note)
+                                         log=note, not_cross_source=not_cross)
     current = default_name()
     base = FusionParams.load(current)
     params = base.model_copy(update={

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ TARGET_FPR_SUSPICIOUS = 0.15
 FLOOR_MANIPULATED = 0.5
 FLOOR_SUSPICIOUS = 0.25
 SELECT_MIN_GAIN = 0.005  # grouped-CV AUC a detector must add to be fused
+MIN_FAKE_SOURCES = 2  # "proven" needs power shown on more than one generator
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +222,14 @@ def _oof_auc(records: Sequence[Record], names: Sequence[str], centers: dict[str,
 
 
 def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record], str], calibration: str = "platt",
-             seed: int = 0) -> KindFit:
+             seed: int = 0, not_cross_source: Collection[str] = ()) -> KindFit:
+    """``not_cross_source``: learned detectors whose held-out train scores were not made leaving
+    whole sources out (``train/heldout.py``); they may be fused but never ``proven``."""
     usable = [r for r in records if r.error is None and r.kind == kind]
     y = np.asarray([r.label for r in usable], dtype=np.float64)
     if len(set(y.tolist())) < 2:
         raise ValueError(f"{kind}: fusion fit needs files of both classes")
+    fake_sources = sorted({r.source for r in usable if r.label == 1})
     w = sample_weights(usable)
     names = sorted({n for r in usable for n in r.detectors})
     dets: dict[str, dict[str, Any]] = {}
@@ -306,6 +310,14 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
         if n in candidates and wt <= 0:
             dets[n]["why_not_fused"] = "weight fitted to 0 next to the other detectors"
         proven = bool(wt > 0 and auc is not None and auc >= PROVEN_MIN_AUC)
+        if proven and len(fake_sources) < MIN_FAKE_SOURCES:
+            proven = False
+            dets[n]["why_not_proven"] = (f"train fakes of this kind come from {len(fake_sources)} source(s): power on "
+                                         "one generator says nothing of the others")
+        elif proven and n in not_cross_source:
+            proven = False
+            dets[n]["why_not_proven"] = ("its held-out train scores come from models that saw other files of the "
+                                         "same sources: power across sources not shown")
         detectors[n] = KindDetector(weight=max(wt, 0.0), center=centers.get(n, 0.0), proven=proven, auc_cv=auc,
                                     n_real=dets[n]["n_real"],
                                     n_fake=dets[n]["n_fake"],
@@ -326,13 +338,17 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
         "selection": trail,
         "fused": [n for n in names if detectors[n].weight > 0],
         "proven": [n for n in names if detectors[n].proven],
-        "rule": {"min_per_class": MIN_PER_CLASS, "fuse_min_auc": FUSE_MIN_AUC, "proven_min_auc": PROVEN_MIN_AUC},
+        "fake_sources": fake_sources,
+        "rule": {"min_per_class": MIN_PER_CLASS, "fuse_min_auc": FUSE_MIN_AUC, "proven_min_auc": PROVEN_MIN_AUC,
+                 "proven_min_fake_sources": MIN_FAKE_SOURCES,
+                 "proven_needs_cross_source_scores": sorted(not_cross_source)},
     }
     return KindFit(model=model, report=report)
 
 
 def fit_kinds(records: Sequence[Record], *, group_of: Callable[[Record], str], calibration: str = "platt",
-              seed: int = 0, log: Callable[[str], None] | None = None) -> dict[str, KindFit]:
+              seed: int = 0, log: Callable[[str], None] | None = None,
+              not_cross_source: Collection[str] = ()) -> dict[str, KindFit]:
     """One :func:`fit_kind` per kind with both classes among ``records``."""
     out: dict[str, KindFit] = {}
     for kind in sorted({r.kind for r in records if r.error is None}):
@@ -341,7 +357,8 @@ def fit_kinds(records: Sequence[Record], *, group_of: Callable[[Record], str], c
             if log is not None:
                 log(f"{kind}: only one class in the train records; no model (legacy rule applies)")
             continue
-        out[kind] = fit_kind(records, kind, group_of=group_of, calibration=calibration, seed=seed)
+        out[kind] = fit_kind(records, kind, group_of=group_of, calibration=calibration, seed=seed,
+                             not_cross_source=not_cross_source)
         if log is not None:
             rep = out[kind].report
             log(f"{kind}: {rep['n_real']} real / {rep['n_fake']} fake, CV AUC {rep['cv']['auc']}, "

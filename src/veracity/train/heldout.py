@@ -46,9 +46,14 @@ class HeldOut:
     trained_on: frozenset[str]
     scores: Mapping[str, float] = field(default_factory=dict)
     how: str = ""
+    # "source": each held-out score comes from a model fitted without the file's whole source
+    # (leave-one-source/generator-out), so it measures power on unseen sources; "group": the file
+    # itself was held out, but other files of its source were fitted on.
+    level: str = "group"
 
     def to_json(self) -> dict[str, Any]:
         return {"detector": self.detector, "card": self.card, "card_sha256": self.card_sha256, "how": self.how,
+                "level": self.level,
                 "trained_on": sorted(self.trained_on), "scores": {k: round(v, 6) for k, v in
                                                                   sorted(self.scores.items())}}
 
@@ -57,7 +62,7 @@ class HeldOut:
         return cls(detector=str(obj["detector"]), card=str(obj["card"]), card_sha256=str(obj["card_sha256"]),
                    trained_on=frozenset(str(x) for x in obj.get("trained_on", [])),
                    scores={str(k): float(v) for k, v in dict(obj.get("scores", {})).items()},
-                   how=str(obj.get("how", "")))
+                   how=str(obj.get("how", "")), level=str(obj.get("level", "group")))
 
 
 def table_path(cache_dir: Path, detector: str) -> Path:

@@ -540,7 +540,7 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
     fitted_on = {heldout.base_rel(it.rel) for it in items if not is_holdout(it) or it.label == 1}
     where = heldout.save(heldout.HeldOut(
         "synthetic_image", CARD_NAME, card.sha256, frozenset(fitted_on), oof,
-        how="fakes: leave-one-generator-out probes; reals: the held-out quarter (never fitted on)"),
+        how="fakes: leave-one-generator-out probes; reals: the held-out quarter (never fitted on)", level="source"),
         settings.cache_dir)
     log(f"wrote {where} ({len(oof)} held-out scores)")
     return card

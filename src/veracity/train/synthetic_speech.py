@@ -451,7 +451,8 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
                  if math.isfinite(oof[best][f][0])}
     where = heldout.save(heldout.HeldOut(
         "synthetic_speech", CARD_NAME, card.sha256, frozenset(items[i].rel for i in usable), oof_probs,
-        how="leave-one-source-out: each file scored by a head fitted without its source, Platt as the detector"),
+        how="leave-one-source-out: each file scored by a head fitted without its source, Platt as the detector",
+        level="source"),
         held_out_dir or Settings.from_env().cache_dir)
     log(f"wrote {where} ({len(oof_probs)} out-of-source scores)")
     return card
