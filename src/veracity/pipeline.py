@@ -2,16 +2,27 @@
 
 An :class:`Analyzer` owns the heavy, lazily built parts (face graphs, detector models) so a batch
 or a worker reuses them; it holds no per-analysis state between calls.
+
+A video is streamed (the default): one thread decodes frames into a short queue while this one
+meshes them (:class:`~veracity.faces.stream.FaceStream`), a second decodes the audio and scores
+the audio-only detectors, and the remaining detectors then share two threads. Dense frames keep
+their pixels only until their window is meshed. ``Analyzer(streaming=False)`` runs the former
+one-stage-after-another path on the whole :class:`DecodedMedia`; both give the same report
+(tests/test_pipeline_stream.py), the streamed one in less time and memory.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import queue
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -21,10 +32,15 @@ from veracity import __version__
 from veracity.config import Options, Settings
 from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, DetectorResult
-from veracity.faces import FaceMesher, FaceResult, find_faces
+from veracity.errors import CorruptMedia
+from veracity.faces import CROP_SIZE, FaceMesher, FaceResult, find_faces
+from veracity.faces.stream import FaceStream
 from veracity.fusion import FusionParams, Verdict, apply_provenance, fuse
 from veracity.fusion.evidence import apply_missing_evidence
-from veracity.media import DecodedMedia, decode, plan_sampling, probe
+from veracity.media import Audio, DecodedMedia, Frame, MediaInfo, SamplePlan, decode, plan_sampling, probe
+from veracity.media.audio import load_audio
+from veracity.media.types import AUDIO_UNDECODABLE
+from veracity.media.video import iter_video
 from veracity.provenance.report import check as check_provenance
 from veracity.report.checked import with_text
 from veracity.report.model import (
@@ -42,14 +58,22 @@ from veracity.report.model import (
 
 Progress = Callable[[str], None]
 _CROPS_PER_TRACK = 4
+# Detectors that read nothing but ``ctx.media.audio``: the streamed path scores them on the audio
+# thread while the video is still decoding.
+AUDIO_ONLY = frozenset({"synthetic_speech"})
+_QUEUE_FRAMES = 8  # decoded frames waiting for the face stage (about 22 MB at 720p)
+_DETECTOR_THREADS = 2
 
 
 class Analyzer:
     """Reusable analysis engine. Not thread-safe: one per worker thread."""
 
-    def __init__(self, settings: Settings | None = None, *, fusion: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, fusion: str | None = None, streaming: bool = True
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.fusion = FusionParams.load(fusion) if fusion else FusionParams.load()
+        self.streaming = streaming
         self._mesher: FaceMesher | None = None
         self._detectors: dict[str, Detector] = {}
 
@@ -82,29 +106,36 @@ class Analyzer:
         t = time.perf_counter()
         info = probe(Path(source), self.settings.limits)
         timings["probe"] = _ms(t)
-
-        note("decode")
-        media = decode(info, plan_sampling(info, options), self.settings.limits)
-        timings["decode"] = media.decode_ms
-
-        note("faces")
-        if media.frames:
-            faces = find_faces(media, self._get_mesher(options), keep_crops=options.keep_crops)
+        plan = plan_sampling(info, options)
+        detectors = self._get_detectors(options)
+        early: dict[str, DetectorResult] = {}
+        if self.streaming and info.kind == "video":
+            media, faces, early = self._stream_video(info, plan, options, detectors, note, timings)
         else:
-            faces = FaceResult(tracks=[], frames_seen=0, frames_with_faces=0)
+            note("decode")
+            media = decode(info, plan, self.settings.limits)
+            timings["decode"] = media.decode_ms
+            note("faces")
+            if media.frames:
+                faces = find_faces(media, self._get_mesher(options), keep_crops=options.keep_crops)
+            else:
+                faces = FaceResult(tracks=[], frames_seen=0, frames_with_faces=0)
         timings["faces"] = faces.elapsed_ms
 
         ctx = AnalysisContext(media=media, faces=faces, options=options, settings=self.settings)
-        results: list[DetectorResult] = []
-        for det in self._get_detectors(options):
-            note(det.name)
-            results.append(run_detector(det, ctx))
-            timings[det.name] = results[-1].elapsed_ms
+        if self.streaming and info.kind == "video":
+            results = self._run_parallel(detectors, ctx, early, note)
+        else:
+            results = []
+            for det in detectors:
+                note(det.name)
+                results.append(run_detector(det, ctx))
+        for r in results:
+            timings[r.name] = r.elapsed_ms
 
         note("provenance")
         t = time.perf_counter()
-        video_frames = [f.rgb for f in media.frames] if info.kind == "video" else None
-        provenance, provenance_reasons = check_provenance(Path(source), self.settings, video_frames)
+        provenance, provenance_reasons = check_provenance(Path(source), self.settings, watermark_frames(media))
         timings["provenance"] = _ms(t)
 
         note("fusion")
@@ -112,6 +143,158 @@ class Analyzer:
         verdict = apply_missing_evidence(verdict, media.warnings)
         timings["total"] = _ms(started)
         return build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
+
+    def _stream_video(
+        self,
+        info: MediaInfo,
+        plan: SamplePlan,
+        options: Options,
+        detectors: list[Detector],
+        note: Progress,
+        timings: dict[str, float],
+    ) -> tuple[DecodedMedia, FaceResult, dict[str, DetectorResult]]:
+        """Decode -> faces on two threads, audio (+ audio-only detectors) on a third.
+
+        Returns the media as later stages see it (sparse frames whole, dense frames without
+        pixels), the face result, and the results of the detectors already run.
+        """
+        limits = self.settings.limits
+        wanted = len(plan.sparse) + sum(len(plan.dense_times(w)) for w in range(len(plan.windows)))
+        if wanted > limits.max_frames:
+            raise CorruptMedia(f"plan asks for {wanted} frames, over max_frames={limits.max_frames}")
+        media = DecodedMedia(info=info, warnings=list(info.warnings))
+        audio_only = [d for d in detectors if d.name in AUDIO_ONLY]
+        video_warnings: list[str] = []
+        note("decode")
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="veracity-audio") as pool:
+            audio_job = pool.submit(self._audio_path, info, options, audio_only)
+            frames = _Prefetch(iter_video(info, plan, limits, video_warnings), _QUEUE_FRAMES)
+            stream = FaceStream(self._get_mesher(options), crop_size=CROP_SIZE, keep_crops=options.keep_crops)
+            try:
+                noted = False
+                for frame in frames:
+                    if not noted:
+                        note("faces")
+                        noted = True
+                    stream.feed(frame)
+                    media.frames.append(frame if frame.role != "dense" else frame.without_pixels())
+            finally:
+                frames.close()
+            faces = stream.finish() if media.frames else FaceResult(tracks=[], frames_seen=0, frames_with_faces=0)
+            audio, audio_warnings, audio_ms, early = audio_job.result()
+        media.warnings.extend(video_warnings)
+        media.warnings.extend(audio_warnings)
+        media.audio = audio
+        timings["decode_video"] = frames.busy_ms
+        timings["decode_audio"] = audio_ms
+        timings["decode"] = media.decode_ms = frames.busy_ms + audio_ms
+        return media, faces, early
+
+    def _audio_path(
+        self, info: MediaInfo, options: Options, audio_only: list[Detector]
+    ) -> tuple[Audio | None, list[str], float, dict[str, DetectorResult]]:
+        """Decode the audio and run the audio-only detectors on it (the audio thread)."""
+        t = time.perf_counter()
+        warnings: list[str] = []
+        audio = None
+        try:
+            audio, warnings = load_audio(info, max_decode_s=self.settings.limits.max_decode_s)
+        except CorruptMedia as exc:
+            warnings = [f"{AUDIO_UNDECODABLE}: {exc.message}"]
+        elapsed = _ms(t)
+        media = DecodedMedia(info=info, audio=audio, warnings=list(warnings))
+        ctx = AnalysisContext(
+            media=media,
+            faces=FaceResult(tracks=[], frames_seen=0, frames_with_faces=0),
+            options=options,
+            settings=self.settings,
+        )
+        return audio, warnings, elapsed, {d.name: run_detector(d, ctx) for d in audio_only}
+
+    def _run_parallel(
+        self, detectors: list[Detector], ctx: AnalysisContext, early: dict[str, DetectorResult], note: Progress
+    ) -> list[DetectorResult]:
+        """The detectors not run yet, on two threads (onnxruntime and OpenCV release the GIL);
+        results in registry order, as the sequential path gives them."""
+        rest = [d for d in detectors if d.name not in early]
+        jobs: dict[str, Future[DetectorResult]] = {}
+        if rest:
+            note("detectors")
+            with ThreadPoolExecutor(max_workers=_DETECTOR_THREADS, thread_name_prefix="veracity-det") as pool:
+                jobs = {d.name: pool.submit(run_detector, d, ctx) for d in rest}
+        return [early[d.name] if d.name in early else jobs[d.name].result() for d in detectors]
+
+
+class _Prefetch:
+    """Iterate ``source`` on a background thread, ``size`` items ahead (PyAV decodes without the
+    GIL, so decoding overlaps the consumer). ``busy_ms`` is the time spent inside ``source``.
+    ``close`` stops the thread and closes the source (its container) whether or not it ran out."""
+
+    _END = object()
+
+    def __init__(self, source: Iterator[Frame], size: int) -> None:
+        self._source = source
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self.busy_ms = 0.0
+        self._thread = threading.Thread(target=self._run, name="veracity-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                t = time.perf_counter()
+                try:
+                    item: object = next(self._source)
+                except StopIteration:
+                    item = self._END
+                finally:
+                    self.busy_ms += _ms(t)
+                if not self._put(item) or item is self._END:
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(exc)
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield cast(Frame, item)
+
+    def close(self) -> None:
+        self._stop.set()
+        while True:  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()
+
+
+def watermark_frames(media: DecodedMedia) -> list[npt.NDArray[np.uint8]] | None:
+    """The frame the video watermark is read from: the middle sparse frame (sampled at full
+    size, and kept whole by the streamed path). None for stills and audio (provenance reads the
+    file itself) and for a video with no frame decoded."""
+    if media.info.kind != "video":
+        return None
+    sparse = media.sparse
+    return [sparse[len(sparse) // 2].rgb] if sparse else None
 
 
 def run_detector(det: Detector, ctx: AnalysisContext) -> DetectorResult:

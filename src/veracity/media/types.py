@@ -93,6 +93,13 @@ class Frame:
     def height(self) -> int:
         return int(self.rgb.shape[0])
 
+    def without_pixels(self) -> Frame:
+        """The same frame (time, role, window, size) with its pixels let go: ``rgb`` becomes a
+        read-only zero-stride view of one black pixel. The streamed pipeline keeps dense frames
+        this way once the face stage has meshed them: later stages read only their times."""
+        stub = np.broadcast_to(np.zeros((1, 1, 3), dtype=np.uint8), self.rgb.shape)
+        return Frame(t=self.t, rgb=stub, role=self.role, window=self.window)
+
     @property
     def width(self) -> int:
         return int(self.rgb.shape[1])
