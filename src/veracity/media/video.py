@@ -47,6 +47,27 @@ def targets_for(plan: SamplePlan) -> list[Target]:
     return out
 
 
+def snap_sparse(targets: list[Target], keyframes: list[float]) -> list[Target]:
+    """Sparse targets moved to their nearest keyframe, one target per keyframe; dense ones kept.
+
+    A keyframe decodes alone, so after a seek each sparse frame costs one frame of decoding
+    whatever the GOP length. Fewer frames come back when several times share a keyframe.
+    """
+    out: list[Target] = []
+    taken: set[float] = set()
+    for tg in targets:
+        if tg.role != "sparse":
+            out.append(tg)
+            continue
+        k = bisect.bisect_left(keyframes, tg.t)
+        near = min(keyframes[max(0, k - 1) : k + 1], key=lambda kf: abs(kf - tg.t))
+        if near not in taken:
+            taken.add(near)
+            out.append(Target(max(0.0, near), "sparse", None))
+    out.sort(key=lambda x: (x.t, x.role))
+    return out
+
+
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """Size that fits ``max_side`` keeping aspect, with even dimensions for swscale."""
     scale = min(1.0, max_side / max(width, height))
@@ -64,7 +85,16 @@ def keyframe_times(container: av.container.InputContainer, stream: av.video.stre
     except (AttributeError, av.error.FFmpegError):
         times = []
     start = float(stream.start_time or 0) * tb
-    return sorted(t - start for t in times)
+    out = sorted(t - start for t in times)
+    if out and out[0] < 0:
+        # MP4 indexes decode times; with B-frames the first keyframe decodes before the start
+        # (e.g. -2 frames) and every keyframe is shown that much later than indexed. Seeking
+        # lands by presentation time, so an unshifted index sends a seek for a frame just
+        # after a keyframe to the keyframe before, the walk reads that as an overshoot and
+        # decodes the whole file from the start.
+        shift = -out[0]
+        out = [t + shift for t in out]
+    return out
 
 
 def _demux_keyframes(path: str, stream_index: int, demuxer: str | None = None) -> list[float]:
@@ -134,6 +164,8 @@ def iter_video(info: MediaInfo, plan: SamplePlan, limits: Limits, warnings: list
             if not kfs and (info.duration_s or 0) > _NO_SEEK_BELOW_S:
                 kfs = _demux_keyframes(path, stream.index, info.demuxer)
             can_seek = bool(kfs) and tb > 0
+            if plan.snap_to_keyframes and can_seek:
+                targets = snap_sparse(targets, kfs)
             pos = -math.inf  # time of the last decoded frame
             decoder = None
             decoded = 0
