@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from veracity.errors import ConfigError
 
@@ -46,6 +47,7 @@ class Options:
     max_faces: int = 4
     detectors: tuple[str, ...] | None = None  # None: every registered detector
     keep_crops: bool = True  # face crops in the report (the HTML shows them)
+    mode: Literal["full", "fast"] = "full"  # "fast": triage, a few frames and cheap detectors (pipeline)
 
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 512:
@@ -56,6 +58,8 @@ class Options:
             raise ConfigError("window_s must exceed 0.5 s and counts must be non-negative")
         if not 1 <= self.max_faces <= 16:
             raise ConfigError("max_faces must be between 1 and 16")
+        if self.mode not in ("full", "fast"):
+            raise ConfigError(f"mode must be 'full' or 'fast', got {self.mode!r}")
 
     def with_(self, **changes: object) -> Options:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -110,6 +114,8 @@ class Settings:
     http_body_min_rate: float = 1024.0  # bytes/s on average once the grace is over
     # Stored media older than this that no job refers to is deleted at start-up (killed uploads).
     orphan_age_s: float = 600.0
+    # A fast-mode analysis whose label is not authentic is run again in full (batch, API, eval).
+    escalate_fast: bool = False
 
     @property
     def effective_storage_dir(self) -> Path:
@@ -180,6 +186,7 @@ class Settings:
             webhook_retries=max(1, int(num("WEBHOOK_RETRIES", base_settings.webhook_retries))),
             webhook_backoff_s=max(0.0, num("WEBHOOK_BACKOFF_S", base_settings.webhook_backoff_s)),
             keep_media=env.get(_ENV_PREFIX + "KEEP_MEDIA", "").lower() in ("1", "true", "yes"),
+            escalate_fast=env.get(_ENV_PREFIX + "ESCALATE_FAST", "").lower() in ("1", "true", "yes"),
             job_stale_s=max(1.0, num("JOB_STALE_S", base_settings.job_stale_s)),
             orphan_age_s=max(0.0, num("ORPHAN_AGE_S", base_settings.orphan_age_s)),
             job_budget_s=max(0.1, num("JOB_BUDGET_S", base_settings.job_budget_s)),

@@ -61,6 +61,13 @@ _CROPS_PER_TRACK = 4
 # Detectors that read nothing but ``ctx.media.audio``: the streamed path scores them on the audio
 # thread while the video is still decoding.
 AUDIO_ONLY = frozenset({"synthetic_speech"})
+# Fast (triage) mode: provenance and metadata as always, FAST_FRAMES sparse frames, no dense
+# windows, and only these detectors (the ones that read a few frames or the audio, measured
+# cheapest; bench/fast_mode.md). The rest are reported skipped, so the report keeps its shape.
+FAST_DETECTORS = frozenset({"face_artifacts", "spectral", "synthetic_image", "synthetic_speech"})
+FAST_FRAMES = 4
+FAST_SKIPPED_REASON = "skipped_fast_mode"
+ESCALATE_LABELS = frozenset({"suspicious", "manipulated", "synthetic", "inconclusive"})
 _QUEUE_FRAMES = 8  # decoded frames waiting for the face stage (about 22 MB at 720p)
 _DETECTOR_THREADS = 2
 
@@ -97,7 +104,18 @@ class Analyzer:
             self._mesher = None
 
     def analyze(self, source: Path | str, options: Options | None = None, progress: Progress | None = None) -> Report:
+        """Analyse one file. In fast mode with ``settings.escalate_fast``, a label other than
+        authentic is analysed again in full and that report (``escalated=True``) returned."""
         options = options or Options()
+        report = self._analyze(source, options, progress)
+        if options.mode == "fast" and self.settings.escalate_fast and report.label in ESCALATE_LABELS:
+            full = self._analyze(source, options.with_(mode="full"), progress)
+            timings = {**full.timings_ms, "fast_pass": report.elapsed_ms}
+            total = round(full.elapsed_ms + report.elapsed_ms, 2)
+            return full.model_copy(update={"escalated": True, "timings_ms": timings, "elapsed_ms": total})
+        return report
+
+    def _analyze(self, source: Path | str, options: Options, progress: Progress | None) -> Report:
         note = progress or (lambda _stage: None)
         started = time.perf_counter()
         timings: dict[str, float] = {}
@@ -106,11 +124,22 @@ class Analyzer:
         t = time.perf_counter()
         info = probe(Path(source), self.settings.limits)
         timings["probe"] = _ms(t)
-        plan = plan_sampling(info, options)
-        detectors = self._get_detectors(options)
+        skipped: list[str] = []
         early: dict[str, DetectorResult] = {}
+        detectors = self._get_detectors(options)
+        if options.mode == "fast":
+            if info.kind == "video" and options.max_windows > 0:
+                skipped.append("dense_windows")
+            for det in detectors:
+                if det.name not in FAST_DETECTORS:
+                    skipped.append(det.name)
+                    early[det.name] = DetectorResult.skipped(det.name, det.version, FAST_SKIPPED_REASON)
+            options = options.with_(frames=min(options.frames, FAST_FRAMES), max_windows=0)
+        plan = plan_sampling(info, options)
         if self.streaming and info.kind == "video":
-            media, faces, early = self._stream_video(info, plan, options, detectors, note, timings)
+            to_run = [d for d in detectors if d.name not in early]
+            media, faces, ran = self._stream_video(info, plan, options, to_run, note, timings)
+            early.update(ran)
         else:
             note("decode")
             media = decode(info, plan, self.settings.limits)
@@ -128,10 +157,14 @@ class Analyzer:
         else:
             results = []
             for det in detectors:
+                if det.name in early:
+                    results.append(early[det.name])
+                    continue
                 note(det.name)
                 results.append(run_detector(det, ctx))
         for r in results:
-            timings[r.name] = r.elapsed_ms
+            if r.not_applicable != FAST_SKIPPED_REASON:
+                timings[r.name] = r.elapsed_ms
 
         note("provenance")
         t = time.perf_counter()
@@ -142,7 +175,10 @@ class Analyzer:
         verdict = apply_provenance(fuse(results, self.fusion, info.kind), provenance_reasons, self.fusion)
         verdict = apply_missing_evidence(verdict, media.warnings)
         timings["total"] = _ms(started)
-        return build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
+        report = build_report(media, faces, results, verdict, self.fusion.version, timings, provenance=provenance)
+        if options.mode == "fast":
+            report = report.model_copy(update={"mode": "fast", "skipped": skipped})
+        return report
 
     def _stream_video(
         self,

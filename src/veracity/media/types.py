@@ -132,6 +132,9 @@ class SamplePlan:
     dense_fps: float
     sparse_max_side: int = 1920
     dense_max_side: int = 1280
+    # Sparse frames at the keyframe nearest each time instead of the exact frame (fast mode): on
+    # a long-GOP file an exact frame costs decoding the GOP up to it, a keyframe one frame.
+    snap_to_keyframes: bool = False
 
     def __post_init__(self) -> None:
         if any(t < 0 for t in self.sparse) or list(self.sparse) != sorted(self.sparse):

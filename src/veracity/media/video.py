@@ -48,22 +48,22 @@ def targets_for(plan: SamplePlan) -> list[Target]:
 
 
 def snap_sparse(targets: list[Target], keyframes: list[float]) -> list[Target]:
-    """Sparse targets moved to their nearest keyframe, one target per keyframe; dense ones kept.
+    """Sparse targets moved each to the nearest keyframe not taken yet; dense ones kept.
 
     A keyframe decodes alone, so after a seek each sparse frame costs one frame of decoding
-    whatever the GOP length. Fewer frames come back when several times share a keyframe.
+    whatever the GOP length. With fewer keyframes than targets, fewer frames come back.
     """
     out: list[Target] = []
-    taken: set[float] = set()
+    free = sorted(set(keyframes))
     for tg in targets:
         if tg.role != "sparse":
             out.append(tg)
             continue
-        k = bisect.bisect_left(keyframes, tg.t)
-        near = min(keyframes[max(0, k - 1) : k + 1], key=lambda kf: abs(kf - tg.t))
-        if near not in taken:
-            taken.add(near)
-            out.append(Target(max(0.0, near), "sparse", None))
+        if not free:
+            continue
+        near = min(free, key=lambda kf: (abs(kf - tg.t), kf))
+        free.remove(near)
+        out.append(Target(max(0.0, near), "sparse", None))
     out.sort(key=lambda x: (x.t, x.role))
     return out
 
