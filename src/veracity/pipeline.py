@@ -68,7 +68,8 @@ FAST_DETECTORS = frozenset({"face_artifacts", "spectral", "synthetic_image", "sy
 FAST_FRAMES = 4
 FAST_SKIPPED_REASON = "skipped_fast_mode"
 ESCALATE_LABELS = frozenset({"suspicious", "manipulated", "synthetic", "inconclusive"})
-_QUEUE_FRAMES = 8  # decoded frames waiting for the face stage (about 22 MB at 720p)
+_QUEUE_FRAMES = 8
+_ProvenanceCheck = tuple[Provenance, list[str]]  # decoded frames waiting for the face stage (about 22 MB at 720p)
 _DETECTOR_THREADS = 2
 
 
@@ -136,40 +137,48 @@ class Analyzer:
                     early[det.name] = DetectorResult.skipped(det.name, det.version, FAST_SKIPPED_REASON)
             options = options.with_(frames=min(options.frames, FAST_FRAMES), max_windows=0)
         plan = plan_sampling(info, options)
-        if self.streaming and info.kind == "video":
-            to_run = [d for d in detectors if d.name not in early]
-            media, faces, ran = self._stream_video(info, plan, options, to_run, note, timings)
-            early.update(ran)
-        else:
-            note("decode")
-            media = decode(info, plan, self.settings.limits)
-            timings["decode"] = media.decode_ms
-            note("faces")
-            if media.frames:
-                faces = find_faces(media, self._get_mesher(options), keep_crops=options.keep_crops)
+        # Provenance (C2PA, metadata, watermark) runs beside the detectors on the streamed path:
+        # for a still or audio file from the start (it reads the file), for a video once the
+        # frame its watermark is read from has been decoded.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="veracity-prov") as side:
+            prov_job: Future[tuple[_ProvenanceCheck, float]] | None = None
+            if self.streaming and info.kind != "video":
+                prov_job = side.submit(self._provenance, Path(source), None)
+            if self.streaming and info.kind == "video":
+                to_run = [d for d in detectors if d.name not in early]
+                media, faces, ran = self._stream_video(info, plan, options, to_run, note, timings)
+                early.update(ran)
+                prov_job = side.submit(self._provenance, Path(source), watermark_frames(media))
             else:
-                faces = FaceResult(tracks=[], frames_seen=0, frames_with_faces=0)
-        timings["faces"] = faces.elapsed_ms
+                note("decode")
+                media = decode(info, plan, self.settings.limits)
+                timings["decode"] = media.decode_ms
+                note("faces")
+                if media.frames:
+                    faces = find_faces(media, self._get_mesher(options), keep_crops=options.keep_crops)
+                else:
+                    faces = FaceResult(tracks=[], frames_seen=0, frames_with_faces=0)
+            timings["faces"] = faces.elapsed_ms
 
-        ctx = AnalysisContext(media=media, faces=faces, options=options, settings=self.settings)
-        if self.streaming and info.kind == "video":
-            results = self._run_parallel(detectors, ctx, early, note)
-        else:
-            results = []
-            for det in detectors:
-                if det.name in early:
-                    results.append(early[det.name])
-                    continue
-                note(det.name)
-                results.append(run_detector(det, ctx))
-        for r in results:
-            if r.not_applicable != FAST_SKIPPED_REASON:
-                timings[r.name] = r.elapsed_ms
+            ctx = AnalysisContext(media=media, faces=faces, options=options, settings=self.settings)
+            if self.streaming:
+                results = self._run_parallel(detectors, ctx, early, note)
+            else:
+                results = []
+                for det in detectors:
+                    if det.name in early:
+                        results.append(early[det.name])
+                        continue
+                    note(det.name)
+                    results.append(run_detector(det, ctx))
+            for r in results:
+                if r.not_applicable != FAST_SKIPPED_REASON:
+                    timings[r.name] = r.elapsed_ms
 
-        note("provenance")
-        t = time.perf_counter()
-        provenance, provenance_reasons = check_provenance(Path(source), self.settings, watermark_frames(media))
-        timings["provenance"] = _ms(t)
+            note("provenance")
+            if prov_job is None:
+                prov_job = side.submit(self._provenance, Path(source), watermark_frames(media))
+            (provenance, provenance_reasons), timings["provenance"] = prov_job.result()
 
         note("fusion")
         verdict = apply_provenance(fuse(results, self.fusion, info.kind), provenance_reasons, self.fusion)
@@ -179,6 +188,12 @@ class Analyzer:
         if options.mode == "fast":
             report = report.model_copy(update={"mode": "fast", "skipped": skipped})
         return report
+
+    def _provenance(
+        self, path: Path, frames: list[npt.NDArray[np.uint8]] | None
+    ) -> tuple[_ProvenanceCheck, float]:
+        t = time.perf_counter()
+        return check_provenance(path, self.settings, frames), _ms(t)
 
     def _stream_video(
         self,
