@@ -61,9 +61,10 @@ _CROPS_PER_TRACK = 4
 # Detectors that read nothing but ``ctx.media.audio``: the streamed path scores them on the audio
 # thread while the video is still decoding.
 AUDIO_ONLY = frozenset({"synthetic_speech"})
-# Fast (triage) mode: provenance and metadata as always, FAST_FRAMES sparse frames, no dense
-# windows, and only these detectors (the ones that read a few frames or the audio, measured
-# cheapest; bench/fast_mode.md). The rest are reported skipped, so the report keeps its shape.
+# Fast (triage) mode: provenance and metadata as always, FAST_FRAMES sparse frames snapped to
+# keyframes, no dense windows, and only these detectors (they read a few frames or the audio;
+# synthetic_image reads its centre CLIP crop only). The rest are reported skipped, so the report
+# keeps its shape. Measured against full on ../shared/data/eval in the README ("Speed").
 FAST_DETECTORS = frozenset({"face_artifacts", "spectral", "synthetic_image", "synthetic_speech"})
 FAST_FRAMES = 4
 FAST_SKIPPED_REASON = "skipped_fast_mode"
