@@ -19,7 +19,8 @@ twice with ``PYTHONPATH`` pointing at each version's ``src`` (the children inher
 Targets (issue #16, 2 cores): 720p analyze <= 3.0 s, <= 2x floor, peak RSS <= 1 GB; 1080p
 <= 2x floor; still warm <= 0.3 s, still cold <= 2.5 s.
 
-    .venv/bin/python bench/analyze_speed.py [--seconds 60] [--repeat 3] [--json] [--out F]
+    .venv/bin/python bench/analyze_speed.py [--seconds 60] [--repeat 3] [--json] [--out F] [--clips DIR]
+        [--keyframe-sampling] [--skip-1080p] [--skip-still]
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ from typing import Any
 from veracity.config import Options, Settings
 from veracity.media import decode, plan_sampling, probe
 mode, path, repeat = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-settings, options = Settings.from_env(), Options()
+settings = Settings.from_env()
+options = Options(keyframe_sampling=True) if "kf" in sys.argv[4:] else Options()
 if mode == "floor":
     runs = []
     for _ in range(repeat):
@@ -138,12 +140,11 @@ def build_clip(path: Path, seconds: float, width: int, height: int) -> str:
     return origin
 
 
-def child(mode: str, path: Path, repeat: int) -> dict[str, object]:
+def child(mode: str, path: Path, repeat: int, *, keyframes: bool = False) -> dict[str, object]:
     before = load1()
     t = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(path), str(repeat)], capture_output=True, text=True, check=False
-    )
+    argv = [sys.executable, "-c", CHILD, mode, str(path), str(repeat)] + (["kf"] if keyframes else [])
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
     if res.returncode:
         raise SystemExit(f"{mode} child failed:\n{res.stderr[-3000:]}")
     out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -173,9 +174,9 @@ def median(runs: object) -> float:
     return float(statistics.median(runs))  # type: ignore[arg-type]
 
 
-def video_case(clip: Path, repeat: int, *, cold: bool) -> dict[str, object]:
-    floor = child("floor", clip, repeat)
-    run = child("analyze", clip, repeat)
+def video_case(clip: Path, repeat: int, *, cold: bool, keyframes: bool = False) -> dict[str, object]:
+    floor = child("floor", clip, repeat, keyframes=keyframes)
+    run = child("analyze", clip, repeat, keyframes=keyframes)
     analyze_s, floor_s = median(run["runs"]), median(floor["runs"])
     out: dict[str, object] = {
         "analyze_s": round(analyze_s, 3),
@@ -202,6 +203,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-1080p", action="store_true")
+    ap.add_argument("--skip-still", action="store_true")
+    ap.add_argument("--keyframe-sampling", action="store_true",
+                    help="Options(keyframe_sampling=True) for the clips: sparse frames at keyframes, windows from one")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--out", type=Path, help="also write the JSON result here")
     ap.add_argument("--clips", type=Path, help="folder to keep the built clips in and reuse them from")
@@ -211,6 +215,7 @@ def main() -> int:
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
         "load1_start": load1(),
+        "keyframe_sampling": args.keyframe_sampling,
     }
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.clips or Path(tmp)
@@ -224,12 +229,13 @@ def main() -> int:
                 origin = build_clip(clip, args.seconds, w, h)
             print(f"built {args.seconds:.0f} s {w}x{h} clip ({origin}) in {time.perf_counter() - t:.1f} s",
                   file=sys.stderr)
-            case = video_case(clip, args.repeat, cold=h == 720)
+            case = video_case(clip, args.repeat, cold=h == 720 and not args.keyframe_sampling,
+                              keyframes=args.keyframe_sampling)
             case["clip"] = {"seconds": args.seconds, "size": f"{w}x{h}", "codec": "h264+aac",
                             "keyframe_every_s": 2, "origin": origin}
             result[f"{h}p"] = case
             print(f"{h}p: analyze {case['analyze_s']} s, floor {case['floor_decode_s']} s", file=sys.stderr)
-        if PHOTO.is_file():
+        if PHOTO.is_file() and not args.skip_still:
             still = child("analyze", PHOTO, max(args.repeat, 3))
             result["still_1mp"] = {
                 "file": PHOTO.name,

@@ -48,6 +48,7 @@ class Options:
     detectors: tuple[str, ...] | None = None  # None: every registered detector
     keep_crops: bool = True  # face crops in the report (the HTML shows them)
     mode: Literal["full", "fast"] = "full"  # "fast": triage, a few frames and cheap detectors (pipeline)
+    keyframe_sampling: bool = False  # sparse frames at keyframes, windows from one (media.video.snap_targets)
 
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 512:

@@ -10,7 +10,16 @@ import pytest
 
 from veracity.config import Limits, Options
 from veracity.media import plan_sampling, probe
-from veracity.media.video import Target, iter_video, keyframe_times, sample_video, snap_sparse
+from veracity.media.types import SamplePlan
+from veracity.media.video import (
+    Target,
+    iter_video,
+    keyframe_times,
+    sample_video,
+    snap_sparse,
+    snap_targets,
+    targets_for,
+)
 
 
 def _bframe_clip(path: Path, seconds: float = 4.0, fps: int = 25) -> Path:
@@ -75,3 +84,20 @@ def test_exact_sampling_unchanged_by_the_index_shift(bclip: Path) -> None:
         t, rgb = min(every, key=lambda x: abs(x[0] - fr.t))
         assert t == pytest.approx(fr.t, abs=1e-6)
         assert np.array_equal(rgb, fr.rgb)
+
+
+def test_snap_targets_starts_each_dense_window_at_a_keyframe() -> None:
+    plan = SamplePlan(sparse=(0.2, 2.9), windows=((1.4, 2.4),), dense_fps=5.0, snap_to_keyframes=True)
+    out = snap_targets(targets_for(plan), [0.0, 1.0, 2.0, 3.0], plan)
+    dense = [round(t.t, 6) for t in out if t.role == "dense"]
+    assert dense == [1.0, 1.2, 1.4, 1.6, 1.8]  # 1.4..2.4 at 5 fps, moved back 0.4 s to the keyframe at 1.0
+    assert [t.t for t in out if t.role == "sparse"] == [0.0, 3.0]
+
+
+def test_keyframe_sampling_option_reaches_the_plan(bclip: Path) -> None:
+    info = probe(bclip, Limits())
+    assert plan_sampling(info, Options(keyframe_sampling=True)).snap_to_keyframes
+    assert not plan_sampling(info, Options()).snap_to_keyframes
+    frames, _ = sample_video(info, plan_sampling(info, Options(keyframe_sampling=True, frames=4)), Limits())
+    dense = sorted(f.t for f in frames if f.role == "dense")
+    assert dense and dense[0] == pytest.approx(0.0, abs=1e-6)

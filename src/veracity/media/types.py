@@ -132,8 +132,9 @@ class SamplePlan:
     dense_fps: float
     sparse_max_side: int = 1920
     dense_max_side: int = 1280
-    # Sparse frames at the keyframe nearest each time instead of the exact frame (fast mode): on
-    # a long-GOP file an exact frame costs decoding the GOP up to it, a keyframe one frame.
+    # Sparse frames at the keyframe nearest each time instead of the exact frame, and each dense
+    # window moved back to start at a keyframe (fast mode; Options.keyframe_sampling): on a
+    # long-GOP file an exact frame costs decoding the GOP up to it, a keyframe one frame.
     snap_to_keyframes: bool = False
 
     def __post_init__(self) -> None:

@@ -68,6 +68,15 @@ def snap_sparse(targets: list[Target], keyframes: list[float]) -> list[Target]:
     return out
 
 
+def snap_targets(targets: list[Target], keyframes: list[float], plan: SamplePlan) -> list[Target]:
+    """:func:`snap_sparse`, and every dense window moved back to start at the keyframe at or
+    before its planned start (same length and rate), so no frame before the window is decoded."""
+    shifts = {w: _kf_before(keyframes, start) - start for w, (start, _end) in enumerate(plan.windows)}
+    moved = [Target(max(0.0, tg.t + shifts[tg.window]), "dense", tg.window)
+             if tg.role == "dense" and tg.window is not None else tg for tg in targets]
+    return snap_sparse(moved, keyframes)
+
+
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """Size that fits ``max_side`` keeping aspect, with even dimensions for swscale."""
     scale = min(1.0, max_side / max(width, height))
@@ -165,7 +174,7 @@ def iter_video(info: MediaInfo, plan: SamplePlan, limits: Limits, warnings: list
                 kfs = _demux_keyframes(path, stream.index, info.demuxer)
             can_seek = bool(kfs) and tb > 0
             if plan.snap_to_keyframes and can_seek:
-                targets = snap_sparse(targets, kfs)
+                targets = snap_targets(targets, kfs, plan)
             pos = -math.inf  # time of the last decoded frame
             decoder = None
             decoded = 0
