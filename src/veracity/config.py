@@ -25,7 +25,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic_settings import (
@@ -71,6 +71,8 @@ class Options:
     max_faces: int = 4
     detectors: tuple[str, ...] | None = None  # None: every registered detector
     keep_crops: bool = True  # face crops in the report (the HTML shows them)
+    mode: Literal["full", "fast"] = "full"  # "fast": triage, a few frames and cheap detectors (pipeline)
+    keyframe_sampling: bool = False  # sparse frames at keyframes, windows from one (media.video.snap_targets)
 
     def __post_init__(self) -> None:
         if not 1 <= self.frames <= 512:
@@ -81,6 +83,8 @@ class Options:
             raise ConfigError("window_s must exceed 0.5 s and counts must be non-negative")
         if not 1 <= self.max_faces <= 16:
             raise ConfigError("max_faces must be between 1 and 16")
+        if self.mode not in ("full", "fast"):
+            raise ConfigError(f"mode must be 'full' or 'fast', got {self.mode!r}")
 
     def with_(self, **changes: object) -> Options:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -172,6 +176,8 @@ class AnalysisSettings(_Base):
     database_url: str | None = None
     # PEM bundle of trust anchors for C2PA; None means no trust list (good signatures are Valid).
     trust_anchors: Path | None = None
+    # A fast-mode analysis whose label is not authentic is run again in full (batch, API, eval).
+    escalate_fast: bool = False
 
     @property
     def analysis(self) -> AnalysisSettings:

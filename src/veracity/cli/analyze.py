@@ -92,6 +92,9 @@ def analyze(
         str | None, typer.Option("--detectors", help="Comma-separated detector names (default: all).")
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Print tracebacks of internal errors.")] = False,
+    mode: Annotated[
+        str, typer.Option("--mode", help="full (default), or fast: triage on a few frames and the cheapest detectors.")
+    ] = "full",
 ) -> None:
     """Analyse media and print a verdict with per-detector evidence."""
     from veracity.pipeline import Analyzer
@@ -100,7 +103,7 @@ def analyze(
     try:
         options = Options(
             frames=frames, detectors=tuple(d.strip() for d in detectors.split(",") if d.strip()) if detectors else None
-        )
+        ).with_(mode=mode)
         if options.detectors is not None:
             from veracity.detectors import registry
 
@@ -192,6 +195,7 @@ def eval_(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N files.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="full (default) or fast (triage).")] = "full",
 ) -> None:
     """Analyse a labelled set and report per-detector and fused AUC, EER, accuracy and confusion."""
     from veracity.evaluation.harness import evaluate
@@ -219,6 +223,7 @@ def eval_(
                 kinds=kinds,
                 fusion=fusion,
                 limit=limit,
+                options=Options().with_(mode=mode),
                 progress=tick,
             )
     except VeracityError as exc:

@@ -72,6 +72,7 @@ CNN_HEAD_CARD = "synthetic_image_cnn-v2"  # the CNN view's probe (inline logisti
 CNN_EXTRACTOR_CARD = "effnet_lite0_pooled-v1"  # its frozen feature extractor (ONNX)
 CLIP_CROP = 224  # native crop side fed to the encoder (its input size: no resize for larger images)
 GRID = 2  # inference: GRID x GRID CLIP crops spread over the image
+FAST_GRID = 1  # fast (triage) mode: the centre CLIP crop only, a quarter of the encoder's work
 CNN_CROP = 128  # native crop side of the CNN view
 CNN_GRID = 3  # inference: CNN_GRID x CNN_GRID CNN crops
 BASE_CONFIDENCE = 0.6
@@ -276,7 +277,7 @@ class SyntheticImageDetector:
             return Applicability.no("no_frames")
         return Applicability.yes()
 
-    def view_logits(self, rgb: U8, settings: AnalysisSettings, model: ImageModel
+    def view_logits(self, rgb: U8, settings: AnalysisSettings, model: ImageModel, *, clip_grid: int = GRID
                     ) -> tuple[dict[str, float], list[tuple[int, int, int]], list[float]]:
         """Mean crop logit per view, and the boxes and per-crop calibrated scores of the view
         with the finer grid (for the heatmap)."""
@@ -284,7 +285,7 @@ class SyntheticImageDetector:
         boxes: list[tuple[int, int, int]] = []
         crop_logits: dict[str, FloatArray] = {}
         if "clip" in model.calibration.views and model.head is not None:
-            crops, boxes = native_crops(rgb, CLIP_CROP, GRID)
+            crops, boxes = native_crops(rgb, CLIP_CROP, clip_grid)
             z = model.head.logits(self._get_encoder(settings).embed(crops))
             out["clip"] = float(np.mean(z))
             crop_logits["clip"] = z
@@ -306,7 +307,8 @@ class SyntheticImageDetector:
         rgb = to_rgb3(ctx.media.sparse[0].rgb)
         if min(rgb.shape[:2]) < MIN_SIDE:
             return DetectorResult.skipped(self.name, model.version, "image_too_small")
-        logits, boxes, per_crop = self.view_logits(rgb, ctx.settings, model)
+        grid = FAST_GRID if ctx.options.mode == "fast" else GRID
+        logits, boxes, per_crop = self.view_logits(rgb, ctx.settings, model, clip_grid=grid)
         cal = model.calibration
         score = cal.prob(logits)
         side = min(rgb.shape[:2])

@@ -41,7 +41,8 @@ def plan_sampling(info: MediaInfo, options: Options) -> SamplePlan:
                 centre = duration * (k + 0.5) / count
                 start = max(0.0, min(centre - options.window_s / 2, duration - options.window_s))
                 windows.append((start, start + options.window_s))
-    return SamplePlan(sparse=sparse, windows=tuple(windows), dense_fps=dense_fps)
+    return SamplePlan(sparse=sparse, windows=tuple(windows), dense_fps=dense_fps,
+                      snap_to_keyframes=options.mode == "fast" or options.keyframe_sampling)
 
 
 def decode(info: MediaInfo, plan: SamplePlan, limits: Limits) -> DecodedMedia:

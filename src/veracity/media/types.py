@@ -93,6 +93,13 @@ class Frame:
     def height(self) -> int:
         return int(self.rgb.shape[0])
 
+    def without_pixels(self) -> Frame:
+        """The same frame (time, role, window, size) with its pixels let go: ``rgb`` becomes a
+        read-only zero-stride view of one black pixel. The streamed pipeline keeps dense frames
+        this way once the face stage has meshed them: later stages read only their times."""
+        stub = np.broadcast_to(np.zeros((1, 1, 3), dtype=np.uint8), self.rgb.shape)
+        return Frame(t=self.t, rgb=stub, role=self.role, window=self.window)
+
     @property
     def width(self) -> int:
         return int(self.rgb.shape[1])
@@ -125,6 +132,10 @@ class SamplePlan:
     dense_fps: float
     sparse_max_side: int = 1920
     dense_max_side: int = 1280
+    # Sparse frames at the keyframe nearest each time instead of the exact frame, and each dense
+    # window moved back to start at a keyframe (fast mode; Options.keyframe_sampling): on a
+    # long-GOP file an exact frame costs decoding the GOP up to it, a keyframe one frame.
+    snap_to_keyframes: bool = False
 
     def __post_init__(self) -> None:
         if any(t < 0 for t in self.sparse) or list(self.sparse) != sorted(self.sparse):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -46,6 +47,36 @@ def targets_for(plan: SamplePlan) -> list[Target]:
     return out
 
 
+def snap_sparse(targets: list[Target], keyframes: list[float]) -> list[Target]:
+    """Sparse targets moved each to the nearest keyframe not taken yet; dense ones kept.
+
+    A keyframe decodes alone, so after a seek each sparse frame costs one frame of decoding
+    whatever the GOP length. With fewer keyframes than targets, fewer frames come back.
+    """
+    out: list[Target] = []
+    free = sorted(set(keyframes))
+    for tg in targets:
+        if tg.role != "sparse":
+            out.append(tg)
+            continue
+        if not free:
+            continue
+        near = min(free, key=lambda kf: (abs(kf - tg.t), kf))
+        free.remove(near)
+        out.append(Target(max(0.0, near), "sparse", None))
+    out.sort(key=lambda x: (x.t, x.role))
+    return out
+
+
+def snap_targets(targets: list[Target], keyframes: list[float], plan: SamplePlan) -> list[Target]:
+    """:func:`snap_sparse`, and every dense window moved back to start at the keyframe at or
+    before its planned start (same length and rate), so no frame before the window is decoded."""
+    shifts = {w: _kf_before(keyframes, start) - start for w, (start, _end) in enumerate(plan.windows)}
+    moved = [Target(max(0.0, tg.t + shifts[tg.window]), "dense", tg.window)
+             if tg.role == "dense" and tg.window is not None else tg for tg in targets]
+    return snap_sparse(moved, keyframes)
+
+
 def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """Size that fits ``max_side`` keeping aspect, with even dimensions for swscale."""
     scale = min(1.0, max_side / max(width, height))
@@ -63,7 +94,16 @@ def keyframe_times(container: av.container.InputContainer, stream: av.video.stre
     except (AttributeError, av.error.FFmpegError):
         times = []
     start = float(stream.start_time or 0) * tb
-    return sorted(t - start for t in times)
+    out = sorted(t - start for t in times)
+    if out and out[0] < 0:
+        # MP4 indexes decode times; with B-frames the first keyframe decodes before the start
+        # (e.g. -2 frames) and every keyframe is shown that much later than indexed. Seeking
+        # lands by presentation time, so an unshifted index sends a seek for a frame just
+        # after a keyframe to the keyframe before, the walk reads that as an overshoot and
+        # decodes the whole file from the start.
+        shift = -out[0]
+        out = [t + shift for t in out]
+    return out
 
 
 def _demux_keyframes(path: str, stream_index: int, demuxer: str | None = None) -> list[float]:
@@ -102,13 +142,25 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
 
     A damaged stream that still yields frames is a warning; one that yields none is CorruptMedia.
     """
-    targets = targets_for(plan)
     warnings: list[str] = []
+    return list(iter_video(info, plan, limits, warnings)), warnings
+
+
+def iter_video(info: MediaInfo, plan: SamplePlan, limits: Limits, warnings: list[str]) -> Iterator[Frame]:
+    """The frames of :func:`sample_video` one at a time, in time order, as they are decoded.
+
+    The streamed pipeline consumes them while the next ones decode, so no stage holds the whole
+    clip. ``warnings`` is appended to as the walk goes; it is complete once the iterator is
+    exhausted. Frames are yielded once per (time, role, window): targets closer together than a
+    frame map to one frame. Raises CorruptMedia when the stream yields no frame at all.
+    """
+    targets = targets_for(plan)
     if not targets:
-        return [], warnings
-    frames: list[Frame] = []
+        return
     path = str(info.path)
     max_decode = max(limits.max_frames * 60, 5_000)
+    seen: set[tuple[float, str, int | None]] = set()
+    last_t: float | None = None  # time of the last frame kept
     try:
         with av.open(path, format=info.demuxer, metadata_errors="ignore") as container:
             stream = container.streams.video[0]
@@ -121,6 +173,8 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
             if not kfs and (info.duration_s or 0) > _NO_SEEK_BELOW_S:
                 kfs = _demux_keyframes(path, stream.index, info.demuxer)
             can_seek = bool(kfs) and tb > 0
+            if plan.snap_to_keyframes and can_seek:
+                targets = snap_targets(targets, kfs, plan)
             pos = -math.inf  # time of the last decoded frame
             decoder = None
             decoded = 0
@@ -145,7 +199,7 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                         raise AnalysisTimeout(f"video decoding took longer than {limits.max_decode_s:.0f} s", path=path)
                     if decoded > max_decode:
                         warnings.append(f"decode_capped_after_{max_decode}_frames")
-                        return frames, warnings
+                        return
                     ft = (frame.time if frame.time is not None else (frame.pts or 0) * tb) - t0
                     if seeked and ft > want + tolerance:
                         # The seek overshot the target (an index that lies): from here on,
@@ -161,16 +215,23 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                     if ft < want - tolerance:
                         continue
                     kept: dict[tuple[FrameRole, int], npt.NDArray[np.uint8]] = {}
+                    out: list[Frame] = []
                     while i < len(targets) and targets[i].t < ft + tolerance:
                         tg = targets[i]
                         side = plan.sparse_max_side if tg.role == "sparse" else plan.dense_max_side
                         if (tg.role, side) not in kept:
                             kept[(tg.role, side)] = _convert(frame, side)
-                            frames.append(
+                            out.append(
                                 Frame(t=max(ft, 0.0), rgb=kept[(tg.role, side)], role=tg.role, window=tg.window)
                             )
                         i += 1
                     got = True
+                    for f in out:
+                        last_t = f.t
+                        key = (round(f.t, 6), f.role, f.window)
+                        if key not in seen:
+                            seen.add(key)
+                            yield f
                     break
                 if not got and restarted:
                     # Restarted from the start after an overshoot: decode on, once. A decoder that
@@ -179,17 +240,15 @@ def sample_video(info: MediaInfo, plan: SamplePlan, limits: Limits) -> tuple[lis
                     continue
                 if not got:
                     # Ran off the end of the stream: remaining targets lie past the last frame.
-                    if frames and _truncated(info, frames[-1].t):
-                        warnings.append(f"{MEDIA_TRUNCATED}: video ends at {frames[-1].t:.2f}s")
+                    if last_t is not None and _truncated(info, last_t):
+                        warnings.append(f"{MEDIA_TRUNCATED}: video ends at {last_t:.2f}s")
                     break
     except av.error.FFmpegError as exc:
-        if not frames:
+        if last_t is None:
             raise CorruptMedia(f"video stream cannot be decoded: {ffmpeg_reason(exc)}", path=path) from exc
-        warnings.append(f"{MEDIA_TRUNCATED}: video_decode_stopped_at_{frames[-1].t:.2f}s")
-    if not frames:
+        warnings.append(f"{MEDIA_TRUNCATED}: video_decode_stopped_at_{last_t:.2f}s")
+    if last_t is None:
         raise CorruptMedia("video stream yielded no frames", path=path)
-    frames = _dedupe(frames)
-    return frames, warnings
 
 
 def _truncated(info: MediaInfo, last_t: float) -> bool:
@@ -202,15 +261,3 @@ def _truncated(info: MediaInfo, last_t: float) -> bool:
 def _kf_before(kfs: list[float], t: float) -> float:
     idx = bisect.bisect_right(kfs, t + 1e-6) - 1
     return kfs[idx] if idx >= 0 else 0.0
-
-
-def _dedupe(frames: list[Frame]) -> list[Frame]:
-    """Targets closer together than a frame map to one frame: keep it once per role and window."""
-    seen: set[tuple[float, str, int | None]] = set()
-    out: list[Frame] = []
-    for f in frames:
-        key = (round(f.t, 6), f.role, f.window)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
-    return out

@@ -192,6 +192,13 @@ class Report(_Model):
     fusion_version: str
     timings_ms: dict[str, float]
     elapsed_ms: float = Field(ge=0)
+    mode: Literal["full", "fast"] = Field(
+        default="full", description="fast: triage on a few sparse frames and the cheapest detectors."
+    )
+    skipped: list[str] = Field(
+        default_factory=list, description="What fast mode left out: detector names, and dense_windows."
+    )
+    escalated: bool = Field(default=False, description="A fast analysis was not authentic and ran again in full.")
 
 
 class ErrorReport(_Model):

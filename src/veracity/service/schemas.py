@@ -36,6 +36,9 @@ class JobOptions(_In):
 
     frames: int = Field(default=Options().frames, ge=1, le=512, description="Sparse frames sampled across a video.")
     detectors: list[str] | None = Field(default=None, max_length=32, description="Detector names; null for all.")
+    mode: Literal["full", "fast"] = Field(
+        default="full", description="fast: triage on a few frames and the cheapest detectors; full: everything."
+    )
 
     @field_validator("detectors")
     @classmethod
@@ -51,7 +54,8 @@ class JobOptions(_In):
         return list(dict.fromkeys(value))
 
     def to_options(self) -> Options:
-        return Options(frames=self.frames, detectors=tuple(self.detectors) if self.detectors is not None else None)
+        return Options(frames=self.frames, detectors=tuple(self.detectors) if self.detectors is not None else None,
+                       mode=self.mode)
 
 
 class JobCreate(_In):
