@@ -224,3 +224,17 @@ def test_without_a_proven_check_the_strongest_label_is_suspicious() -> None:
     proven = _fit(_records())
     assert fuse(hi, proven, "video").label == "manipulated"
     assert fuse(lo, proven, "video").label == "authentic"
+
+
+def test_a_kind_wins_on_eval_only_without_accusing_more_reals() -> None:
+    from veracity.train.fusion_fit import compare_on_eval
+
+    new = _fit(_records())
+    evals = _records(seed=1)
+    comp = compare_on_eval(evals, new, FusionParams.load("fusion-v1"))
+    assert comp["kinds_won"] == ["video"] and comp["beats_current"]
+    model = new.kinds["video"]
+    trigger_happy = new.model_copy(update={"kinds": {"video": model.model_copy(update={
+        "thresholds": model.thresholds.model_copy(update={"manipulated": 0.02, "suspicious": 0.01})})}})
+    comp2 = compare_on_eval(evals, trigger_happy, FusionParams.load("fusion-v1"))
+    assert comp2["kinds_won"] == [] and "reals manipulated/synthetic" in comp2["why_per_kind"]["video"]

@@ -254,6 +254,11 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     comparison = compare_on_eval(evals, params, base) if evals else {"note": "no eval records given"}
     beats = bool(comparison.get("beats_current", False))
     promote = beats and make_default and out is None
+    if beats:
+        # Only the kinds that won go into the file; the others fall back to the current rule
+        # (the legacy weights, copied from the current file), so a promotion never makes a kind worse.
+        won = set(comparison.get("kinds_won", []))
+        params = params.model_copy(update={"kinds": {k: m for k, m in params.kinds.items() if k in won}})
     params = params.model_copy(update={"fit": {
         "method": f"logistic on clipped detector logits (L2, class- and source-balanced) + {calibration}",
         "cv": "grouped k-fold by source (panels of one composite set form one group)",

@@ -401,9 +401,13 @@ def with_eval_power(params: FusionParams, evals: Sequence[Record]) -> FusionPara
 
 
 def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionParams) -> dict[str, Any]:
-    """Per kind, the new and the current parameters on the same eval records. The new file wins
-    when no kind loses more than 0.01 fused AUC (a kind a file cannot score counts 0.5) and
-    either the mean AUC gain over kinds is positive or, AUC tied, its mean ECE is lower by 0.02."""
+    """Per kind, the new and the current parameters on the same eval records. A kind of the new
+    file wins when its fused AUC is not lower by more than 0.01 (a kind a file cannot score
+    counts 0.5), the AUC gains more than 0.005 or the ECE falls by more than 0.02, and it labels no
+    larger share of reals ``manipulated``/``synthetic`` than the target (5 %) or the current file,
+    whichever is higher: a refit that scores better but accuses more innocent files does not win.
+    The new file beats the current one when at least one of its kinds wins; the kinds that do not
+    are left to the current rule (``kinds_won``)."""
     per_kind: dict[str, Any] = {}
     new_recs, cur_recs = rescore_kind(evals, new), rescore_kind(evals, current)
     for kind in sorted({r.kind for r in evals if r.error is None}):
@@ -415,15 +419,30 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
     def ece_of(m: dict[str, Any]) -> float:
         return float(m["ece"]) if m.get("ece") is not None else 0.5
 
-    gains = [auc_of(v["new"]) - auc_of(v["current"]) for v in per_kind.values()]
-    ece_gain = [ece_of(v["current"]) - ece_of(v["new"]) for v in per_kind.values()]
-    no_loss = bool(gains) and min(gains) >= -0.01
-    better_auc = no_loss and float(np.mean(gains)) > 0.005
-    better_ece = no_loss and float(np.mean(ece_gain)) > 0.02
-    return {"per_kind": per_kind, "auc_gain_per_kind": dict(zip(per_kind, [round(g, 4) for g in gains], strict=True)),
-            "ece_gain_per_kind": dict(zip(per_kind, [round(g, 4) for g in ece_gain], strict=True)),
-            "beats_current": better_auc or better_ece,
-            "rule": "no kind loses more than 0.01 fused AUC, and the mean AUC gain over kinds exceeds 0.005 or "
-                    "the mean ECE falls by more than 0.02"}
+    def flagged(m: dict[str, Any]) -> float:
+        return float(m.get("real_flagged_manipulated_or_synthetic") or 0.0)
+
+    gains = {k: auc_of(v["new"]) - auc_of(v["current"]) for k, v in per_kind.items()}
+    ece_gain = {k: ece_of(v["current"]) - ece_of(v["new"]) for k, v in per_kind.items()}
+    won: dict[str, bool] = {}
+    why: dict[str, str] = {}
+    for k, v in per_kind.items():
+        limit = max(TARGET_FPR_MANIPULATED, flagged(v["current"]))
+        if gains[k] < -0.01:
+            why[k] = f"fused AUC lower by {-gains[k]:.3f}"
+        elif not (gains[k] > 0.005 or ece_gain[k] > 0.02):
+            why[k] = "neither the AUC nor the ECE improves enough"
+        elif flagged(v["new"]) > limit + 1e-9:
+            why[k] = f"labels {flagged(v['new']):.1%} of reals manipulated/synthetic (limit {limit:.1%})"
+        else:
+            why[k] = "wins"
+        won[k] = why[k] == "wins" and k in new.kinds
+    return {"per_kind": per_kind, "auc_gain_per_kind": {k: round(g, 4) for k, g in gains.items()},
+            "ece_gain_per_kind": {k: round(g, 4) for k, g in ece_gain.items()},
+            "kinds_won": sorted(k for k, w in won.items() if w), "why_per_kind": why,
+            "beats_current": any(won.values()),
+            "rule": "per kind: fused AUC not lower by more than 0.01, AUC gain over 0.005 or ECE lower by over 0.02, "
+                    "and no more reals labelled manipulated/synthetic than max(5 %, the current file's share); "
+                    "kinds that do not win keep the current rule"}
 
 
