@@ -317,8 +317,8 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
                            cache_root: Path | None = None, threads: int = 2,
                            held_out_dir: Path | None = None) -> ModelCard:
     """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
-    on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default: the
-    cache) for the fusion fit."""
+    on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default:
+    ``cache_root`` when given, else the user cache) for the fusion fit."""
     log = progress or (lambda _m: None)
     started = time.perf_counter()
     if encoder is None:
@@ -453,6 +453,6 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         "synthetic_speech", CARD_NAME, card.sha256, frozenset(items[i].rel for i in usable), oof_probs,
         how="leave-one-source-out: each file scored by a head fitted without its source, Platt as the detector",
         level="source"),
-        held_out_dir or Settings.from_env().cache_dir)
+        held_out_dir or (cache_root if cache_root is not None else Settings.from_env().cache_dir))
     log(f"wrote {where} ({len(oof_probs)} out-of-source scores)")
     return card
