@@ -287,8 +287,9 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     target.write_text(json.dumps(params.model_dump(mode="json", exclude_none=False), indent=2) + "\n", encoding="utf-8")
     note(f"wrote {target}")
     if promote:
-        write_default(version, f"beats {current} on the eval records: AUC gain per kind "
-                               f"{comparison.get('auc_gain_per_kind')} (fit.eval_comparison in {target.name})")
+        write_default(version, f"beats {current} on the eval records for {', '.join(comparison.get('kinds_won', []))} "
+                               f"(AUC gain per kind {comparison.get('auc_gain_per_kind')}); the other kinds keep "
+                               f"{current}'s rule (fit.eval_comparison in {target.name})")
         note(f"{version} beats {current} on the eval records: it is now the default")
     else:
         note(f"{version} is not the default ({'kept ' + current if not beats else 'not asked'})")
