@@ -272,6 +272,7 @@ def test_upload_progress_verdict_timeline_heatmap_review_audit(
     # Timeline: at least one detector series; pointing at it shows the frame from kept media.
     assert page.locator("#timeline svg polyline").count() >= 1
     chart = page.locator("[data-timeline]")
+    chart.scroll_into_view_if_needed()  # a longer verdict block can push it below the viewport
     box = chart.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.4)
     page.wait_for_selector("#tl-frame:not([hidden])")
