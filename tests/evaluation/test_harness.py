@@ -64,7 +64,7 @@ def test_evaluate_writes_summary_records_and_plot(labelled: Path, tmp_path: Path
     assert json.loads((out / "summary.json").read_text())["n_files"] == 8
     assert len((out / "records.jsonl").read_text().splitlines()) == 8
     # Re-fusing the saved records (as after a fusion refit) needs no analysis and keeps the scores.
-    again = evaluate(out / "records.jsonl", out_dir=tmp_path / "again")
+    again = evaluate(out / "records.jsonl", out_dir=tmp_path / "again", fusion="fusion-v1")
     assert again["set"]["rescored_from_records"] is True
     assert again["scores"]["spectral"]["auc"] == spec["auc"]
     assert again["scores"]["fused"]["n"] == 7
