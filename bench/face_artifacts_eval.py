@@ -14,7 +14,7 @@ Per-method AUC is that method's fakes against every real of the same modality; p
 within a source repository that has both labels. The ``manipulated`` threshold is the card's
 (``metrics.threshold``, fixed on the train side), never fitted here.
 
-    PYTHONPATH=src .venv/bin/python bench/face_artifacts_eval.py [--card face_artifacts-v2] [--json out.json]
+    PYTHONPATH=src .venv/bin/python bench/face_artifacts_eval.py [--card face_artifacts-v3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from veracity.config import Options, Settings
 from veracity.detectors.base import AnalysisContext
-from veracity.detectors.face_artifacts import FaceModel, gather_crops, media_score
+from veracity.detectors.face_artifacts import CARD_NAME, FaceModel, gather_crops, media_score
 from veracity.models.cards import ModelCard, load_card, read_card
 from veracity.models.metrics import roc_auc
 from veracity.train.data import is_composite
@@ -151,7 +151,7 @@ def open_model(ref: str, threads: int) -> tuple[ModelCard, FaceModel]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--card", default="face_artifacts-v2")
+    ap.add_argument("--card", default=CARD_NAME, help="card name or a frozen copy's card.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="write the tables and per-file scores here")
     args = ap.parse_args()
