@@ -247,3 +247,14 @@ def test_frozen_batchnorm_keeps_its_statistics_in_training() -> None:
     assert torch.equal(before, bns[0].running_mean)
     clf.train_mode(freeze_bn=False)
     assert all(m.training for m in bns)
+
+
+def test_config_changes_on_resume_are_named_but_run_length_is_not() -> None:
+    from dataclasses import asdict
+
+    from veracity.train.face_artifacts import config_changes
+
+    saved = asdict(TrainConfig(dfl_pairs=2, minutes=80.0))
+    assert config_changes(saved, TrainConfig(dfl_pairs=2, minutes=5.0, threads=1)) == {}
+    assert config_changes(saved, TrainConfig(dfl_pairs=4)) == {"dfl_pairs": [2, 4]}
+    assert config_changes({}, TrainConfig()) == {}  # an old checkpoint without its settings
