@@ -45,7 +45,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         "face_artifacts",
         "veracity.detectors.face_artifacts:FaceArtifactsDetector",
         "EfficientNet-Lite0 on aligned faces, self-blends + face swaps (blending_boundary, texture_artifacts)",
-        "face_artifacts-v2",
+        "face_artifacts-v3",
     ),
     DetectorSpec(
         "synthetic_image",
