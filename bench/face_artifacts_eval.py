@@ -11,10 +11,13 @@ side-by-side composites skipped, their panels kept) and the face images of
 ``../shared/data/eval/image``. Methods: ``face_swap``, ``lip_sync``, ``talking_head`` (generated
 or reenacted heads), ``gan_diffusion`` (whole synthetic images; not this detector's target).
 Per-method AUC is that method's fakes against every real of the same modality; per-source AUC is
-within a source repository that has both labels. The ``manipulated`` threshold is the card's
-(``metrics.threshold``, fixed on the train side), never fitted here.
+within a source repository that has both labels; per-fake-source AUC is one repository's fakes
+against every real of the modality. ``real_above_half_share`` is the share of reals whose
+calibrated score reaches 0.5 (beside ``real_flagged_share`` at the card's threshold). The
+``manipulated`` threshold is the card's (``metrics.threshold``, fixed on the train side), never
+fitted here.
 
-    PYTHONPATH=src .venv/bin/python bench/face_artifacts_eval.py [--card face_artifacts-v2] [--json out.json]
+    PYTHONPATH=src .venv/bin/python bench/face_artifacts_eval.py [--card face_artifacts-v3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import numpy.typing as npt
 
 from veracity.config import Options, Settings
 from veracity.detectors.base import AnalysisContext
-from veracity.detectors.face_artifacts import FaceModel, gather_crops, media_score
+from veracity.detectors.face_artifacts import CARD_NAME, FaceModel, gather_crops, media_score
 from veracity.models.cards import ModelCard, load_card, read_card
 from veracity.models.metrics import roc_auc
 from veracity.train.data import is_composite
@@ -114,7 +117,8 @@ def tables(records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
             "no_face": sum(1 for r in records if r["modality"] == modality and r["score"] is None),
             "auc_all": auc_or_none([r["label"] for r in recs], [r["score"] for r in recs]),
             "real_flagged_share": round(float(np.mean([r["score"] >= threshold for r in reals])), 4) if reals else None,
-            "per_method": {}, "per_source": {},
+            "real_above_half_share": round(float(np.mean([r["score"] >= 0.5 for r in reals])), 4) if reals else None,
+            "per_method": {}, "per_source": {}, "per_fake_source": {},
         }
         for m in sorted({r["method"] for r in recs if r["label"] == 1}):
             sel = reals + [r for r in recs if r["method"] == m]
@@ -135,6 +139,13 @@ def tables(records: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
             if a is not None:
                 block["per_source"][src] = {"n_real": sum(1 for r in sel if r["label"] == 0),
                                             "n_fake": sum(1 for r in sel if r["label"] == 1), "auc": a}
+        for src in sorted({r["source"] for r in recs if r["label"] == 1}):
+            fakes = [r for r in recs if r["label"] == 1 and r["source"] == src]
+            sel = reals + fakes
+            block["per_fake_source"][src] = {
+                "n": len(fakes), "methods": sorted({r["method"] for r in fakes}),
+                "auc_vs_all_real": auc_or_none([r["label"] for r in sel], [r["score"] for r in sel]),
+                "flagged_share": round(float(np.mean([r["score"] >= threshold for r in fakes])), 4)}
         out[modality] = block
     return out
 
@@ -151,7 +162,7 @@ def open_model(ref: str, threads: int) -> tuple[ModelCard, FaceModel]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--card", default="face_artifacts-v2")
+    ap.add_argument("--card", default=CARD_NAME, help="card name or a frozen copy's card.json")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="write the tables and per-file scores here")
     args = ap.parse_args()

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from face_artifacts_eval import open_model  # same folder: python bench/face_artifacts_trainval.py
 
-from veracity.detectors.face_artifacts import preprocess
+from veracity.detectors.face_artifacts import CARD_NAME, preprocess
 from veracity.train.face_artifacts import add_eval_metrics, heldout_report
 from veracity.train.face_prep import load
 
@@ -26,7 +26,7 @@ PKG = Path(__file__).resolve().parent.parent / "src" / "veracity" / "models" / "
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--card", default="face_artifacts-v2")
+    ap.add_argument("--card", default=CARD_NAME)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="store threshold and figures in the card")
     args = ap.parse_args()

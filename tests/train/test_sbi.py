@@ -9,11 +9,15 @@ from veracity.train.sbi import (
     augment_pair,
     colour_transform,
     deform_mask,
+    degrade,
     elastic,
     geometric_transform,
     h264,
     hull_mask,
     jpeg,
+    lipsync_blend,
+    lipsync_mask,
+    mouth_frame,
     region_points,
     self_blend,
 )
@@ -175,3 +179,81 @@ def test_h264_round_trip_is_close_and_keeps_odd_sizes() -> None:
     assert odd.shape == (95, 95, 3)
     coarse = h264(img, 38)
     assert np.abs(coarse.astype(int) - img.astype(int)).mean() >= np.abs(out.astype(int) - img.astype(int)).mean()
+
+
+def _lip_face() -> tuple[np.ndarray, np.ndarray]:
+    """The mesh face with lips: corners 61/291, top 0 and bottom 17 where a mouth is."""
+    img, pts = _mesh_face()
+    pts[61], pts[291] = (38, 66), (58, 66)
+    pts[0], pts[17] = (48, 62), (48, 71)
+    return img, pts
+
+
+def test_mouth_frame_reads_the_lips_of_a_mediapipe_mesh_only() -> None:
+    _, pts = _lip_face()
+    frame = mouth_frame(pts)
+    assert frame is not None
+    cx, cy, width, height = frame
+    assert (cx, cy) == pytest.approx((48.0, 66.25)) and width == pytest.approx(20.0) and height == pytest.approx(9.0)
+    assert mouth_frame(pts[:40]) is None
+
+
+@pytest.mark.parametrize("region", ["lower", "mouth", "box"])
+def test_lipsync_masks_cover_the_mouth_and_not_the_eyes(region: str) -> None:
+    _, pts = _lip_face()
+    mask = lipsync_mask(pts, SIZE, region)
+    assert mask.shape == (SIZE, SIZE) and mask.dtype == np.float32
+    assert mask[66, 48] == 1.0  # the mouth
+    assert mask[:36].sum() == 0.0  # brows and above: never pasted
+    with pytest.raises(ValueError, match="region"):
+        lipsync_mask(pts, SIZE, "ears")
+
+
+def test_lipsync_mask_without_a_mesh_is_the_lower_half_of_the_points() -> None:
+    _, pts = _face()  # 40 rim points, no MediaPipe indices
+    mask = lipsync_mask(pts, SIZE, "mouth")
+    assert mask[70, 48] == 1.0 and mask[30, 48] == 0.0
+
+
+def test_lipsync_blend_changes_the_lower_face_only_and_is_seeded() -> None:
+    img, pts = _lip_face()
+    textured = img.copy()
+    textured[::2, ::2] = np.clip(textured[::2, ::2].astype(int) + 40, 0, 255).astype(np.uint8)  # detail to lose
+    changed = 0
+    for seed in range(10):
+        out, mask = lipsync_blend(textured, pts, np.random.default_rng(seed))
+        assert out.shape == textured.shape and out.dtype == np.uint8
+        assert mask.min() >= 0.0 and mask.max() <= 1.0
+        diff = np.abs(out.astype(int) - textured.astype(int)).sum(axis=2)
+        assert diff[:24].sum() == 0  # the eyes and forehead are the frame's own
+        assert np.all(diff[mask == 0] == 0)  # outside the mask nothing moves
+        changed += int(diff[60:72, 42:54].mean() > 5)  # the mouth is re-rendered
+    assert changed >= 8
+    a, _ = lipsync_blend(textured, pts, np.random.default_rng(3))
+    b, _ = lipsync_blend(textured, pts, np.random.default_rng(3))
+    assert np.array_equal(a, b)
+
+
+def test_lipsync_blend_rejects_non_square() -> None:
+    with pytest.raises(ValueError, match="square"):
+        lipsync_blend(np.zeros((10, 12, 3), np.uint8), np.zeros((5, 2)), np.random.default_rng(0))
+
+
+def test_degrade_blurs_and_noises() -> None:
+    img, _ = _face()
+    assert np.array_equal(degrade(img, 0.0, None), img)
+    blurred = degrade(img, 1.2, None)
+    assert blurred.shape == img.shape and blurred.dtype == np.uint8
+    assert np.abs(np.diff(blurred.astype(int), axis=1)).mean() < np.abs(np.diff(img.astype(int), axis=1)).mean()
+    noise = np.full(img.shape, 3.0, np.float32)
+    assert np.array_equal(degrade(img, 0.0, noise), np.clip(img.astype(int) + 3, 0, 255).astype(np.uint8))
+
+
+def test_augment_pair_degrades_both_alike_and_keeps_v2_draws_without_it() -> None:
+    img, _ = _face()
+    for seed in range(6):
+        r, f = augment_pair(img, img.copy(), np.random.default_rng(seed), 64, degrade_p=1.0)
+        assert np.array_equal(r, f)  # blur and the noise field are shared by the pair
+        old = augment_pair(img, img.copy(), np.random.default_rng(seed), 64)
+        same = augment_pair(img, img.copy(), np.random.default_rng(seed), 64, degrade_p=0.0)
+        assert np.array_equal(old[0], same[0])

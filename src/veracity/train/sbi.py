@@ -10,6 +10,9 @@ The result carries only the generic traces of face swapping —
 a blending boundary, a colour/texture mismatch, a small misalignment — and no identity or
 generator cue, so a classifier trained on (original, self-blend) pairs learns those traces.
 
+:func:`lipsync_blend` does the same for a lip-sync's trace: the lower face or mouth of the frame
+replaced by a re-posed, lower-resolution (up-scaled), slightly blurred or restored copy of itself.
+
 Plain numpy + OpenCV (no torch): the generator is unit-tested on synthetic arrays.
 """
 
@@ -168,6 +171,126 @@ def self_blend(img: U8, points: npt.NDArray[np.floating[Any]], rng: np.random.Ge
     return np.asarray(np.clip(np.round(out), 0, 255), dtype=np.uint8), mask
 
 
+@dataclass(frozen=True, slots=True)
+class LipSyncConfig:
+    """Ranges for :func:`lipsync_blend`: how a lip-sync generator's mouth differs from the frame
+    it is pasted into (Wav2Lip renders the lower face at 96 px and pastes it back up-scaled;
+    GFPGAN-style restorers then smooth or sharpen it; the new mouth opens differently)."""
+
+    face_scale: tuple[float, float] = (0.3, 0.65)  # the copy is rendered at this share of the side
+    mouth_stretch: float = 0.12  # vertical scale of the copy about the mouth, 1 +- this
+    mouth_widen: float = 0.05  # horizontal scale, 1 +- this
+    shift: float = 0.015  # misplacement of the pasted copy, share of the side
+    rgb_shift: float = 6.0
+    brightness: float = 0.04
+    blur_p: float = 0.35  # extra Gaussian blur (sigma 0.5-1.2) of the copy
+    smooth_p: float = 0.25  # edge-preserving smoothing (a restorer's waxy skin)
+    sharpen_p: float = 0.2
+    region_p: tuple[float, float, float] = (0.4, 0.35, 0.25)  # lower-face hull, mouth ellipse, box
+    blur_max: int = 21
+    blend_ratios: tuple[float, ...] = (0.75, 1.0, 1.0, 1.0)
+    elastic: float = 0.03
+
+
+MOUTH_CORNERS = (61, 291)
+LIPS_TOP_BOTTOM = (0, 17)
+
+
+def mouth_frame(points: npt.NDArray[np.floating[Any]]) -> tuple[float, float, float, float] | None:
+    """(centre x, centre y, mouth width, lip height) from a MediaPipe 478-point mesh, else None."""
+    if points.shape[0] != 478:
+        return None
+    left, right = points[MOUTH_CORNERS[0]], points[MOUTH_CORNERS[1]]
+    top, bottom = points[LIPS_TOP_BOTTOM[0]], points[LIPS_TOP_BOTTOM[1]]
+    cx = float(left[0] + right[0] + top[0] + bottom[0]) / 4
+    cy = float(left[1] + right[1] + top[1] + bottom[1]) / 4
+    width = float(np.hypot(*(right - left)))
+    height = float(np.hypot(*(bottom - top)))
+    return cx, cy, max(width, 2.0), max(height, 2.0)
+
+
+def lipsync_mask(points: npt.NDArray[np.floating[Any]], size: int, region: str) -> F32:
+    """The hard mask a lip-sync pastes through: ``lower`` (hull of the mesh below the upper
+    nose), ``mouth`` (an ellipse around the lips, chin included) or ``box`` (the rectangle from
+    the nose to below the chin across the lower face, Wav2Lip's lower half of the face box).
+    Without a 478-point mesh every region is the lower half of the points' bounding box."""
+    frame = mouth_frame(points)
+    if frame is None or region == "box":
+        lower = region_points(points, "lower")
+        x0, x1 = float(lower[:, 0].min()), float(lower[:, 0].max())
+        y0 = float(lower[:, 1].min()) if frame is not None else float(points[:, 1].mean())
+        y1 = float(lower[:, 1].max()) + 0.03 * size
+        mask = np.zeros((size, size), np.float32)
+        r0, r1 = int(np.clip(round(y0), 0, size)), int(np.clip(round(y1), 0, size))
+        c0, c1 = int(np.clip(round(x0), 0, size)), int(np.clip(round(x1), 0, size))
+        mask[r0:r1, c0:c1] = 1.0
+        return mask if mask.any() else hull_mask(points, size)
+    if region == "lower":
+        return hull_mask(region_points(points, "lower"), size)
+    if region != "mouth":
+        raise ValueError(f"unknown lip-sync region {region!r}")
+    cx, cy, width, height = frame
+    mask = np.zeros((size, size), np.uint8)
+    axes = (int(round(0.85 * width)), int(round(max(1.3 * height, 0.55 * width))))
+    cv2.ellipse(mask, (int(round(cx)), int(round(cy + 0.25 * axes[1]))), axes, 0, 0, 360, (1,), -1)
+    return mask.astype(np.float32)
+
+
+def lipsync_blend(img: U8, points: npt.NDArray[np.floating[Any]], rng: np.random.Generator,
+                  cfg: LipSyncConfig = LipSyncConfig()) -> tuple[U8, F32]:
+    """(image, mask): a lip-sync-like fake made from one real face, as a self-blend is.
+
+    The copy pasted back is the face itself with the mouth re-posed (scaled about the mouth
+    centre and slightly misplaced), rendered at a lower resolution and up-scaled, then lightly
+    blurred, smoothed or sharpened and colour-shifted; it enters through a deformed lower-face,
+    mouth or box mask. The train split has no lip-sync fakes, but this is their artefact —
+    a lower face of another resolution and texture pasted in, a seam around the mouth — made
+    honestly from train reals."""
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != img.shape[1] or img.dtype != np.uint8:
+        raise ValueError(f"expected a square HxWx3 uint8 image, got {img.shape} {img.dtype}")
+    size = img.shape[0]
+    region = str(rng.choice(np.asarray(["lower", "mouth", "box"]), p=np.asarray(cfg.region_p)))
+    sbi_cfg = SBIConfig(blur_max=cfg.blur_max, blend_ratios=cfg.blend_ratios, elastic=cfg.elastic)
+    mask = deform_mask(lipsync_mask(points, size, region), rng, sbi_cfg)
+    frame = mouth_frame(points)
+    cx, cy = (frame[0], frame[1]) if frame is not None else (size / 2, size * 0.7)
+    sx = 1 + rng.uniform(-cfg.mouth_widen, cfg.mouth_widen)
+    sy = 1 + rng.uniform(-cfg.mouth_stretch, cfg.mouth_stretch)
+    tx, ty = rng.uniform(-cfg.shift, cfg.shift, size=2) * size
+    matrix = np.array([[sx, 0, (1 - sx) * cx + tx], [0, sy, (1 - sy) * cy + ty]], dtype=np.float64)
+    x = cv2.warpAffine(img, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    side = max(8, int(round(size * rng.uniform(*cfg.face_scale))))
+    small = cv2.resize(x, (side, side), interpolation=cv2.INTER_AREA)
+    up = cv2.INTER_CUBIC if rng.random() < 0.5 else cv2.INTER_LINEAR
+    x = cv2.resize(small, (size, size), interpolation=up)
+    if rng.random() < cfg.blur_p:
+        x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.5, 1.2)))
+    u = rng.random()
+    if u < cfg.smooth_p:
+        x = cv2.bilateralFilter(x, 5, float(rng.uniform(20, 60)), float(rng.uniform(3, 7)))
+    elif u < cfg.smooth_p + cfg.sharpen_p:
+        blur = cv2.GaussianBlur(x, (0, 0), 1.0)
+        x = cv2.addWeighted(x, 1.5, blur, -0.5, 0)
+    f = x.astype(np.float32) + rng.uniform(-cfg.rgb_shift, cfg.rgb_shift, size=3).astype(np.float32)
+    f += rng.uniform(-cfg.brightness, cfg.brightness) * 255
+    copy = np.clip(f, 0, 255)
+    m = mask[..., None]
+    out = copy * m + img.astype(np.float32) * (1 - m)
+    return np.asarray(np.clip(np.round(out), 0, 255), dtype=np.uint8), mask
+
+
+def degrade(img: U8, blur_sigma: float, noise: F32 | None) -> U8:
+    """A global loss of quality (Gaussian blur, sensor-like noise) that :func:`augment_pair`
+    applies alike to both images of a pair, so that softness or noise — which every lip-sync and
+    restorer leaves in the lower face — cannot become the cue on its own; only its boundary can."""
+    x = img
+    if blur_sigma > 0:
+        x = np.asarray(cv2.GaussianBlur(x, (0, 0), blur_sigma), dtype=np.uint8)
+    if noise is not None:
+        x = np.asarray(np.clip(x.astype(np.float32) + noise, 0, 255).astype(np.uint8))
+    return x
+
+
 def jpeg(img: U8, quality: int) -> U8:
     """One JPEG round trip at ``quality`` (training augmentation shared by both classes)."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -201,16 +324,25 @@ def h264(img: U8, crf: int) -> U8:
     return res
 
 
-def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int) -> tuple[U8, U8]:
-    """The same flip, downscale-upscale and compression (JPEG q 40-95 or H.264 CRF 18-38, or
-    none) for both images of a pair, then resize to ``out_size``: augmentations never differ
-    between the classes, so they cannot become the cue."""
+def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int,
+                 degrade_p: float = 0.0) -> tuple[U8, U8]:
+    """The same flip, downscale-upscale, optional blur/noise (:func:`degrade`, with probability
+    ``degrade_p``) and compression (JPEG q 40-95 or H.264 CRF 18-38, or none) for both images
+    of a pair, then resize to ``out_size``: augmentations never differ between the classes, so
+    they cannot become the cue. With ``degrade_p`` 0 the draws are those of the v2 trainer."""
     if rng.random() < 0.5:
         real, fake = real[:, ::-1], fake[:, ::-1]
     u = rng.random()
     codec, level = ("jpeg", int(rng.integers(40, 96))) if u < 0.45 else \
         (("h264", int(rng.integers(18, 39))) if u < 0.75 else ("none", 0))
     down = rng.uniform(0.35, 0.9) if rng.random() < 0.4 else 1.0
+    blur_sigma = 0.0
+    noise: F32 | None = None
+    if degrade_p > 0:
+        if rng.random() < degrade_p:
+            blur_sigma = float(rng.uniform(0.4, 1.4))
+        if rng.random() < degrade_p / 2:
+            noise = (rng.standard_normal(real.shape) * rng.uniform(2.0, 6.0)).astype(np.float32)
     out: list[U8] = []
     for image in (real, fake):
         x = np.ascontiguousarray(image)
@@ -218,6 +350,8 @@ def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int) ->
             s = x.shape[0]
             small = cv2.resize(x, (int(s * down), int(s * down)), interpolation=cv2.INTER_AREA)
             x = np.asarray(cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
+        if blur_sigma > 0 or noise is not None:
+            x = degrade(x, blur_sigma, noise)
         if codec == "jpeg":
             x = jpeg(x, level)
         elif codec == "h264":
