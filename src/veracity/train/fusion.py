@@ -176,6 +176,7 @@ def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) 
         if card is None:
             continue
         table = heldout.load(cache, name, heldout.card_sha(card))
+        stored = table is not None
         if table is None and name == "synthetic_image":
             try:
                 table = synthetic_image_table(roots, card, log)
@@ -183,8 +184,8 @@ def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) 
                 table = None
         elif table is None and name == "face_artifacts":
             table = face_artifacts_table(cache / "train" / "face_artifacts", card, log)
-        if table is not None and not heldout.table_path(cache, name).is_file():
-            heldout.save(table, cache)  # fixed for these weights from now on
+        if table is not None and not stored:
+            heldout.save(table, cache)  # fixed for these weights from now on (replaces a stale one)
         if table is None:
             log(f"warning: {name}: no held-out table for {card} (no crop cache / data here); its train scores "
                 "are used as they are, which is optimistic (recorded in the fusion file)")
