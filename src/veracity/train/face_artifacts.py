@@ -200,26 +200,24 @@ def validation_set(fs: FaceSet, va: npt.NDArray[np.int64], seed: int, size: int 
     xs: list[npt.NDArray[np.uint8]] = []
     ys: list[int] = []
     parts: list[str] = []
+
+    def add(real: npt.NDArray[np.uint8], fake: npt.NDArray[np.uint8], r: np.random.Generator, part: str) -> None:
+        xs.extend(augment_pair(real, fake, r, size))
+        ys.extend((0, 1))
+        parts.extend((part, part))
+
     for i in reals.tolist():
         real = np.asarray(fs.crops[i])
-        fake, _ = self_blend(real, fs.points[i], rng)
-        xs.extend(augment_pair(real, fake, rng, size))
-        ys.extend((0, 1))
-        parts.extend(("sbi", "sbi"))
+        add(real, self_blend(real, fs.points[i], rng)[0], rng, "sbi")
     swaps = va[(src[va] == "dfl_fake") & (fs.pairs[va] >= 0)]
     if swaps.size > VAL_DFL_MAX:
         swaps = np.sort(rng.choice(swaps, size=VAL_DFL_MAX, replace=False))
     for j in swaps.tolist():
-        xs.extend(augment_pair(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), rng, size))
-        ys.extend((0, 1))
-        parts.extend(("dfl", "dfl"))
+        add(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), rng, "dfl")
     lip_rng = np.random.default_rng(seed + 2000)
     for i in reals.tolist():
         real = np.asarray(fs.crops[i])
-        fake, _ = lipsync_blend(real, fs.points[i], lip_rng)
-        xs.extend(augment_pair(real, fake, lip_rng, size))
-        ys.extend((0, 1))
-        parts.extend(("lip", "lip"))
+        add(real, lipsync_blend(real, fs.points[i], lip_rng)[0], lip_rng, "lip")
     return ValSet(np.stack(xs), np.asarray(ys, np.int64), np.asarray(parts))
 
 
