@@ -387,7 +387,9 @@ def choose_probe(x: FloatArray, owner: npt.NDArray[np.int64], items: Sequence[It
     real from the probe, NaN for the reals it was fitted on."""
     y_item = np.asarray([it.label for it in items], dtype=np.int64)
     hold = np.asarray([is_holdout(it) for it in items])
-    cv = {str(l2): leave_generator_out(x, owner, items, l2, cls) for l2 in L2_GRID}
+    # Each l2's leave-one-generator-out fake logits are kept, so the chosen one's need no refit.
+    z_logo = {l2: np.full(len(items), np.nan) for l2 in L2_GRID}
+    cv = {str(l2): leave_generator_out(x, owner, items, l2, cls, z_out=z_logo[l2]) for l2 in L2_GRID}
     for l2, per_source in cv.items():
         log(f"{name} leave-one-generator-out, l2={l2}: {per_source}")
     best = max(L2_GRID, key=lambda v: float(np.mean(list(cv[str(v)].values()))))
@@ -396,8 +398,7 @@ def choose_probe(x: FloatArray, owner: npt.NDArray[np.int64], items: Sequence[It
     table: dict[str, Any] = {"auc_by_held_out_generator": cv[str(best)], "l2": best,
              "l2_grid_mean_auc": {k: round(float(np.mean(list(v.values()))), 4) for k, v in cv.items()}}
     z = per_image(head.logits(x), owner, len(items))
-    z_oof = np.where(hold & (y_item == 0), z, np.nan)
-    leave_generator_out(x, owner, items, best, cls, z_out=z_oof)
+    z_oof = np.where(hold & (y_item == 0), z, z_logo[best])
     return head, table, z, z_oof
 
 
