@@ -56,3 +56,12 @@ def test_panel_rel_files_each_half_under_its_label() -> None:
     comp = "train/video/fake/deepfacelive_A_B_0.mp4"
     assert panel_rel(comp, "train", 0, 2, "real") == "train/video/real/deepfacelive_A_B_0__panel1of2.mp4"
     assert panel_rel(comp, "train", 1, 2, "fake") == "train/video/fake/deepfacelive_A_B_0__panel2of2.mp4"
+
+
+def test_learned_detectors_are_declared_by_their_specs() -> None:
+    from veracity.detectors import registry
+
+    assert heldout.learned() == ("face_artifacts", "synthetic_image", "synthetic_speech")
+    for name in heldout.learned():  # a table is keyed by the card and written by the trainer
+        spec = registry.spec(name)
+        assert spec.card is not None and spec.trainer is not None

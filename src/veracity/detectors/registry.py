@@ -72,6 +72,9 @@ class DetectorSpec:
     trainer: str | None = None  # "module:function" under veracity.train; None: nothing to train
     card: str | None = None  # model card in veracity/models/data, when the detector has weights
     assets: tuple[str, ...] = field(default=())  # fetched model cards it also needs (`veracity models fetch`)
+    # Weights with capacity to remember their training files: the fusion fit must not take its
+    # train-side scores at face value, only its trainer's held-out ones (train/heldout.py).
+    held_out_scores: bool = False
 
     def load_trainer(self) -> Callable[..., Any]:
         """Import the trainer (needs the ``[train]`` extra for some); only ``veracity train`` calls this."""
@@ -151,6 +154,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         fusion_weight=0.0,
         trainer="veracity.train.face_artifacts:train_face_artifacts",
         card="face_artifacts-v3",
+        held_out_scores=True,
     ),
     DetectorSpec(
         "synthetic_image",
@@ -165,6 +169,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         fusion_weight=0.0,
         trainer="veracity.train.synthetic_image:train_synthetic_image",
         card="synthetic_image-v2",
+        held_out_scores=True,
         assets=("clip-vit-b16-int8",),
     ),
     DetectorSpec(
@@ -178,6 +183,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         fusion_weight=0.0,
         trainer="veracity.train.synthetic_speech:train_synthetic_speech",
         card="synthetic_speech-v2",
+        held_out_scores=True,
         assets=("whisper-tiny-en-ct2", "whisper-tiny-en-ct2-vocabulary"),
     ),
 )

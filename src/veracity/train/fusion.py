@@ -171,7 +171,7 @@ def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) 
 
     cache = (settings or Settings.from_env()).cache_dir
     out: dict[str, heldout.HeldOut] = {}
-    for name in heldout.LEARNED:
+    for name in heldout.learned():
         card = registry.spec(name).card
         if card is None:
             continue
@@ -268,7 +268,7 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
         "held_out": {"rule": ("a learned detector's score on a train file its weights were fitted on is replaced "
                               "by its out-of-fold score, or withdrawn (neutral) when it has none"),
                      "applied": held_out is not None, "per_detector": held_counts,
-                     "missing": [] if held_out is None else [n for n in heldout.LEARNED if n not in held_out]},
+                     "missing": [] if held_out is None else [n for n in heldout.learned() if n not in held_out]},
         "reviews": {"file": _shown(reviews), "n": len(review_rows)} if reviews is not None else None,
         "kinds": {k: f.report for k, f in fits.items()},
         "eval_comparison": {**comparison, "current_default": current, "became_default": promote},

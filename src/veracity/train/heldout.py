@@ -29,12 +29,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from veracity.detectors import registry
 from veracity.evaluation.runner import DetectorScore, Record
 
-# Detectors whose weights were fitted on train media with enough capacity to remember it. The
-# others are constants (physiology, temporal) or few-parameter models (spectral: 58 numbers;
-# av_sync: a ridge over mel bands) whose in-sample optimism is small; the note says so.
-LEARNED = ("face_artifacts", "synthetic_image", "synthetic_speech")
+
+def learned() -> tuple[str, ...]:
+    """Detectors whose weights were fitted on train media with enough capacity to remember it
+    (``DetectorSpec.held_out_scores``). The others are constants (physiology, temporal) or
+    few-parameter models (spectral: 58 numbers; av_sync: a ridge over mel bands) whose in-sample
+    optimism is small; the fusion file says so."""
+    return tuple(s.name for s in registry.SPECS if s.held_out_scores)
+
+
 IN_SAMPLE = "in_sample"
 
 
