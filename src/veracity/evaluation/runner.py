@@ -150,9 +150,10 @@ def run_cached(items: Sequence[LabelledItem], cache: Path, *, options: Options |
                 done[r.key] = r
             elif set(r.versions) == set(prints):
                 stale[r.key] = r
-    todo = [i for i in items if str(i.path.resolve()) not in done]
-    refresh = [i for i in todo if str(i.path.resolve()) in stale]
-    whole = [i for i in todo if str(i.path.resolve()) not in stale]
+    keys = [str(i.path.resolve()) for i in items]  # a record's key (resolved once per file)
+    todo = [(i, k) for i, k in zip(items, keys, strict=True) if k not in done]
+    refresh = [(i, k) for i, k in todo if k in stale]
+    whole = [i for i, k in todo if k not in stale]
     if log is not None:
         log(f"{len(items) - len(todo)} of {len(items)} files cached in {cache}; analysing {len(whole)}, "
             f"re-running only the retrained detectors on {len(refresh)}")
@@ -166,8 +167,8 @@ def run_cached(items: Sequence[LabelledItem], cache: Path, *, options: Options |
         # One pass per set of retrained detectors: only they run, and their scores replace the
         # old ones (the fused score of such a record is recomputed by whoever refits or rescores).
         by_changed: dict[tuple[str, ...], list[LabelledItem]] = {}
-        for item in refresh:
-            old = stale[str(item.path.resolve())]
+        for item, key in refresh:
+            old = stale[key]
             changed = tuple(sorted(n for n in prints if old.versions.get(n) != prints[n]))
             by_changed.setdefault(changed, []).append(item)
         for changed, group in by_changed.items():
@@ -184,7 +185,7 @@ def run_cached(items: Sequence[LabelledItem], cache: Path, *, options: Options |
             run_set(group, options=opts, settings=settings, fusion=fusion, progress=progress, sink=merge)
         fresh += run_set(whole, options=options, settings=settings, fusion=fusion, progress=progress, sink=sink)
     by_key = {**done, **{r.key: replace(r, versions=prints) for r in fresh}}
-    return [by_key[str(i.path.resolve())] for i in items]
+    return [by_key[k] for k in keys]
 
 
 def save_records(records: Sequence[Record], path: Path) -> None:
