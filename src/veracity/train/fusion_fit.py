@@ -424,7 +424,6 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
 
     gains = {k: auc_of(v["new"]) - auc_of(v["current"]) for k, v in per_kind.items()}
     ece_gain = {k: ece_of(v["current"]) - ece_of(v["new"]) for k, v in per_kind.items()}
-    won: dict[str, bool] = {}
     why: dict[str, str] = {}
     for k, v in per_kind.items():
         limit = max(TARGET_FPR_MANIPULATED, flagged(v["current"]))
@@ -436,11 +435,10 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
             why[k] = f"labels {flagged(v['new']):.1%} of reals manipulated/synthetic (limit {limit:.1%})"
         else:
             why[k] = "wins"
-        won[k] = why[k] == "wins" and k in new.kinds
+    won = sorted(k for k, w in why.items() if w == "wins" and k in new.kinds)
     return {"per_kind": per_kind, "auc_gain_per_kind": {k: round(g, 4) for k, g in gains.items()},
             "ece_gain_per_kind": {k: round(g, 4) for k, g in ece_gain.items()},
-            "kinds_won": sorted(k for k, w in won.items() if w), "why_per_kind": why,
-            "beats_current": any(won.values()),
+            "kinds_won": won, "why_per_kind": why, "beats_current": bool(won),
             "rule": "per kind: fused AUC not lower by more than 0.01, AUC gain over 0.005 or ECE lower by over 0.02, "
                     "and no more reals labelled manipulated/synthetic than max(5 %, the current file's share); "
                     "kinds that do not win keep the current rule"}
