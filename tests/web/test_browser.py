@@ -165,7 +165,9 @@ def _image_loaded(page: Any, selector: str) -> None:
 def test_keyboard_only_analyze_flow(server: Server, browser: Any, shared_data: Path, shots: Path) -> None:
     page = _page(browser)
     page.goto(f"{server.url}/ui/signin")
-    page.keyboard.type(server.keys["analyst"])  # the key field has autofocus
+    # The key field has autofocus; typing before the browser applied it loses keys (seen once in CI).
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'api_key'")
+    page.keyboard.type(server.keys["analyst"])
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/ui/analyze$"))
 
