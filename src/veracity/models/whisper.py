@@ -59,19 +59,28 @@ def _mel_to_hz(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return f
 
 
-def mel_filters() -> npt.NDArray[np.float32]:
-    """[80, 201] Slaney-normalised triangular filters, as librosa (and Whisper's mel_filters.npz)."""
-    fft_freqs = np.linspace(0.0, RATE / 2, N_FFT // 2 + 1)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(np.array([0.0]))[0], _hz_to_mel(np.array([RATE / 2]))[0], N_MELS + 2))
+def slaney_filters(rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                   fmax: float | None = None) -> npt.NDArray[np.float32]:
+    """[n_mels, n_fft/2+1] Slaney-normalised triangular mel filters (librosa's ``filters.mel``
+    with its defaults): Whisper's front end uses them, and so do the HiFi-GAN and Griffin-Lim
+    vocoders of the training fakes (``train/vocoders.py``)."""
+    top = rate / 2 if fmax is None else fmax
+    fft_freqs = np.linspace(0.0, rate / 2, n_fft // 2 + 1)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(np.array([fmin]))[0], _hz_to_mel(np.array([top]))[0], n_mels + 2))
     fdiff = np.diff(mel_f)
     ramps = mel_f[:, None] - fft_freqs[None, :]
-    weights = np.zeros((N_MELS, fft_freqs.size))
-    for i in range(N_MELS):
+    weights = np.zeros((n_mels, fft_freqs.size))
+    for i in range(n_mels):
         lower = -ramps[i] / fdiff[i]
         upper = ramps[i + 2] / fdiff[i + 1]
         weights[i] = np.maximum(0.0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2:N_MELS + 2] - mel_f[:N_MELS]))[:, None]
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
     return weights.astype(np.float32)
+
+
+def mel_filters() -> npt.NDArray[np.float32]:
+    """[80, 201] filters as Whisper's mel_filters.npz (16 kHz, 400-point FFT)."""
+    return slaney_filters(RATE, N_FFT, N_MELS)
 
 
 _FILTERS = mel_filters()

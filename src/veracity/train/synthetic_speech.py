@@ -72,6 +72,7 @@ EVAL_VARIANTS = ("clean", "mp3@64", "opus@24")
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 
+COPY_PREFIX = "copysynth_"  # train/audio_fake/copysynth_<vocoder>/ (train/copy_synthesis.py)
 _ENCODERS = {"mp3": ("libmp3lame", "mp3", RATE), "opus": ("libopus", "ogg", 48_000), "aac": ("aac", "adts", RATE)}
 
 
@@ -143,11 +144,14 @@ def train_variant(item: Item, seed: int) -> str:
 def source_of(item: Item) -> str:
     """The recording source a train file belongs to, for leave-one-source-out: the repository in
     the SOURCES layout, the folder in ../shared/data (``hifigan_demo_gt`` joins ``hifigan_demo``:
-    the real recordings the vocoder resynthesised)."""
+    the real recordings the vocoder resynthesised; a copy-synthesis fake, ``train/copy_synthesis.py``,
+    joins the source of the real file it was made from)."""
     parts = item.rel.split("/")
     if len(parts) >= 4 and parts[1] == "audio" and parts[2] in ("real", "fake"):
         return item.source_repo
     folder = parts[2] if len(parts) > 2 else item.group
+    if folder.startswith(COPY_PREFIX):  # a copy-synthesis fake counts in the source of its real twin
+        return item.source_repo
     return folder.removesuffix("_gt")
 
 
