@@ -105,3 +105,21 @@ def test_generate_writes_fakes_in_their_real_twins_source(tmp_path: Path, monkey
     assert {f.group for f in fakes} == {"train/audio_fake/copysynth_griffinlim"}
     assert {source_of(f) for f in fakes} == {"lj"}  # the folder source of the real twins
     assert all("eval" not in f.rel for f in fakes)
+
+
+def test_trainer_fits_on_copies_but_judges_without_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.detectors.test_synthetic_speech import StandIn
+    from tests.train.test_synthetic_speech_train import make_data
+
+    from veracity.train.synthetic_speech import train_synthetic_speech
+
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "copies"
+    monkeypatch.setattr(copy_synthesis, "SHARES", (("griffinlim", 1.0),))  # no weights to fetch
+    copy_synthesis.generate(out, [data], max_seconds=2.0)
+    card = train_synthetic_speech([data, out], tmp_path / "card.json", encoder=StandIn(),
+                                  cache_root=tmp_path / "cache", measure_eval=False)
+    loso = card.metrics["train_leave_one_source_out"]
+    assert loso["copy_synthesis_files"] == 8  # one copy of each of the 8 real train files
+    assert {k for k in loso["clean"] if k.startswith("copies: ")} == {"copies: copysynth_griffinlim"}
+    assert loso["clean"]["all"]["n_fake"] == 8  # the original fakes only
