@@ -205,3 +205,30 @@ def test_cli_refits_from_records(tmp_path: Path) -> None:
                           "--calibration", "spline", "--reuse"], capture_output=True, text=True, env=env, timeout=300,
                          check=False)
     assert bad.returncode == 2 and "platt or isotonic" in bad.stderr
+
+
+def test_kinds_that_do_not_win_keep_the_current_fitted_rule(tmp_path: Path) -> None:
+    from veracity.fusion.fuse import default_name
+
+    save_records(_records("video", 60, 0), tmp_path / "train.jsonl")
+    save_records(_records("video", 40, 1), tmp_path / "eval.jsonl")
+    current = FusionParams.load(default_name())
+    params = train_fusion([tmp_path], version="fusion-test", records_path=tmp_path / "train.jsonl",
+                          reuse_records=True, eval_records=tmp_path / "eval.jsonl", out=tmp_path / "f.json")
+    comp = params.fit["eval_comparison"]
+    assert comp["kinds_won"] == ["video"]
+    for kind in set(current.kinds) - {"video"}:  # e.g. audio: not refitted here, so not dropped to legacy
+        assert params.kinds[kind] == current.kinds[kind]
+    assert comp["kinds_kept_from_current"] == sorted(set(current.kinds) - {"video"})
+
+
+def test_a_fit_on_in_sample_detector_scores_never_wins(tmp_path: Path) -> None:
+    save_records(_records("video", 60, 0), tmp_path / "train.jsonl")
+    save_records(_records("video", 40, 1), tmp_path / "eval.jsonl")
+    params = train_fusion([tmp_path], version="fusion-test", records_path=tmp_path / "train.jsonl",
+                          reuse_records=True, eval_records=tmp_path / "eval.jsonl", out=tmp_path / "f.json",
+                          held_out={})  # no learned detector has a held-out table
+    comp = params.fit["eval_comparison"]
+    assert comp["kinds_won"] == [] and not comp["beats_current"]
+    assert "in-sample" in comp["why_per_kind"]["video"] and "face_artifacts" in comp["why_per_kind"]["video"]
+    assert "face_artifacts" in params.fit["held_out"]["missing"]

@@ -35,7 +35,14 @@ from veracity.fusion.fuse import FusionParams, default_name, write_default
 from veracity.train import heldout
 from veracity.train.common import group_of, read_manifest
 from veracity.train.data import PANEL_MARK, is_composite, panel_rel
-from veracity.train.fusion_fit import KindFit, compare_on_eval, fit_kinds, read_reviews, with_eval_power
+from veracity.train.fusion_fit import (
+    KindFit,
+    compare_on_eval,
+    fit_kinds,
+    read_reviews,
+    refuse_in_sample,
+    with_eval_power,
+)
 
 Log = Callable[[str], None]
 DEFAULT_VERSION = "fusion-v3"
@@ -252,14 +259,19 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     })
     if evals:
         params = with_eval_power(params, evals)
-    comparison = compare_on_eval(evals, params, base) if evals else {"note": "no eval records given"}
+    missing = [] if held_out is None else [n for n in heldout.learned() if n not in held_out]
+    comparison = (refuse_in_sample(compare_on_eval(evals, params, base), params, missing) if evals
+                  else {"note": "no eval records given"})
     beats = bool(comparison.get("beats_current", False))
     promote = beats and make_default and out is None
     if beats:
-        # Only the kinds that won go into the file; the others fall back to the current rule
-        # (the legacy weights, copied from the current file), so a promotion never makes a kind worse.
+        # Only the kinds that won go into the file; every other kind keeps the current file's rule
+        # (its fitted model where it has one, else the legacy weights, which the file also copies),
+        # so a promotion never makes a kind worse.
         won = set(comparison.get("kinds_won", []))
-        params = params.model_copy(update={"kinds": {k: m for k, m in params.kinds.items() if k in won}})
+        kept = {k: m for k, m in base.kinds.items() if k not in won}
+        params = params.model_copy(update={"kinds": {**kept, **{k: m for k, m in params.kinds.items() if k in won}}})
+        comparison = {**comparison, "kinds_kept_from_current": sorted(kept)}
     params = params.model_copy(update={"fit": {
         "method": f"logistic on clipped detector logits (L2, class- and source-balanced) + {calibration}",
         "cv": "grouped k-fold by source (panels of one composite set form one group)",
@@ -268,7 +280,7 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
         "held_out": {"rule": ("a learned detector's score on a train file its weights were fitted on is replaced "
                               "by its out-of-fold score, or withdrawn (neutral) when it has none"),
                      "applied": held_out is not None, "per_detector": held_counts,
-                     "missing": [] if held_out is None else [n for n in heldout.learned() if n not in held_out]},
+                     "missing": missing},
         "reviews": {"file": _shown(reviews), "n": len(review_rows)} if reviews is not None else None,
         "kinds": {k: f.report for k, f in fits.items()},
         "eval_comparison": {**comparison, "current_default": current, "became_default": promote},

@@ -444,3 +444,19 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
                     "kinds that do not win keep the current rule"}
 
 
+def refuse_in_sample(comparison: dict[str, Any], new: FusionParams, missing: Sequence[str]) -> dict[str, Any]:
+    """``comparison`` with every won kind taken back whose fit weighs a learned detector that had
+    no held-out table (``missing``): its train scores were in-sample, so its eval figures would
+    reward a fit the detector's own training flattered. Such a kind keeps the current rule."""
+    if not missing:
+        return comparison
+    won, why = list(comparison.get("kinds_won", [])), dict(comparison.get("why_per_kind", {}))
+    for kind in list(won):
+        model = new.kinds.get(kind)
+        flattered = sorted(n for n in missing if model is not None and n in model.detectors
+                           and model.detectors[n].weight > 0)
+        if flattered:
+            won.remove(kind)
+            why[kind] = f"fitted on in-sample train scores of {', '.join(flattered)} (no held-out table)"
+    return {**comparison, "kinds_won": won, "why_per_kind": why, "beats_current": bool(won)}
+
