@@ -64,3 +64,15 @@ def test_a_threshold_from_the_environment_wins() -> None:
 
 def test_trim_is_safe_to_call_anywhere() -> None:
     assert isinstance(allocator.trim(), bool)
+
+
+def test_the_analyzer_fixes_the_threshold_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from veracity.config import AnalysisSettings
+    from veracity.pipeline import Analyzer
+
+    calls: list[int] = []
+    monkeypatch.setattr(allocator, "fix_mmap_threshold", lambda: calls.append(1) or True)
+    Analyzer(AnalysisSettings())
+    assert calls == []
+    Analyzer(AnalysisSettings(low_memory=True))
+    assert calls == [1]

@@ -5,8 +5,14 @@ A 720p RGB frame is 2.7 MB. glibc serves allocations above its mmap threshold (1
 the freed size (up to 32 MiB), so after the first few frames every later frame, crop batch and
 tensor comes from the heap arenas, which the worker threads fragment and seldom give back. On
 the 60 s 720p bench clip that pushed the peak RSS of an analysis from ~760 MB to ~1,000 MB
-(bench/analyze_speed.py). A fixed threshold turns the adjustment off: large buffers stay
-``mmap``-ed and go back to the system as soon as they are freed; small objects are untouched.
+(bench/analyze_speed.py). Two remedies, measured on that clip beside a training job:
+
+* :func:`trim` after every analysis (always on): the heap's free pages go back before the next
+  analysis, so one analysis's leftovers do not stack under the next one's peak. Peak ~900 MB,
+  no measurable CPU cost (~10 ms).
+* :func:`fix_mmap_threshold` (``AnalysisSettings.low_memory``): a fixed threshold turns the
+  adjustment off, large buffers stay ``mmap``-ed and go back to the system as soon as they are
+  freed. Peak ~790 MB, but ~20 % more CPU (each buffer is faulted in afresh), so not the default.
 
 Process-wide and idempotent (``mallopt`` sets a value, it does not stack); a no-op where the C
 library is not glibc, and when the deployment set ``MALLOC_MMAP_THRESHOLD_`` itself (glibc

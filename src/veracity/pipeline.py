@@ -83,7 +83,8 @@ class Analyzer:
         self.settings = (settings or Settings.from_env()).analysis
         self.fusion = FusionParams.load(fusion) if fusion else FusionParams.load()
         self.streaming = streaming
-        allocator.fix_mmap_threshold()  # frames go back to the system when freed (peak RSS)
+        if self.settings.low_memory:
+            allocator.fix_mmap_threshold()  # frames go back to the system when freed (peak RSS)
         self._mesher: FaceMesher | None = None
         self._detectors: dict[str, Detector] = {}
 
