@@ -71,7 +71,12 @@ def test_the_analyzer_fixes_the_threshold_only_when_asked(monkeypatch: pytest.Mo
     from veracity.pipeline import Analyzer
 
     calls: list[int] = []
-    monkeypatch.setattr(allocator, "fix_mmap_threshold", lambda: calls.append(1) or True)
+
+    def fix() -> bool:
+        calls.append(1)
+        return True
+
+    monkeypatch.setattr(allocator, "fix_mmap_threshold", fix)
     Analyzer(AnalysisSettings())
     assert calls == []
     Analyzer(AnalysisSettings(low_memory=True))
