@@ -149,6 +149,7 @@ def main() -> None:
                             if not ok and r is not None:
                                 errors.append(f"{name}: {r.status_code} (wanted {want}): {r.text[:200]}")
 
+            load_before, server_cpu0 = _load1(), _cpu_s(server.pid)
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
             for t in threads:
@@ -156,6 +157,8 @@ def main() -> None:
             for t in threads:
                 t.join()
             submitted_s = time.perf_counter() - started
+            server_cpu_s = _cpu_s(server.pid) - server_cpu0
+            load_after = _load1()
 
             # Every job to the end, then count: nothing lost, nothing done twice.
             with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
@@ -210,6 +213,9 @@ def main() -> None:
         "hostile_requests": hostile_sent[0],
         "server_errors_5xx": len(server_errors),
         "longest_job_s": round(longest_job_s, 2),
+        # CPU the server spent per request (all its threads): what bounds requests/s on 2 cores.
+        "server_cpu_ms_per_request": round(server_cpu_s * 1000 / max(1, n), 1),
+        "load1": [load_before, load_after],
         "job_budget_s": Settings.from_env(env).job_budget_s,
         "audit_chain_ok": audit["ok"],
     }
@@ -225,6 +231,22 @@ def main() -> None:
     wrong_failures = result["jobs_failed"] != expected_failed[0]
     if errors or server_errors or lost or result["jobs_stuck"] or over_budget or wrong_failures:
         raise SystemExit(1)
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc/PID/stat``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load1() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return 0.0
 
 
 def _seconds(stamp: str) -> float:

@@ -25,7 +25,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
-from veracity import __version__
+from veracity import __version__, allocator
 from veracity.config import AnalysisSettings, Options, Settings
 from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, DetectorResult, run_detector
@@ -83,6 +83,8 @@ class Analyzer:
         self.settings = (settings or Settings.from_env()).analysis
         self.fusion = FusionParams.load(fusion) if fusion else FusionParams.load()
         self.streaming = streaming
+        if self.settings.low_memory:
+            allocator.fix_mmap_threshold()  # frames go back to the system when freed (peak RSS)
         self._mesher: FaceMesher | None = None
         self._detectors: dict[str, Detector] = {}
 
@@ -109,6 +111,12 @@ class Analyzer:
         """Analyse one file. In fast mode with ``settings.escalate_fast``, a label other than
         authentic is analysed again in full and that report (``escalated=True``) returned."""
         options = options or Options()
+        try:
+            return self._analyze_maybe_escalated(source, options, progress)
+        finally:
+            allocator.trim()  # what the analysis freed, back to the system before the next one
+
+    def _analyze_maybe_escalated(self, source: Path | str, options: Options, progress: Progress | None) -> Report:
         report = self._analyze(source, options, progress)
         if options.mode == "fast" and self.settings.escalate_fast and report.label in ESCALATE_LABELS:
             full = self._analyze(source, options.with_(mode="full"), progress)

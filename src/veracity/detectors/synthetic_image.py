@@ -262,7 +262,7 @@ class SyntheticImageDetector:
             from veracity.models.fetch import load_fetched
 
             _card, path = load_fetched(ENCODER_CARD, settings.cache_dir)
-            self._encoder = ClipEncoder(path, threads=settings.onnx_threads)
+            self._encoder = ClipEncoder(path, threads=settings.onnx_threads, parallel=settings.crop_threads)
         return self._encoder
 
     def _get_cnn(self, settings: AnalysisSettings, model: ImageModel) -> PatchCnn:
