@@ -11,6 +11,7 @@ import pytest
 from tests.detectors.test_synthetic_speech import voiced
 from tests.train.test_synthetic_speech_train import COLUMNS, write_wav
 
+from veracity.errors import ConfigError
 from veracity.train import copy_synthesis
 from veracity.train.common import list_items
 from veracity.train.synthetic_speech import RATE, source_of
@@ -105,6 +106,10 @@ def test_generate_writes_fakes_in_their_real_twins_source(tmp_path: Path, monkey
     assert {f.group for f in fakes} == {"train/audio_fake/copysynth_griffinlim"}
     assert {source_of(f) for f in fakes} == {"lj"}  # the folder source of the real twins
     assert all("eval" not in f.rel for f in fakes)
+    # --every adds vocoders per file; the one its hash drew is not written twice; unknown names refused
+    assert copy_synthesis.generate(out, [data], max_seconds=1.0, every=["griffinlim"]) == 3
+    with pytest.raises(ConfigError, match="unknown vocoder"):
+        copy_synthesis.generate(out, [data], every=["wavenet"])
 
 
 def test_trainer_fits_on_copies_but_judges_without_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

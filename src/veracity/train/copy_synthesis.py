@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from veracity.config import Settings
 from veracity.detectors.synthetic_speech import RATE
-from veracity.errors import VeracityError
+from veracity.errors import ConfigError, VeracityError
 from veracity.train.common import Item, Progress, Roots, as_roots, list_items
 from veracity.train.speech_fakes import COLUMNS, write_wav
 from veracity.train.synthetic_speech import COPY_PREFIX, read_samples, source_of
@@ -83,21 +83,19 @@ def real_items(data: Roots, log: Progress) -> list[Item]:
 
 
 def generate(out: Path, data: Roots, *, seed: int = 0, max_seconds: float = 6.0, threads: int = 1,
-             log: Progress | None = None) -> int:
-    """Write the copies and ``OUT/MANIFEST.tsv``; returns the number of files written."""
+             every: Sequence[str] = (), log: Progress | None = None) -> int:
+    """Write the copies and ``OUT/MANIFEST.tsv``; returns the number of files listed. Each real
+    file gets the vocoder its hash draws and, besides, every vocoder named in ``every``; a copy
+    already written is kept."""
     say = log or (lambda _m: None)
+    unknown = set(every) - {n for n, _ in SHARES}
+    if unknown:
+        raise ConfigError(f"unknown vocoder(s) {', '.join(sorted(unknown))}; known: {', '.join(n for n, _ in SHARES)}")
     reals = real_items(as_roots(data), say)
     vocoders: dict[str, Vocoder] = {}
     rows: list[dict[str, str]] = []
     started = time.perf_counter()
     for i, item in enumerate(reals):
-        name = vocoder_for(item.rel, seed)
-        if name not in vocoders:
-            vocoders[name] = (HifiGan.from_cache(Settings.from_env().cache_dir, threads) if name == "hifigan"
-                              else World() if name == "world" else GriffinLim(seed))
-        voc = vocoders[name]
-        rel = f"train/audio_fake/{COPY_PREFIX}{name}/{out_name(item)}"
-        target = out / rel
         try:
             x = read_samples(item.path)[: int(max_seconds * RATE)]
         except VeracityError as exc:
@@ -105,14 +103,21 @@ def generate(out: Path, data: Roots, *, seed: int = 0, max_seconds: float = 6.0,
             continue
         if x.size < MIN_SECONDS * RATE:
             continue
-        if not target.is_file():
-            y = voc(resample(x, RATE, voc.rate))
-            peak = float(np.abs(y).max()) if y.size else 0.0
-            write_wav(target, y / peak * 0.9 if peak > 0.99 else y, voc.rate)
-        rows.append({"path": rel, "split": "train", "label": "fake", "detail": f"{voc.detail} of {item.rel}",
-                     "kind": "audio", "source_repo": source_of(item), "commit": "", "source_path": item.rel,
-                     "license": f"derived from {item.rel} ({item.license}); generated locally, training only",
-                     "notes": ""})
+        for name in dict.fromkeys([vocoder_for(item.rel, seed), *every]):
+            if name not in vocoders:
+                vocoders[name] = (HifiGan.from_cache(Settings.from_env().cache_dir, threads) if name == "hifigan"
+                                  else World() if name == "world" else GriffinLim(seed))
+            voc = vocoders[name]
+            rel = f"train/audio_fake/{COPY_PREFIX}{name}/{out_name(item)}"
+            target = out / rel
+            if not target.is_file():
+                y = voc(resample(x, RATE, voc.rate))
+                peak = float(np.abs(y).max()) if y.size else 0.0
+                write_wav(target, y / peak * 0.9 if peak > 0.99 else y, voc.rate)
+            rows.append({"path": rel, "split": "train", "label": "fake", "detail": f"{voc.detail} of {item.rel}",
+                         "kind": "audio", "source_repo": source_of(item), "commit": "", "source_path": item.rel,
+                         "license": f"derived from {item.rel} ({item.license}); generated locally, training only",
+                         "notes": ""})
         if (i + 1) % 25 == 0 or i + 1 == len(reals):
             say(f"copy synthesis: {i + 1}/{len(reals)} ({time.perf_counter() - started:.0f} s)")
     out.mkdir(parents=True, exist_ok=True)
@@ -130,10 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=6.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--every", default="", help="comma-separated vocoders every real file also gets (world,griffinlim)")
     a = p.parse_args(argv)
     data = a.data or [Path("../shared/data"), Settings.from_env().cache_dir / "data"]
     n = generate(a.out, [d for d in data if (d / "MANIFEST.tsv").is_file()], seed=a.seed,
-                 max_seconds=a.max_seconds, threads=a.threads, log=lambda m: print(m, file=sys.stderr, flush=True))
+                 max_seconds=a.max_seconds, threads=a.threads,
+                 every=[v for v in a.every.split(",") if v], log=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"wrote {n} files and {a.out / 'MANIFEST.tsv'}")
     return 0
 
