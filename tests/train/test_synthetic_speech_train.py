@@ -114,3 +114,35 @@ def test_generated_fakes_text_is_seeded_sentences() -> None:
     assert a == b and len(a) >= 240  # enough for the default 160 + 80 files
     assert all(6 <= len(s.split()) <= 28 for s in a)
     assert speech_fakes.sentences(1) != a
+
+
+def test_noise_is_added_at_the_asked_snr_of_the_speech() -> None:
+    from veracity.train.synthetic_speech import add_noise
+
+    x = voiced(2.0, seed=5)
+    y = add_noise(x, 10.0, seed=1)
+    speech = np.abs(x) > 0.01
+    snr = 10 * np.log10(np.mean(x[speech] ** 2) / np.mean((y - x)[speech] ** 2))
+    assert 7.0 < snr < 13.0  # the level is set on the VAD's speech frames, so within a few dB
+    assert np.array_equal(add_noise(x, 10.0, seed=1), y)  # seeded
+
+
+def test_variant_steps_apply_left_to_right() -> None:
+    from veracity.train.synthetic_speech import variant_samples
+
+    x = voiced(1.0, seed=6)
+    assert variant_samples(x, "clean") is x
+    noisy = variant_samples(x, "noise@20")
+    assert not np.array_equal(noisy, x) and noisy.shape == x.shape
+    both = variant_samples(x, "noise@20+mp3@64")
+    assert abs(both.size - x.size) < 0.15 * RATE
+
+
+def test_noise_option_keeps_the_old_variants_and_noises_about_half() -> None:
+    items = [Item(Path("x.wav"), f"train/audio_real/a/{i}.wav", 0, "train/audio_real/a", "", "r", "")
+             for i in range(400)]
+    plain = [train_variant(it, 0) for it in items]
+    noisy = [train_variant(it, 0, noise=True) for it in items]
+    assert [v.split("+")[-1] for v in noisy] == plain  # the same codec draws, cached features reused
+    share = sum(v.startswith("noise@") for v in noisy) / len(items)
+    assert 0.4 < share < 0.6

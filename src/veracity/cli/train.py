@@ -202,11 +202,13 @@ def train_synthetic_speech(
     out: OutOpt = None,
     threads: Annotated[int, typer.Option("--threads", min=1, max=8, help="Encoder threads.")] = 2,
     skip_eval: Annotated[bool, typer.Option("--skip-eval", help="Do not score the eval rows.")] = False,
+    noise: Annotated[bool, typer.Option("--noise", help="Pink noise (5-25 dB SNR) on half the files' codec "
+                                                       "variant, both classes.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""
     _train("synthetic_speech", data_roots(data), out, as_json, exclude={"params"}, progress=_err, threads=threads,
-           measure_eval=not skip_eval)
+           measure_eval=not skip_eval, noise=noise)
 
 
 @train_app.command("fusion")

@@ -1,6 +1,11 @@
-"""Train the synthetic_speech v2 head on pooled Whisper tiny.en encoder features.
+"""Train the synthetic_speech head on pooled Whisper tiny.en encoder features.
 
-    veracity train synthetic_speech            # ../shared/data + ~/.cache/veracity/data
+    veracity train synthetic_speech --data ../shared/data --data ~/.cache/veracity/data \
+        --data ~/.cache/veracity/speech/gen2 [--data ~/.cache/veracity/speech/copysynth]
+
+The extra roots are training fakes we make (docs/data.md): a Piper voice and espeak-ng
+(``train/speech_fakes.py``, in v2's data) and copy synthesis, every real train recording
+resynthesised by a vocoder (``train/copy_synthesis.py``; measured, not in v2: docs/data.md).
 
 Training reads only ``train`` rows: ../shared/data ``train/audio_real`` and ``train/audio_fake``
 and the materialised SOURCES layout ``train/audio/{real,fake}``, decoded as at inference (the
@@ -49,8 +54,10 @@ from veracity.detectors.synthetic_speech import (
     aggregate,
     encode_file,
     encoding_config,
+    frame_db,
     pooled,
     prepare,
+    speech_frames,
     windows,
 )
 from veracity.errors import ConfigError, VeracityError
@@ -69,6 +76,8 @@ EVAL_DIR = "eval/audio/"
 L2_GRID = (30.0, 100.0, 300.0, 1000.0)
 TRAIN_CODECS: tuple[tuple[str, tuple[int, int]], ...] = (("mp3", (32, 128)), ("opus", (16, 48)), ("aac", (48, 128)))
 EVAL_VARIANTS = ("clean", "mp3@64", "opus@24")
+TRAIN_NOISE_P = 0.5  # with noise=True: share of train files whose second variant is noisy too
+TRAIN_NOISE_SNR = (5, 25)  # dB
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 
@@ -125,20 +134,48 @@ def codec_round_trip(samples: Float32Array, codec: str, kbps: int) -> Float32Arr
     return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
 
 
+def add_noise(samples: Float32Array, snr_db: float, seed: int) -> Float32Array:
+    """Pink noise (power falling 3 dB per octave, like room and street noise) ``snr_db`` below
+    the level of the speech frames (the detector's own energy VAD)."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.size == 0:
+        return x
+    rng = np.random.default_rng(seed)
+    spec = np.fft.rfft(rng.standard_normal(x.size))
+    spec /= np.sqrt(np.maximum(np.arange(spec.size), 1.0))
+    noise = np.fft.irfft(spec, n=x.size)
+    db = frame_db(x)
+    speech = speech_frames(db)
+    level = float(np.mean(10 ** (db[speech] / 10))) if speech.any() else float(np.mean(x.astype(np.float64) ** 2))
+    noise *= np.sqrt(level / max(float(np.mean(noise**2)), 1e-20) / 10 ** (snr_db / 10))
+    return np.asarray(np.clip(x + noise, -1.0, 1.0), dtype=np.float32)
+
+
 def variant_samples(samples: Float32Array, variant: str) -> Float32Array:
-    """``clean`` or ``codec@kbps``."""
-    if variant == "clean":
-        return samples
-    codec, _, kbps = variant.partition("@")
-    return codec_round_trip(samples, codec, int(kbps))
+    """``clean``, ``codec@kbps``, or steps joined by ``+`` applied left to right
+    (``noise@12+mp3@64``: pink noise at 12 dB SNR, then an MP3 round trip)."""
+    out = samples
+    for step in variant.split("+"):
+        if step == "clean":
+            continue
+        name, _, value = step.partition("@")
+        if name == "noise":
+            out = add_noise(out, float(value), seed=int(value) * 1_000_003 + out.size)
+        else:
+            out = codec_round_trip(out, name, int(value))
+    return out
 
 
-def train_variant(item: Item, seed: int) -> str:
-    """The one random codec round trip a training file gets (seeded by the file's path)."""
+def train_variant(item: Item, seed: int, noise: bool = False) -> str:
+    """The one random codec round trip a training file gets (seeded by the file's path) and,
+    with ``noise``, for ``TRAIN_NOISE_P`` of the files pink noise before it (either class)."""
     h = int(hashlib.sha256(f"{seed}:{item.rel}".encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(h)
     codec, (lo, hi) = TRAIN_CODECS[int(rng.integers(len(TRAIN_CODECS)))]
-    return f"{codec}@{int(rng.integers(lo, hi + 1))}"
+    variant = f"{codec}@{int(rng.integers(lo, hi + 1))}"
+    if noise and rng.random() < TRAIN_NOISE_P:
+        variant = f"noise@{int(rng.integers(TRAIN_NOISE_SNR[0], TRAIN_NOISE_SNR[1] + 1))}+{variant}"
+    return variant
 
 
 def source_of(item: Item) -> str:
@@ -325,7 +362,7 @@ def root_name(item: Item, roots: Sequence[Path]) -> str:
 def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progress: Progress | None = None,
                            measure_eval: bool = True, encoder: Encoder | None = None,
                            cache_root: Path | None = None, threads: int = 2,
-                           held_out_dir: Path | None = None) -> ModelCard:
+                           held_out_dir: Path | None = None, noise: bool = False) -> ModelCard:
     """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
     on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default:
     ``cache_root`` when given, else the user cache) for the fusion fit."""
@@ -337,7 +374,7 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         encoder = WhisperEncoder.from_cache(Settings.from_env().cache_dir, threads=threads)
     ex = Extractor(encoder, FeatureCache(cache_root or default_cache_root(), encoding_config()), log)
     items = list_items(data_root, "train", TRAIN_DIRS, AUDIO_SUFFIXES, log, kinds=("audio",))
-    variants = [["clean", train_variant(it, seed)] for it in items]
+    variants = [["clean", train_variant(it, seed, noise)] for it in items]
     feats = ex.all(items, variants, "train features")
     labels = [it.label for it in items]
     groups = [it.group for it in items]
@@ -460,8 +497,11 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         license="weights trained by Veracity on research-licensed speech; see the MANIFEST.tsv rows named",
         created=datetime.now(UTC).strftime("%Y-%m-%d"),
         notes=(f"Seed {seed}. {sum(used.values())} train files, each clean and after one random codec round "
-               f"trip ({', '.join(f'{c} {lo}-{hi} kbit/s' for c, (lo, hi) in TRAIN_CODECS)}), both classes; "
-               f"files without windows: {dict(skipped)}. Took {time.perf_counter() - started:.0f} s."),
+               f"trip ({', '.join(f'{c} {lo}-{hi} kbit/s' for c, (lo, hi) in TRAIN_CODECS)}), both classes"
+               + (f", {TRAIN_NOISE_P:.0%} of them with pink noise at {TRAIN_NOISE_SNR[0]}-{TRAIN_NOISE_SNR[1]} dB "
+                  "SNR before the codec" if noise else "")
+               + f"; copy-synthesis fakes: {len(copies)}; files without windows: {dict(skipped)}. "
+               f"Took {time.perf_counter() - started:.0f} s."),
     )
     write_card(card, out)
     log(f"wrote {out}")
