@@ -146,3 +146,29 @@ def test_noise_option_keeps_the_old_variants_and_noises_about_half() -> None:
     assert [v.split("+")[-1] for v in noisy] == plain  # the same codec draws, cached features reused
     share = sum(v.startswith("noise@") for v in noisy) / len(items)
     assert 0.4 < share < 0.6
+
+
+def test_video_reals_count_per_corpus_and_in_their_repository() -> None:
+    lrs2 = Item(Path("x.mp4"), "train/video_real/lrs2_00001.mp4", 0, "train/video_real", "", "r", "")
+    grid = Item(Path("x.mp4"), "train/video_real/grid_bbaf2n.mpg", 0, "train/video_real", "", "r", "")
+    dfl = Item(Path("x.mp4"), "train/video/real/d__panel1of2.mp4", 0, "g", "", "iperov/DeepFaceLive", "")
+    assert source_of(lrs2) == "video_real/lrs2" and source_of(grid) == "video_real/grid"
+    assert source_of(dfl) == "iperov/DeepFaceLive"
+
+
+def test_real_video_items_take_only_real_train_videos(tmp_path: Path) -> None:
+    from veracity.train.synthetic_speech import real_video_items
+
+    rows = []
+    for rel, split, label in [("train/video_real/lrs2_1.mp4", "train", "real"),
+                              ("train/video/fake/d__panel2of2.mp4", "train", "fake"),
+                              ("eval/video/real/e.mp4", "eval", "real")]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+        rows.append({"path": rel, "split": split, "label": label, "detail": "", "kind": "video",
+                     "source_repo": "o/r", "commit": "", "source_path": rel, "license": "", "notes": ""})
+    with (tmp_path / "MANIFEST.tsv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    assert [it.rel for it in real_video_items(tmp_path, lambda _m: None)] == ["train/video_real/lrs2_1.mp4"]

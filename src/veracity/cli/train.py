@@ -204,11 +204,13 @@ def train_synthetic_speech(
     skip_eval: Annotated[bool, typer.Option("--skip-eval", help="Do not score the eval rows.")] = False,
     noise: Annotated[bool, typer.Option("--noise", help="Pink noise (5-25 dB SNR) on half the files' codec "
                                                        "variant, both classes.")] = False,
+    video_reals: Annotated[bool, typer.Option("--video-reals", help="Also take the sound of the real train videos "
+                                                                   "as real speech.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""
     _train("synthetic_speech", data_roots(data), out, as_json, exclude={"params"}, progress=_err, threads=threads,
-           measure_eval=not skip_eval, noise=noise)
+           measure_eval=not skip_eval, noise=noise, video_reals=video_reals)
 
 
 @train_app.command("fusion")

@@ -76,6 +76,8 @@ EVAL_DIR = "eval/audio/"
 L2_GRID = (30.0, 100.0, 300.0, 1000.0)
 TRAIN_CODECS: tuple[tuple[str, tuple[int, int]], ...] = (("mp3", (32, 128)), ("opus", (16, 48)), ("aac", (48, 128)))
 EVAL_VARIANTS = ("clean", "mp3@64", "opus@24")
+VIDEO_REAL_DIR = "train/video_real/"
+VIDEO_SUFFIXES = (".mp4", ".mpg", ".mov", ".avi", ".webm", ".mkv")
 TRAIN_NOISE_P = 0.5  # with noise=True: share of train files whose second variant is noisy too
 TRAIN_NOISE_SNR = (5, 25)  # dB
 FloatArray = npt.NDArray[np.float64]
@@ -178,14 +180,24 @@ def train_variant(item: Item, seed: int, noise: bool = False) -> str:
     return variant
 
 
+def real_video_items(data_root: Roots, log: Progress) -> list[Item]:
+    """The real train videos (``train/video_real`` and the SOURCES ``train/video/real`` panels) as
+    real speech: their sound tracks are broadcast, studio and web recordings, unlike the clean
+    read-speech corpora of the audio reals. Files without an audio track give no windows."""
+    items = list_items(data_root, "train", (VIDEO_REAL_DIR,), VIDEO_SUFFIXES, log, kinds=("video",), require=False)
+    return [it for it in items if it.label == 0]
+
+
 def source_of(item: Item) -> str:
     """The recording source a train file belongs to, for leave-one-source-out: the repository in
     the SOURCES layout, the folder in ../shared/data (``hifigan_demo_gt`` joins ``hifigan_demo``:
     the real recordings the vocoder resynthesised; a copy-synthesis fake, ``train/copy_synthesis.py``,
     joins the source of the real file it was made from)."""
     parts = item.rel.split("/")
-    if len(parts) >= 4 and parts[1] == "audio" and parts[2] in ("real", "fake"):
+    if len(parts) >= 4 and parts[1] in ("audio", "video") and parts[2] in ("real", "fake"):
         return item.source_repo
+    if len(parts) == 3 and parts[1] == VIDEO_REAL_DIR.split("/")[1]:  # a corpus per file-name prefix
+        return f"{parts[1]}/{parts[2].split('_', 1)[0]}"
     folder = parts[2] if len(parts) > 2 else item.group
     if is_copy(item):  # a copy-synthesis fake counts in the source of its real twin
         return item.source_repo
@@ -362,7 +374,8 @@ def root_name(item: Item, roots: Sequence[Path]) -> str:
 def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progress: Progress | None = None,
                            measure_eval: bool = True, encoder: Encoder | None = None,
                            cache_root: Path | None = None, threads: int = 2,
-                           held_out_dir: Path | None = None, noise: bool = False) -> ModelCard:
+                           held_out_dir: Path | None = None, noise: bool = False,
+                           video_reals: bool = False) -> ModelCard:
     """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
     on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default:
     ``cache_root`` when given, else the user cache) for the fusion fit."""
@@ -374,6 +387,8 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         encoder = WhisperEncoder.from_cache(Settings.from_env().cache_dir, threads=threads)
     ex = Extractor(encoder, FeatureCache(cache_root or default_cache_root(), encoding_config()), log)
     items = list_items(data_root, "train", TRAIN_DIRS, AUDIO_SUFFIXES, log, kinds=("audio",))
+    if video_reals:
+        items = sorted(items + real_video_items(data_root, log), key=lambda i: i.rel)
     variants = [["clean", train_variant(it, seed, noise)] for it in items]
     feats = ex.all(items, variants, "train features")
     labels = [it.label for it in items]
