@@ -56,7 +56,8 @@ def main() -> int:
         cards[str(card_path)] = {"mean_p_fake": round(float(vals.mean()), 3), "share_fake": round(share, 3),
                                  "per_corpus_mean": corpus}
         if not a.json:
-            print(f"{card_path}: {vals.size} real sound tracks, mean P(fake) {vals.mean():.3f}, called fake {share:.0%}; "
+            print(f"{card_path}: {vals.size} real sound tracks, mean P(fake) {vals.mean():.3f}, "
+                  f"called fake {share:.0%}; "
                   + ", ".join(f"{k} {v}" for k, v in corpus.items()))
     if a.json:
         print(json.dumps(out, indent=2))
