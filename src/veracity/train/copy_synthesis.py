@@ -21,7 +21,6 @@ holds a source's copies out with it (``synthetic_speech.source_of``).
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import re
 import sys
@@ -36,7 +35,7 @@ from veracity.config import Settings
 from veracity.detectors.synthetic_speech import RATE
 from veracity.errors import ConfigError, VeracityError
 from veracity.train.common import Item, Progress, Roots, as_roots, list_items
-from veracity.train.speech_fakes import COLUMNS, write_wav
+from veracity.train.speech_fakes import write_manifest, write_wav
 from veracity.train.synthetic_speech import COPY_PREFIX, read_samples, source_of
 from veracity.train.vocoders import GriffinLim, HifiGan, Vocoder, World
 
@@ -120,11 +119,7 @@ def generate(out: Path, data: Roots, *, seed: int = 0, max_seconds: float = 6.0,
                          "notes": ""})
         if (i + 1) % 25 == 0 or i + 1 == len(reals):
             say(f"copy synthesis: {i + 1}/{len(reals)} ({time.perf_counter() - started:.0f} s)")
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "MANIFEST.tsv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS, delimiter="\t")
-        w.writeheader()
-        w.writerows(rows)
+    write_manifest(out, rows)
     return len(rows)
 
 

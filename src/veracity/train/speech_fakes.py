@@ -67,6 +67,15 @@ def write_wav(path: Path, x: npt.NDArray[np.floating[Any]], rate: int) -> None:
         w.writeframes((np.clip(np.asarray(x, dtype=np.float64), -1, 1) * 32767).astype("<i2").tobytes())
 
 
+def write_manifest(out: Path, rows: list[dict[str, str]]) -> None:
+    """``out/MANIFEST.tsv`` with the data roots' columns (the trainers read generated roots as any)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "MANIFEST.tsv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def phonemes(text: str) -> str:
     res = subprocess.run(["espeak-ng", "-q", "--ipa=3", "-v", "en-us", text], capture_output=True, text=True,
                          check=True, timeout=60)
@@ -115,10 +124,7 @@ def generate(out: Path, *, n_piper: int = 160, n_espeak: int = 80, seed: int = 0
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.integers(140, 190))), "-w", str(out / rel), text],
                        check=True, capture_output=True, timeout=60)
         row(rel, f"espeak-ng {voice}, licence-text sentences", "local/espeak-ng")
-    with (out / "MANIFEST.tsv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, delimiter="\t")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(out, rows)
     return len(rows)
 
 
