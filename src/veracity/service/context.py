@@ -149,7 +149,7 @@ def embedded_pool(ctx: ServiceContext) -> EmbeddedPool:
     def runner(send: Callable[[str], None]) -> JobRunner:
         return build_runner(ctx.settings, context=ctx, send_webhook=send)
 
-    return EmbeddedPool(runner, ctx.sessions, ctx.settings.workers, hooks, ctx.settings.job_max_attempts)
+    return EmbeddedPool(runner, ctx.sessions, ctx.settings.embedded_workers, hooks, ctx.settings.job_max_attempts)
 
 
 def build_runner(
