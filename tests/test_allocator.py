@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,32 @@ def test_the_analyzer_fixes_the_threshold_only_when_asked(monkeypatch: pytest.Mo
     assert calls == []
     Analyzer(AnalysisSettings(low_memory=True))
     assert calls == [1]
+
+
+def _recorder(released: list[int]) -> Callable[[], bool]:
+    def release() -> bool:
+        released.append(1)
+        return True
+
+    return release
+
+
+def test_heap_trimmer_trims_only_after_growth() -> None:
+    """Trims when the process grew by ``min_growth`` since the last trim, and then only."""
+    sizes = iter([100, 110, 100, 150, 120, 125, 160, 130])  # RSS reads, in order
+    released: list[int] = []
+    trimmer = allocator.HeapTrimmer(30, rss=lambda: next(sizes), release=_recorder(released))
+    # start 100; 110 (+10) no; 100 (+0) no; 150 (+50) yes -> 120 after; 125 (+5) no; 160 (+40) yes -> 130
+    assert [trimmer() for _ in range(5)] == [False, False, True, False, True]
+    assert len(released) == 2
+
+
+def test_heap_trimmer_trims_every_time_when_rss_is_unknown() -> None:
+    released: list[int] = []
+    trimmer = allocator.HeapTrimmer(30, rss=lambda: None, release=_recorder(released))
+    assert [trimmer(), trimmer()] == [True, True] and len(released) == 2
+
+
+def test_rss_is_read_on_linux() -> None:
+    rss = allocator.rss_bytes()
+    assert rss is None or rss > 1 << 20

@@ -3,6 +3,7 @@ deployments use), defaults are written once, and an analysis gets only the analy
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,7 @@ def test_bad_values_are_one_line_config_errors_naming_the_variable() -> None:
 def test_keyword_construction_is_validated_and_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VERACITY_WORKERS", "7")
     monkeypatch.setenv("VERACITY_DATA_DIR", "/elsewhere")
-    assert Settings(cache_dir=Path("/c")).workers == 1  # only from_env reads the environment
+    assert Settings(cache_dir=Path("/c")).workers is None  # only from_env reads the environment
     assert Settings.from_env().workers == 7 and Settings.from_env().data_dir == Path("/elsewhere")
     with pytest.raises(ConfigError, match="VERACITY_WORKERS must be a number"):
         Settings(workers="many")  # type: ignore[arg-type]
@@ -95,7 +96,17 @@ def test_keyword_construction_is_validated_and_reads_no_environment(monkeypatch:
 def test_no_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".env").write_text("VERACITY_WORKERS=9\n")
     monkeypatch.chdir(tmp_path)
-    assert Settings.from_env({}).workers == 1
+    assert Settings.from_env({}).workers is None
+
+
+def test_embedded_workers_follow_the_cpus_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset: min(2, CPUs), read when asked (the settings object is the same on every machine)."""
+    for cpus, want in ((1, 1), (2, 2), (16, 2), (None, 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        assert Settings().embedded_workers == want
+    assert Settings(workers=5).embedded_workers == 5
+    assert Settings.from_env({"VERACITY_WORKERS": "1"}).embedded_workers == 1
+    assert Settings.from_env({"VERACITY_WORKERS": "0"}).embedded_workers == 1  # raised to the floor
 
 
 def test_settings_are_immutable_and_copied_with_validation() -> None:

@@ -87,6 +87,7 @@ class Analyzer:
             allocator.fix_mmap_threshold()  # frames go back to the system when freed (peak RSS)
         self._mesher: FaceMesher | None = None
         self._detectors: dict[str, Detector] = {}
+        self._trim = allocator.HeapTrimmer()
 
     def _get_mesher(self, options: Options) -> FaceMesher:
         if self._mesher is None or self._mesher.max_faces != options.max_faces:
@@ -114,7 +115,7 @@ class Analyzer:
         try:
             return self._analyze_maybe_escalated(source, options, progress)
         finally:
-            allocator.trim()  # what the analysis freed, back to the system before the next one
+            self._trim()  # what the analysis freed, back to the system before the next one (if much)
 
     def _analyze_maybe_escalated(self, source: Path | str, options: Options, progress: Progress | None) -> Report:
         report = self._analyze(source, options, progress)

@@ -50,7 +50,7 @@ def test_restart_resumes_queued_and_interrupted_jobs(tmp_path: Path, tiny_video:
             done = [wait_job(c, job_id) for job_id in ids]
     finally:
         server.stop()
-    assert [d["status"] for d in done] == ["succeeded"] * len(ids)
+    assert [d["status"] for d in done] == ["succeeded"] * len(ids), [d.get("error") for d in done]
     ctx = open_context(settings)
     with ctx.tx() as s:
         completed = Counter(s.scalars(select(AuditEntry.object).where(AuditEntry.action == "job.completed")))

@@ -49,7 +49,9 @@ def _service_call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, max=64, help="Embedded worker threads.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=64, help="Embedded worker threads (default: min(2, CPUs)).")
+    ] = None,
     bootstrap_admin: Annotated[
         bool, typer.Option("--bootstrap-admin/--no-bootstrap-admin", help="Print an admin key on first start.")
     ] = True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import types
 from collections.abc import Sequence
 from typing import Any
@@ -25,22 +26,29 @@ _ROI_PROBES = 3
 _DRAWING_MODULES = ("mediapipe.python.solutions.drawing_utils", "mediapipe.python.solutions.drawing_styles")
 
 
+# Held while mediapipe is imported: two worker threads' first analyses start together, and the
+# ``sys.modules`` check below would hand the second one the half-initialised package
+# ("partially initialized module 'mediapipe' has no attribute 'solutions'").
+_IMPORT_LOCK = threading.Lock()
+
+
 def import_mediapipe() -> Any:
     """``mediapipe`` without its drawing helpers (and so without matplotlib). While the package
     initialises, empty placeholders stand in for the two drawing modules; they are taken out of
     ``sys.modules`` again, so a later ``import mediapipe.python.solutions.drawing_utils`` loads
-    the real one. The face graphs are untouched."""
-    if "mediapipe" in sys.modules:
-        return sys.modules["mediapipe"]
-    placed = [name for name in _DRAWING_MODULES if name not in sys.modules]
-    for name in placed:
-        sys.modules[name] = types.ModuleType(name)
-    try:
-        import mediapipe as mp
-    finally:
+    the real one. The face graphs are untouched. Safe to call from several threads at once."""
+    with _IMPORT_LOCK:
+        if "mediapipe" in sys.modules:
+            return sys.modules["mediapipe"]
+        placed = [name for name in _DRAWING_MODULES if name not in sys.modules]
         for name in placed:
-            sys.modules.pop(name, None)
-    return mp
+            sys.modules[name] = types.ModuleType(name)
+        try:
+            import mediapipe as mp
+        finally:
+            for name in placed:
+                sys.modules.pop(name, None)
+        return mp
 
 
 def _quiet_mediapipe() -> None:

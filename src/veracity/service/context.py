@@ -23,6 +23,7 @@ from veracity.service.auth import RateLimiter
 from veracity.service.db import is_sqlite, make_engine, make_read_sessionmaker, make_sessionmaker, migrate
 from veracity.service.dispatch import Dispatcher, EmbeddedPool, Sweeper
 from veracity.service.runner import JobRunner
+from veracity.service.signals import JobSignals
 from veracity.service.storage import Storage
 from veracity.service.webhooks import RetryPolicy, WebhookPool, WebhookSender, resolve_secret
 
@@ -59,6 +60,16 @@ class ServiceContext:
     def submit(self, job_id: str) -> None:
         if self.dispatcher is not None:
             self.dispatcher.submit(job_id)
+
+    def signals(self) -> JobSignals | None:
+        """Completion notices of jobs run in this process (embedded pool), or None when jobs run
+        elsewhere (Celery, no workers): then a waiter has only the database to poll."""
+        return self.dispatcher.signals if isinstance(self.dispatcher, EmbeddedPool) else None
+
+    def notify_final(self, job_id: str) -> None:
+        """A job was ended here outside a worker (cancelled): wake its waiters."""
+        if (signals := self.signals()) is not None:
+            signals.notify(job_id)
 
     def queue_depth(self) -> int | None:
         return self.dispatcher.queue_depth() if isinstance(self.dispatcher, EmbeddedPool) else None
@@ -138,7 +149,7 @@ def embedded_pool(ctx: ServiceContext) -> EmbeddedPool:
     def runner(send: Callable[[str], None]) -> JobRunner:
         return build_runner(ctx.settings, context=ctx, send_webhook=send)
 
-    return EmbeddedPool(runner, ctx.sessions, ctx.settings.workers, hooks, ctx.settings.job_max_attempts)
+    return EmbeddedPool(runner, ctx.sessions, ctx.settings.embedded_workers, hooks, ctx.settings.job_max_attempts)
 
 
 def build_runner(

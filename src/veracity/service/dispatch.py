@@ -3,9 +3,11 @@
 Embedded: a queue and worker threads in this process, each with its own Analyzer, and a
 :class:`~veracity.service.webhooks.WebhookPool` for the callbacks. On start the pool re-queues
 jobs left running by a previous process and enqueues every queued row, so a restart loses
-nothing. Scaled out: a Celery message per job (:mod:`veracity.service.celery_dispatch`). Which
-one runs is the composition root's choice (:mod:`veracity.server`). Either way a sweeper
-re-queues running jobs whose heartbeat went stale (a killed worker).
+nothing; after each run the pool notifies its :class:`~veracity.service.signals.JobSignals`, so
+a sync request waiting on the job wakes at once instead of polling. Scaled out: a Celery
+message per job (:mod:`veracity.service.celery_dispatch`). Which one runs is the composition
+root's choice (:mod:`veracity.server`). Either way a sweeper re-queues running jobs whose
+heartbeat went stale (a killed worker).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from veracity.service import jobs
 from veracity.service.runner import JobRunner
+from veracity.service.signals import JobSignals
 from veracity.service.webhooks import WebhookPool
 
 log = logging.getLogger("veracity.service")
@@ -59,6 +62,7 @@ class EmbeddedPool:
         self._spawned = 0
         self.max_attempts = max_attempts
         self.replaced = 0  # worker threads given up as stuck and replaced
+        self.signals = JobSignals()  # "job ran": wakes sync requests waiting on it
 
     def _spawn_worker(self) -> None:
         retired = threading.Event()
@@ -124,6 +128,8 @@ class EmbeddedPool:
                     runner.run(job_id)
                 except Exception:  # the database went away: the sweeper or a restart retries
                     log.exception("job %s could not be processed", job_id)
+                finally:  # after the commit and the media clean-up: waiters re-read the row
+                    self.signals.notify(job_id)
         finally:
             runner.close()
 

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Update, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -310,14 +310,39 @@ def to_public(job: Job, *, include_result: bool = True, base: str = "/api/v1") -
 # --- worker side: each call is its own short transaction ------------------------------------
 
 
+def _update_job() -> Update:
+    """An UPDATE of jobs for the functions below. Each runs in a fresh session that holds no Job
+    objects, so SQLAlchemy's session synchronisation (by default it compiles the WHERE clause into
+    a Python evaluator and runs it over the session's objects: ~20 % of the worker's own CPU per
+    small job) has nothing to update: switched off."""
+    return update(Job).execution_options(synchronize_session=False)
+
+
 def claim(sessions: sessionmaker[Session], job_id: str, worker: str, max_attempts: int = 1_000_000) -> str | None:
     """Take a queued job; return the claim token, or None when it is not queued (done, or taken)
     or has used up its ``max_attempts`` (then it is failed for good: a poison job is not retried)."""
     token = secrets.token_hex(16)
     now = utcnow()
     with sessions.begin() as s:
+        # The usual case first: one statement. The two conditions exclude each other (attempts
+        # below or at the cap), and both run under the one write lock, so the order is free.
+        res = s.execute(
+            _update_job()
+            .where(Job.id == job_id, Job.status == "queued", Job.attempts < max_attempts)
+            .values(
+                status="running",
+                claim_token=token,
+                claimed_by=worker[:200],
+                attempts=Job.attempts + 1,
+                heartbeat_at=now,
+                started_at=now,
+                stage="claimed",
+            )
+        )
+        if res.rowcount == 1:  # type: ignore[attr-defined]
+            return token
         spent = s.execute(
-            update(Job)
+            _update_job()
             .where(Job.id == job_id, Job.status == "queued", Job.attempts >= max_attempts)
             .values(
                 status="failed",
@@ -332,21 +357,7 @@ def claim(sessions: sessionmaker[Session], job_id: str, worker: str, max_attempt
             audit.append(
                 s, actor="system", action="job.abandoned", obj=f"job:{job_id}", detail={"attempts": max_attempts}
             )
-            return None
-        res = s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "queued", Job.attempts < max_attempts)
-            .values(
-                status="running",
-                claim_token=token,
-                claimed_by=worker[:200],
-                attempts=Job.attempts + 1,
-                heartbeat_at=now,
-                started_at=now,
-                stage="claimed",
-            )
-        )
-        return token if res.rowcount == 1 else None  # type: ignore[attr-defined]
+        return None
 
 
 def heartbeat(
@@ -358,7 +369,7 @@ def heartbeat(
     if progress is not None:
         values["progress"] = max(0.0, min(1.0, progress))
     with sessions.begin() as s:
-        res = s.execute(update(Job).where(Job.id == job_id, Job.claim_token == token).values(**values))
+        res = s.execute(_update_job().where(Job.id == job_id, Job.claim_token == token).values(**values))
         return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
@@ -367,7 +378,7 @@ def record_media(
 ) -> None:
     with sessions.begin() as s:
         s.execute(
-            update(Job)
+            _update_job()
             .where(Job.id == job_id, Job.claim_token == token)
             .values(media_sha256=sha256, media_bytes=size, **({"media_path": name} if name else {}))
         )
@@ -378,7 +389,7 @@ def complete(sessions: sessionmaker[Session], job_id: str, token: str, report: R
     now = utcnow()
     with sessions.begin() as s:
         res = s.execute(
-            update(Job)
+            _update_job()
             .where(Job.id == job_id, Job.claim_token == token, Job.status == "running")
             .values(
                 status="succeeded",
@@ -413,7 +424,7 @@ def complete(sessions: sessionmaker[Session], job_id: str, token: str, report: R
 def fail(sessions: sessionmaker[Session], job_id: str, token: str, code: str, message: str, worker: str) -> bool:
     with sessions.begin() as s:
         res = s.execute(
-            update(Job)
+            _update_job()
             .where(Job.id == job_id, Job.claim_token == token, Job.status == "running")
             .values(
                 status="failed",
@@ -441,7 +452,7 @@ def requeue_stale(sessions: sessionmaker[Session], stale_s: float, max_attempts:
         for job_id in ids:
             stale = (Job.id == job_id, Job.status == "running", Job.heartbeat_at < cutoff)
             spent = s.execute(
-                update(Job)
+                _update_job()
                 .where(*stale, Job.attempts >= max_attempts)
                 .values(
                     status="failed",
@@ -457,7 +468,7 @@ def requeue_stale(sessions: sessionmaker[Session], stale_s: float, max_attempts:
                     s, actor="system", action="job.abandoned", obj=f"job:{job_id}", detail={"attempts": max_attempts}
                 )
                 continue
-            res = s.execute(update(Job).where(*stale).values(status="queued", claim_token=None, stage="requeued"))
+            res = s.execute(_update_job().where(*stale).values(status="queued", claim_token=None, stage="requeued"))
             if res.rowcount == 1:  # type: ignore[attr-defined]
                 requeued.append(job_id)
                 audit.append(s, actor="system", action="job.requeued", obj=f"job:{job_id}")
@@ -523,7 +534,7 @@ def pending_webhooks(sessions: sessionmaker[Session]) -> list[tuple[str, int]]:
 
 def set_webhook_status(sessions: sessionmaker[Session], job_id: str, status: str, attempts: int) -> None:
     with sessions.begin() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(webhook_status=status, webhook_attempts=attempts))
+        s.execute(_update_job().where(Job.id == job_id).values(webhook_status=status, webhook_attempts=attempts))
 
 
 def load(sessions: sessionmaker[Session], job_id: str) -> Job | None:

@@ -7,6 +7,7 @@ OpenAPI request bodies are declared explicitly with ``openapi_extra``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Annotated, Any
 
@@ -126,6 +127,39 @@ async def _submit(
     return job
 
 
+# Waiting on a job that runs in this process: woken by the pool when it ran, with a slow
+# re-read as a safety net (a watchdog or the sweeper ended it without a run finishing). Jobs run
+# elsewhere (Celery) are polled from _POLL_FIRST_S, doubling up to _POLL_MAX_S: short jobs still
+# answer promptly, long ones cost a read every half second instead of twenty.
+_SIGNALLED_RECHECK_S = 1.0
+_POLL_FIRST_S = 0.05
+_POLL_MAX_S = 0.5
+
+
+async def wait_final(ctx: ServiceContext, job_id: str, wait_s: float) -> Job:
+    """The job once it succeeded or failed, or as it stands after ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    signals = ctx.signals()
+    with contextlib.ExitStack() as stack:
+        # Subscribe before the first read: a completion between the read and the wait sets the event.
+        woken = stack.enter_context(signals.watch(job_id)) if signals is not None else None
+        poll = _POLL_FIRST_S
+        while True:
+            if woken is not None:
+                woken.clear()  # before the read: a notice after it is kept for the wait below
+            current = await run_in_threadpool(jobs.load, ctx.read_sessions, job_id)
+            assert current is not None
+            left = deadline - time.monotonic()
+            if current.status in ("succeeded", "failed") or left <= 0:
+                return current
+            if woken is None:
+                await anyio.sleep(min(poll, left))
+                poll = min(poll * 2, _POLL_MAX_S)
+            else:
+                with anyio.move_on_after(min(_SIGNALLED_RECHECK_S, left)):
+                    await woken.wait()
+
+
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
@@ -150,13 +184,7 @@ async def analyze_video(
     job = await _submit(
         ctx, request, principal, url_field="video_url", idempotency_key=None, json_model=AnalyzeVideoCreate
     )
-    deadline = time.monotonic() + (ctx.settings.sync_wait_s if wait is None else wait)
-    while True:
-        current = await run_in_threadpool(jobs.load, ctx.read_sessions, job.id)
-        assert current is not None
-        if current.status in ("succeeded", "failed") or time.monotonic() >= deadline:
-            break
-        await anyio.sleep(0.05)
+    current = await wait_final(ctx, job.id, ctx.settings.sync_wait_s if wait is None else wait)
     if current.status == "succeeded" and current.result:
 
         def read() -> None:
@@ -283,6 +311,7 @@ def cancel_job(ctx: ContextDep, principal: Analyst, job_id: str) -> JobPublic:
     with ctx.tx() as s:
         job, was = jobs.cancel_job(s, principal, job_id)
         media, keep = job.media_path, job.keep_media
+    ctx.notify_final(job_id)  # after the commit: a sync request waiting on it answers now
     if media and not keep and was == "queued":
         ctx.storage.delete(media)  # no worker will pick it up; a running one deletes its own
     return jobs.to_public(job, include_result=False)
