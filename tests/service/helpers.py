@@ -20,6 +20,12 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from veracity.service import jobs
+from veracity.service.auth import Principal
+from veracity.service.context import ServiceContext
+from veracity.service.jobs import StoredMedia
+from veracity.service.models import Job
+
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
 MEDIA_HOST = "127.0.0.2"  # allow-listed; 127.0.0.1 stays refused, so both sides are testable
 
@@ -212,3 +218,15 @@ class MediaServer:
                 return got
             time.sleep(0.05)
         raise AssertionError(f"expected {n} POSTs, got {len(got)}")
+
+
+def queued_job(ctx: ServiceContext, owner: Principal) -> Job:
+    """A queued job of ``owner`` on a 1-pixel PNG, created straight in the service's storage and
+    database (no HTTP), for tests of the worker pool, the watchdog and the sync-wait signals."""
+    with ctx.storage.writer(10**6) as w:
+        w.write(png_bytes(1))
+    media = StoredMedia(name=w.name, sha256=w.sha256, size=w.size, original_name="p.png")
+    with ctx.tx() as s:
+        job, _ = jobs.create_job(s, owner, ctx.settings, media=media)
+    return job
+

@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 from tests.reports import video_report
-from tests.service.helpers import png_bytes
+from tests.service.helpers import queued_job
 
 from veracity.config import Settings
 from veracity.service import jobs
 from veracity.service.auth import Principal
 from veracity.service.context import ServiceContext, open_context
 from veracity.service.dispatch import EmbeddedPool
-from veracity.service.jobs import StoredMedia
 from veracity.service.models import Job
 from veracity.service.routes import jobs as routes
 from veracity.service.runner import JobRunner
@@ -58,13 +57,8 @@ def slow_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(routes, "_SIGNALLED_RECHECK_S", 60.0)
 
 
-def _job(ctx: ServiceContext) -> Job:
-    with ctx.storage.writer(10**6) as w:
-        w.write(png_bytes(1))
-    media = StoredMedia(name=w.name, sha256=w.sha256, size=w.size, original_name="p.png")
-    with ctx.tx() as s:
-        job, _ = jobs.create_job(s, OWNER, ctx.settings, media=media)
-    return job
+def _job(ctx: ServiceContext, owner: Principal = OWNER) -> Job:
+    return queued_job(ctx, owner)
 
 
 def _pool(ctx: ServiceContext, seconds: float) -> EmbeddedPool:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 from tests.reports import video_report
-from tests.service.helpers import png_bytes
+from tests.service.helpers import queued_job
 
 from veracity.config import Settings
 from veracity.service import jobs
@@ -20,7 +20,6 @@ from veracity.service.auth import Principal
 from veracity.service.context import ServiceContext, open_context
 from veracity.service.dispatch import EmbeddedPool
 from veracity.service.errors import Conflict, NotFound
-from veracity.service.jobs import StoredMedia
 from veracity.service.models import AuditEntry, Job
 from veracity.service.runner import JobRunner, job_budget
 from veracity.service.webhooks import RetryPolicy, WebhookPool, WebhookSender
@@ -54,12 +53,7 @@ def ctx(tmp_path: Path) -> Iterator[ServiceContext]:
 
 
 def _job(ctx: ServiceContext, owner: Principal = OWNER) -> Job:
-    with ctx.storage.writer(10**6) as w:
-        w.write(png_bytes(1))
-    media = StoredMedia(name=w.name, sha256=w.sha256, size=w.size, original_name="p.png")
-    with ctx.tx() as s:
-        job, _ = jobs.create_job(s, owner, ctx.settings, media=media)
-    return job
+    return queued_job(ctx, owner)
 
 
 def _runner(ctx: ServiceContext, behave: Callable[[Callable[[str], None]], None], **kw: Any) -> JobRunner:
