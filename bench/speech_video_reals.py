@@ -24,7 +24,7 @@ from veracity.config import Settings
 from veracity.detectors.synthetic_speech import SpeechHead, encoding_config
 from veracity.models.cards import read_card
 from veracity.models.whisper import WhisperEncoder
-from veracity.train.common import FeatureCache
+from veracity.train.common import FeatureCache, default_roots
 from veracity.train.synthetic_speech import Extractor, default_cache_root, file_logits, real_video_items, source_of
 
 
@@ -35,8 +35,7 @@ def main() -> int:
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     settings = Settings.from_env()
-    roots = a.data or [r for r in (Path("../shared/data"), settings.cache_dir / "data")
-                       if (r / "MANIFEST.tsv").is_file()]
+    roots = a.data or default_roots(settings.cache_dir)
     items = real_video_items(roots, lambda _m: None)
     ex = Extractor(WhisperEncoder.from_cache(settings.cache_dir, threads=2),
                    FeatureCache(default_cache_root(), encoding_config()), lambda _m: None)

@@ -28,7 +28,6 @@ data_app = typer.Typer(no_args_is_help=True, help="The training and measuring da
 train_app.add_typer(data_app, name="data")
 
 PKG_DATA = Path(__file__).resolve().parent.parent / "models" / "data"
-SHARED_DATA = Path("../shared/data")
 
 DataOpt = Annotated[
     list[Path] | None,
@@ -47,13 +46,15 @@ def default_data_dir() -> Path:
 def data_roots(given: Sequence[Path] | None) -> list[Path]:
     """The data roots to read: the ones given, or ../shared/data plus the materialised cache
     when each has a MANIFEST.tsv. A given root without MANIFEST.tsv is an error (exit 2)."""
+    from veracity.train.common import SHARED_DATA, default_roots  # training code: not at CLI start
+
     if given:
         bad = [p for p in given if not (p / "MANIFEST.tsv").is_file()]
         if bad:
             _err(f"error: {bad[0]} has no MANIFEST.tsv")
             raise typer.Exit(2)
         return list(given)
-    roots = [p for p in (SHARED_DATA, default_data_dir()) if (p / "MANIFEST.tsv").is_file()]
+    roots = default_roots(Settings.from_env().cache_dir)
     if not roots:
         _err(f"error: no data root found ({SHARED_DATA} and {default_data_dir()} have no MANIFEST.tsv); pass --data")
         raise typer.Exit(2)

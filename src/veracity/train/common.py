@@ -36,6 +36,16 @@ class Item:
 
 Roots = Path | Sequence[Path]
 
+SHARED_DATA = Path("../shared/data")  # the copied media beside the checkout (docs/data.md)
+VIDEO_REAL_DIR = "train/video_real/"  # ../shared/data's real train videos
+VIDEO_SUFFIXES = (".mp4", ".mpg", ".mov", ".avi", ".webm", ".mkv")
+
+
+def default_roots(cache_dir: Path) -> list[Path]:
+    """The data roots a trainer reads when none is given: ``../shared/data`` and the materialised
+    SOURCES cache (``cache_dir/data``), each when it holds a MANIFEST.tsv."""
+    return [p for p in (SHARED_DATA, cache_dir / "data") if (p / "MANIFEST.tsv").is_file()]
+
 
 def as_roots(data: Roots) -> list[Path]:
     """One data root or several, as a list (a trainer reads each root's MANIFEST.tsv)."""

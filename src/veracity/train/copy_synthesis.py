@@ -34,9 +34,9 @@ import numpy.typing as npt
 from veracity.config import Settings
 from veracity.detectors.synthetic_speech import RATE
 from veracity.errors import ConfigError, VeracityError
-from veracity.train.common import Item, Progress, Roots, as_roots, list_items
+from veracity.train.common import Item, Progress, Roots, as_roots, default_roots, list_items
 from veracity.train.speech_fakes import write_manifest, write_wav
-from veracity.train.synthetic_speech import COPY_PREFIX, read_samples, source_of
+from veracity.train.synthetic_speech import AUDIO_SUFFIXES, COPY_PREFIX, read_samples, source_of
 from veracity.train.vocoders import GriffinLim, HifiGan, Vocoder, World
 
 TRAIN_REAL_DIRS = ("train/audio_real/",)
@@ -76,8 +76,7 @@ def out_name(item: Item) -> str:
 
 
 def real_items(data: Roots, log: Progress) -> list[Item]:
-    items = list_items(data, "train", TRAIN_REAL_DIRS, (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus"), log,
-                       kinds=("audio",))
+    items = list_items(data, "train", TRAIN_REAL_DIRS, AUDIO_SUFFIXES, log, kinds=("audio",))
     return [it for it in items if it.label == 0 and it.group not in SKIP_GROUPS]
 
 
@@ -132,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--every", default="", help="comma-separated vocoders every real file also gets (world,griffinlim)")
     a = p.parse_args(argv)
-    data = a.data or [Path("../shared/data"), Settings.from_env().cache_dir / "data"]
+    data = a.data or default_roots(Settings.from_env().cache_dir)
     n = generate(a.out, [d for d in data if (d / "MANIFEST.tsv").is_file()], seed=a.seed,
                  max_seconds=a.max_seconds, threads=a.threads,
                  every=[v for v in a.every.split(",") if v], log=lambda m: print(m, file=sys.stderr, flush=True))

@@ -61,7 +61,17 @@ from veracity.models.fetch import load_fetched
 from veracity.models.metrics import roc_auc
 from veracity.models.patch_cnn import FEATURE_DIM, PatchCnn
 from veracity.train import heldout
-from veracity.train.common import FeatureCache, Item, Progress, Roots, cap_per_group, list_items, training_sets
+from veracity.train.common import (
+    VIDEO_REAL_DIR,
+    VIDEO_SUFFIXES,
+    FeatureCache,
+    Item,
+    Progress,
+    Roots,
+    cap_per_group,
+    list_items,
+    training_sets,
+)
 from veracity.train.image_aug import (
     BLUR_SIGMA,
     FRAMES_PER_CLIP,
@@ -85,8 +95,6 @@ EVAL_DIR = "eval/image/"
 KINDS = ("image",)
 CAPS = {"train/faces_real/utkface": 150, "train/faces_real/fe_lfw_gray": 0}
 ZOOM_RANGE = (1.5, 3.0)
-VIDEO_DIR = "train/video_real/"
-VIDEO_SUFFIXES = (".mp4", ".mpg", ".mov", ".avi", ".webm", ".mkv")
 VIDEO_MIN_SIDE = 240
 VIDEO_GROUP = "train/video_real"
 L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
@@ -137,7 +145,7 @@ def video_items(data_root: Roots, log: Progress) -> list[Item]:
     import av
 
     out: list[Item] = []
-    for it in list_items(data_root, "train", (VIDEO_DIR,), VIDEO_SUFFIXES, log, require=False):
+    for it in list_items(data_root, "train", (VIDEO_REAL_DIR,), VIDEO_SUFFIXES, log, require=False):
         with av.open(str(it.path)) as container:
             ctx = container.streams.video[0].codec_context
             side = min(int(ctx.width), int(ctx.height))

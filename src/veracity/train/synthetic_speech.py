@@ -67,7 +67,17 @@ from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
 from veracity.models.whisper import EMBED_DIM
 from veracity.train import heldout
-from veracity.train.common import FeatureCache, Item, Progress, Roots, as_roots, list_items, training_sets
+from veracity.train.common import (
+    VIDEO_REAL_DIR,
+    VIDEO_SUFFIXES,
+    FeatureCache,
+    Item,
+    Progress,
+    Roots,
+    as_roots,
+    list_items,
+    training_sets,
+)
 from veracity.train.spectral import balanced_weights, fit_logistic
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
@@ -76,8 +86,6 @@ EVAL_DIR = "eval/audio/"
 L2_GRID = (30.0, 100.0, 300.0, 1000.0)
 TRAIN_CODECS: tuple[tuple[str, tuple[int, int]], ...] = (("mp3", (32, 128)), ("opus", (16, 48)), ("aac", (48, 128)))
 EVAL_VARIANTS = ("clean", "mp3@64", "opus@24")
-VIDEO_REAL_DIR = "train/video_real/"
-VIDEO_SUFFIXES = (".mp4", ".mpg", ".mov", ".avi", ".webm", ".mkv")
 TRAIN_NOISE_P = 0.5  # with noise=True: share of train files whose second variant is noisy too
 TRAIN_NOISE_SNR = (5, 25)  # dB
 FloatArray = npt.NDArray[np.float64]
