@@ -140,9 +140,8 @@ async def wait_final(ctx: ServiceContext, job_id: str, wait_s: float) -> Job:
     """The job once it succeeded or failed, or as it stands after ``wait_s`` seconds."""
     deadline = time.monotonic() + wait_s
     signals = ctx.signals()
-    with contextlib.ExitStack() as stack:
-        # Subscribe before the first read: a completion between the read and the wait sets the event.
-        woken = stack.enter_context(signals.watch(job_id)) if signals is not None else None
+    # Subscribe before the first read: a completion between the read and the wait sets the event.
+    with signals.watch(job_id) if signals is not None else contextlib.nullcontext() as woken:
         poll = _POLL_FIRST_S
         while True:
             if woken is not None:
