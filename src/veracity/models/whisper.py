@@ -84,7 +84,12 @@ def mel_filters() -> npt.NDArray[np.float32]:
 
 
 _FILTERS = mel_filters()
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)  # periodic Hann
+def periodic_hann(n: int) -> npt.NDArray[np.float32]:
+    """Periodic Hann window (torch.hann_window's default; Whisper's STFT and the vocoders')."""
+    return np.asarray(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n), dtype=np.float32)
+
+
+_WINDOW = periodic_hann(N_FFT)
 
 
 def log_mel(samples: npt.NDArray[np.floating[Any]]) -> Float32Array:

@@ -206,9 +206,9 @@ def source_of(item: Item) -> str:
         return item.source_repo
     if len(parts) == 3 and parts[1] == VIDEO_REAL_DIR.split("/")[1]:  # a corpus per file-name prefix
         return f"{parts[1]}/{parts[2].split('_', 1)[0]}"
-    folder = parts[2] if len(parts) > 2 else item.group
     if is_copy(item):  # a copy-synthesis fake counts in the source of its real twin
         return item.source_repo
+    folder = parts[2] if len(parts) > 2 else item.group
     return folder.removesuffix("_gt")
 
 

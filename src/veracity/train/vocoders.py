@@ -27,7 +27,7 @@ import numpy.typing as npt
 from veracity.errors import ConfigError
 from veracity.models.cards import WheelSource
 from veracity.models.fetch import fetch_member, models_dir
-from veracity.models.whisper import slaney_filters
+from veracity.models.whisper import periodic_hann, slaney_filters
 
 if TYPE_CHECKING:
     import torch
@@ -62,24 +62,19 @@ class Vocoder(Protocol):
     def __call__(self, x: Float32Array) -> Float32Array: ...
 
 
-def hann(n: int) -> Float32Array:
-    """Periodic Hann window (torch.hann_window's default)."""
-    return np.asarray(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n), dtype=np.float32)
-
-
 def stft(x: Float32Array, n_fft: int, hop: int) -> npt.NDArray[np.complex64]:
     """[frames, n_fft/2+1] STFT, no centring (the caller pads)."""
     n = 1 + max(0, (x.size - n_fft) // hop)
     idx = np.arange(n_fft)[None, :] + hop * np.arange(n)[:, None]
-    return np.fft.rfft(x[idx] * hann(n_fft)[None, :], axis=1).astype(np.complex64)
+    return np.fft.rfft(x[idx] * periodic_hann(n_fft)[None, :], axis=1).astype(np.complex64)
 
 
 def istft(spec: npt.NDArray[np.complex64], n_fft: int, hop: int, length: int) -> Float32Array:
     """Weighted overlap-add inverse of :func:`stft`."""
-    frames = np.fft.irfft(spec, n=n_fft, axis=1).astype(np.float32) * hann(n_fft)[None, :]
+    frames = np.fft.irfft(spec, n=n_fft, axis=1).astype(np.float32) * periodic_hann(n_fft)[None, :]
     out = np.zeros(length, dtype=np.float32)
     norm = np.zeros(length, dtype=np.float32)
-    w2 = hann(n_fft) ** 2
+    w2 = periodic_hann(n_fft) ** 2
     for i, frame in enumerate(frames):
         s = i * hop
         e = min(s + n_fft, length)
