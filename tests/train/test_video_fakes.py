@@ -108,7 +108,8 @@ def test_too_short_or_faceless_clips_are_skipped() -> None:
     assert vf.make_faceswap(_clip(), short, rng) is None
 
 
-def test_write_clip_writes_h264_with_the_source_sound(tmp_path: Path) -> None:
+def _sound(tmp_path: Path) -> Path:
+    """A 2 s AAC file to take sound from."""
     src = tmp_path / "src.mp4"
     with av.open(str(src), "w") as out:
         a = out.add_stream("aac", rate=16000)
@@ -120,6 +121,11 @@ def test_write_clip_writes_h264_with_the_source_sound(tmp_path: Path) -> None:
             out.mux(p)
         for p in a.encode(None):
             out.mux(p)
+    return src
+
+
+def test_write_clip_writes_h264_with_the_source_sound(tmp_path: Path) -> None:
+    src = _sound(tmp_path)
     frames = [_textured(seed=i % 3) for i in range(10)]
     target = tmp_path / "out" / "made.mp4"
     vf.write_clip(target, frames, Fraction(25), src, 1.0, 23)
@@ -135,3 +141,42 @@ def test_identity_and_unknown_method() -> None:
     assert vf.identity("train/video_real/grid_bbaf2n.mpg") == "grid"
     with pytest.raises(ConfigError):
         vf.generate(Path("/nonexistent"), [], methods=["morph"])
+
+
+def test_x264_crf_is_read_back_from_the_stream(tmp_path: Path) -> None:
+    src = _sound(tmp_path)
+    target = tmp_path / "v.mp4"
+    vf.write_clip(target, [_textured(seed=i) for i in range(4)], Fraction(25), src, 1.0, 27)
+    assert vf.x264_crf(target) == 27
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"no settings here")
+    assert vf.x264_crf(plain) is None
+
+
+def test_made_videos_pair_each_fake_with_its_reencoded_twin(tmp_path: Path) -> None:
+    from veracity.train.face_prep import made_videos
+    from veracity.train.speech_fakes import write_manifest
+
+    shared, made = tmp_path / "shared", tmp_path / "made"
+    (shared / "train/video_real").mkdir(parents=True)
+    (shared / "train/video_real/a.mp4").write_bytes(b"x")
+    (shared / "train/video_real/b.mp4").write_bytes(b"x")
+    common = {"split": "train", "kind": "video", "source_repo": "local/made-lipsync", "commit": "", "license": ""}
+    rows = []
+    for stem in ("a", "b"):
+        fake = f"train/video_fake/made_lipsync/{stem}.mp4"
+        twin = vf.twin_path(made, "lipsync", f"train/video_real/{stem}.mp4")
+        (made / fake).parent.mkdir(parents=True, exist_ok=True)
+        (made / fake).write_bytes(b"x")
+        if stem == "a":  # b's twin was never written: the original clip stands in
+            twin.parent.mkdir(parents=True, exist_ok=True)
+            twin.write_bytes(b"x")
+        rows.append({**common, "path": fake, "label": "fake", "detail": "",
+                     "source_path": f"train/video_real/{stem}.mp4",
+                     "notes": f"real twin: train/video_real/{stem}.mp4; re-encoded twin: {twin.relative_to(made)}"})
+    write_manifest(made, rows)
+    got = made_videos(made, [shared, made])
+    assert got == [
+        ("train/video_fake/made_lipsync/a.mp4", made, "train/video_twin/made_lipsync/a.mp4", "train/video_real/a.mp4"),
+        ("train/video_fake/made_lipsync/b.mp4", shared, "train/video_real/b.mp4", "train/video_real/b.mp4"),
+    ]

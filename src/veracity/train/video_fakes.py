@@ -24,7 +24,9 @@ separates them has shown power on *them*, not on neural fakes: the eval sets say
   region is rendered at 128-256 px and sometimes smoothed or sharpened like a face restorer.
 
 Output: ``OUT/train/video_fake/made_<method>/<clip>.mp4`` (H.264 CRF 18-30, the source's frame
-rate and sound) and ``OUT/MANIFEST.tsv`` (``train`` rows only, source ``local/made-<method>``:
+rate and sound); beside each, its real twin re-encoded alike (``OUT/train/video_twin/...``, a
+real row: without it every made fake would also be "the one compressed twice"); and
+``OUT/MANIFEST.tsv`` (``train`` rows only, source ``local/made-<method>``:
 generated media is for training, never eval, never committed). Input: the real train videos of
 the data roots (``train/video_real`` and the SOURCES train reals). Seeded: the same command
 writes the same files.
@@ -33,6 +35,7 @@ writes the same files.
 from __future__ import annotations
 
 import argparse
+import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -72,12 +75,20 @@ class Clip:
     points: list[F64 | None]
 
 
-def read_clip(path: Path, max_seconds: float) -> Clip:
-    """The first ``max_seconds`` of a video, every frame, meshed with the pipeline's tracker."""
-    import av
+def working_frame(rgb: U8) -> U8:
+    """A decoded frame as the generator works on it: at most ``MAX_SIDE``, even sides (H.264)."""
+    h, w = rgb.shape[:2]
+    if max(h, w) > MAX_SIDE:
+        s = MAX_SIDE / max(h, w)
+        rgb = np.asarray(cv2.resize(rgb, (int(w * s) // 2 * 2, int(h * s) // 2 * 2), interpolation=cv2.INTER_AREA),
+                         dtype=np.uint8)
+    return np.ascontiguousarray(rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2])
 
-    from veracity.faces.mesh import FaceMesher
-    from veracity.media.types import Frame
+
+def read_frames(path: Path, max_seconds: float) -> tuple[list[U8], list[float], Fraction]:
+    """Every frame of the first ``max_seconds`` (as :func:`working_frame` makes it), their times
+    and the frame rate."""
+    import av
 
     frames: list[U8] = []
     times: list[float] = []
@@ -88,14 +99,17 @@ def read_clip(path: Path, max_seconds: float) -> Clip:
             t = float(frame.time if frame.time is not None else len(frames) / fps)
             if t > max_seconds:
                 break
-            rgb: U8 = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-            h, w = rgb.shape[:2]
-            if max(h, w) > MAX_SIDE:
-                s = MAX_SIDE / max(h, w)
-                rgb = np.asarray(cv2.resize(rgb, (int(w * s) // 2 * 2, int(h * s) // 2 * 2),
-                                            interpolation=cv2.INTER_AREA), dtype=np.uint8)
-            frames.append(np.ascontiguousarray(rgb[: rgb.shape[0] // 2 * 2, : rgb.shape[1] // 2 * 2]))
+            frames.append(working_frame(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)))
             times.append(max(0.0, t))
+    return frames, times, fps
+
+
+def read_clip(path: Path, max_seconds: float) -> Clip:
+    """The first ``max_seconds`` of a video, every frame, meshed with the pipeline's tracker."""
+    from veracity.faces.mesh import FaceMesher
+    from veracity.media.types import Frame
+
+    frames, times, fps = read_frames(path, max_seconds)
     mesher = FaceMesher(max_faces=2)
     try:
         found = mesher.sequence([Frame(t=t, rgb=f, role="dense", window=0) for t, f in zip(times, frames, strict=True)])
@@ -348,6 +362,20 @@ def write_clip(path: Path, frames: Sequence[U8], fps: Fraction, sound_from: Path
     tmp.replace(path)
 
 
+def x264_crf(path: Path) -> int | None:
+    """The CRF an x264-encoded file was written with (x264 stores its settings, ``crf=23.0``,
+    in the stream), or None."""
+    m = re.search(rb"crf=(\d+(?:\.\d+)?)", path.read_bytes()[:200_000])
+    return int(float(m.group(1))) if m else None
+
+
+def twin_path(out: Path, method: str, rel: str) -> Path:
+    """Where the re-encoded real twin of a made fake goes: the same frames of the real clip through
+    the same encoder at the same CRF, with the same sound, so that a fake differs from its twin
+    by the manipulation and not by one more generation of compression."""
+    return out / "train" / "video_twin" / f"made_{method}" / (Path(rel).stem + ".mp4")
+
+
 def real_videos(roots: Sequence[Path]) -> list[tuple[Path, str, str]]:
     """(path, manifest path, source repository) of every real train video that is not a
     side-by-side composite, sorted."""
@@ -394,6 +422,7 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
         clip: Clip | None = None
         for method in methods:
             rng = np.random.default_rng([seed, zlib.crc32(f"{method}:{rel}".encode())])
+            crf = int(np.random.default_rng([seed, zlib.crc32(f"crf:{method}:{rel}".encode())]).integers(18, 31))
             target = out / "train" / "video_fake" / f"made_{method}" / (Path(rel).stem + ".mp4")
             detail = f"made {method} of {rel}"
             if not target.is_file():
@@ -410,12 +439,18 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
                 if made is None:
                     progress(f"[{n + 1}/{len(videos)}] {method} {rel}: skipped (too short or no face)")
                     continue
-                write_clip(target, made, clip.fps, path, max_seconds, int(rng.integers(18, 31)))
+                write_clip(target, made, clip.fps, path, max_seconds, crf)
                 progress(f"[{n + 1}/{len(videos)}] {method} {rel}: {len(made)} frames")
-            rows.append({"path": str(target.relative_to(out)), "split": "train", "label": "fake", "detail": detail,
-                         "kind": "video", "source_repo": f"local/made-{method}", "commit": "", "source_path": rel,
-                         "license": "generated locally from a research-licensed clip, training only",
-                         "notes": f"real twin: {rel} ({repo})"})
+            twin = twin_path(out, method, rel)
+            if not twin.is_file():
+                frames, _, fps = read_frames(path, max_seconds)
+                write_clip(twin, frames, fps, path, max_seconds, x264_crf(target) or crf)
+            common = {"split": "train", "kind": "video", "source_repo": f"local/made-{method}", "commit": "",
+                      "source_path": rel, "license": "generated locally from a research-licensed clip, training only"}
+            rows.append({"path": str(target.relative_to(out)), "label": "fake", "detail": detail, **common,
+                         "notes": f"real twin: {rel} ({repo}); re-encoded twin: {twin.relative_to(out)}"})
+            rows.append({"path": str(twin.relative_to(out)), "label": "real", **common,
+                         "detail": f"{rel} re-encoded as its made {method} fake was", "notes": f"twin of {detail}"})
     write_manifest(out, rows)
     return len(rows)
 
