@@ -132,7 +132,7 @@ def train_face_artifacts(
     from veracity.cli.common import err as console
 
     train = _trainer("face_artifacts")
-    from veracity.train.face_artifacts import TrainConfig
+    from veracity.train.face_artifacts import CARD_NAME, TrainConfig
 
     changes: dict[str, object] = {"threads": threads}
     if samples:
@@ -163,7 +163,8 @@ def train_face_artifacts(
             task = bar.add_task("train", total=config.samples, rate=0.0, val="-", loss=0.0)
             card = train(
                 data_roots(data),
-                out or _card_path("face_artifacts"),
+                # The trainer's own card (it trains the next version, warm-started from the one in use).
+                out or PKG_DATA / f"{CARD_NAME}.json",
                 work=Settings.from_env().cache_dir / "train" / "face_artifacts",
                 config=config, resume=resume, log=_err, on_step=hook,
             )
