@@ -52,6 +52,7 @@ def main() -> int:
     styles = {"auc_dfl": ("held-out DeepFaceLive identities: real vs swap", "tab:red"),
               "auc_sbi": ("held-out reals vs self-blends", "tab:blue"),
               "auc_lip": ("held-out reals vs lip-sync-like blends", "tab:green"),
+              "auc_made": ("made fakes of held-out clips vs their twin frames", "tab:purple"),
               "score": ("mean (selection)", "black")}
     for key, (label, colour) in styles.items():
         if any(key in h for h in hist):

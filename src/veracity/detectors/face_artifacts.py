@@ -40,7 +40,7 @@ from veracity.faces.types import FaceObservation
 from veracity.media.types import MediaKind
 from veracity.models.cards import DATA_DIR, DATA_PACKAGE, ModelCard, load_card
 
-CARD_NAME = "face_artifacts-v3"
+CARD_NAME = "face_artifacts-v4"
 INPUT = 160  # the model's input side (read from the graph when loaded)
 CROP = 224
 MEAN = np.asarray((0.485, 0.456, 0.406), dtype=np.float32)

@@ -153,7 +153,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         not_applicable=why("no_frames", "no_face", "no_face_crop", MODEL_UNAVAILABLE),
         fusion_weight=0.0,
         trainer="veracity.train.face_artifacts:train_face_artifacts",
-        card="face_artifacts-v3",
+        card="face_artifacts-v4",
         held_out_scores=True,
     ),
     DetectorSpec(

@@ -153,8 +153,8 @@ def face_artifacts_table(work: Path, card_name: str, log: Log) -> heldout.HeldOu
     log(f"face_artifacts: {len(trained)} train files trained on, {len(held)} held out (validation groups)")
     return heldout.HeldOut(
         "face_artifacts", card_name, heldout.card_sha(card_name), frozenset(trained),
-        how="the trainer's validation groups (every 5th DeepFaceLive identity, every 8th video_real clip, 10% of "
-            "faces_real) were never trained on; every other file with a crop was")
+        how="the trainer's validation groups (every 5th DeepFaceLive identity, every 8th video_real clip with its "
+            "made fakes and their twins, 10% of faces_real) were never trained on; every other file with a crop was")
 
 
 def synthetic_image_table(roots: Sequence[Path], card_name: str, log: Log, seed: int = 0) -> heldout.HeldOut:
