@@ -235,7 +235,7 @@ class FaceArtifactsDetector:
     """Scores aligned faces for blending seams and texture artifacts (self-blends + face swaps)."""
 
     name = "face_artifacts"
-    version = "3.0.0"  # the card's version; tests check they agree
+    version = "4.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("video", "image")
 
     def __init__(self, *, model: FaceModel | None = None, card: str = CARD_NAME) -> None:
