@@ -56,7 +56,8 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
 
-METHODS = ("faceswap", "lipsync", "still")
+METHODS = ("faceswap", "lipsync", "still", "voice")
+VOICE_VOCODERS = ("hifigan", "world")  # voice: drawn per clip; each is a fake source of its own
 # MediaPipe mesh: the inner lip loop (the mouth opening) and points that do not move with speech.
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 STABLE = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 10, 151, 9)
@@ -327,8 +328,45 @@ def make_still(clip: Clip, rng: np.random.Generator) -> list[U8] | None:
     return out
 
 
-def write_clip(path: Path, frames: Sequence[U8], fps: Fraction, sound_from: Path, seconds: float, crf: int) -> None:
-    """H.264 (yuv420p) at ``crf`` plus the first ``seconds`` of ``sound_from``'s audio (AAC)."""
+def voice_vocoder(rel: str, seed: int) -> str:
+    """The vocoder a clip's voice fake uses, from a hash of its path (so the source is known
+    without the file)."""
+    return VOICE_VOCODERS[zlib.crc32(f"voice:{seed}:{rel}".encode()) % len(VOICE_VOCODERS)]
+
+
+def make_voice(path: Path, max_seconds: float, vocoder: str) -> tuple[F32, int] | None:
+    """The clip's own sound resynthesised by a vocoder (the words, timing and speaker stay, so the
+    lips still match; only the voice is now synthetic, as in a dub by a voice clone): (samples,
+    rate), or None for a clip without sound. Needs the train extra."""
+    from veracity.detectors.synthetic_speech import RATE
+    from veracity.errors import VeracityError
+    from veracity.train.copy_synthesis import resample
+    from veracity.train.synthetic_speech import read_samples
+    from veracity.train.vocoders import HifiGan, World
+
+    try:
+        x = read_samples(path)[: int(max_seconds * RATE)]
+    except VeracityError:
+        return None
+    if x.size < RATE or float(np.abs(x).max()) < 1e-3:
+        return None
+    if vocoder not in _VOCODERS:
+        from veracity.config import Settings
+
+        _VOCODERS[vocoder] = HifiGan.from_cache(Settings.from_env().cache_dir) if vocoder == "hifigan" else World()
+    voc = _VOCODERS[vocoder]
+    y = voc(resample(x, RATE, voc.rate))
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    return np.asarray(y / peak * 0.9 if peak > 0.99 else y, dtype=np.float32), voc.rate
+
+
+_VOCODERS: dict[str, Any] = {}  # loaded once per run
+
+
+def write_clip(path: Path, frames: Sequence[U8], fps: Fraction, sound_from: Path | tuple[F32, int], seconds: float,
+               crf: int) -> None:
+    """H.264 (yuv420p) at ``crf`` plus the first ``seconds`` of ``sound_from``'s audio (AAC), or
+    of the given (mono samples, rate)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -339,27 +377,47 @@ def write_clip(path: Path, frames: Sequence[U8], fps: Fraction, sound_from: Path
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.options = {"crf": str(crf), "preset": "veryfast"}
         audio_in: Any = None
-        with av.open(str(sound_from)) as src:
-            if src.streams.audio:
-                a = src.streams.audio[0]
-                rate = int(a.rate or 16000)
-                audio_in = out.add_stream("aac", rate=rate)
-                resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
-                for frame in src.decode(a):
-                    if frame.time is not None and frame.time > seconds:
-                        break
-                    for r in resampler.resample(frame):
-                        r.pts = None
-                        for p in audio_in.encode(r):
-                            out.mux(p)
-                for p in audio_in.encode(None):
-                    out.mux(p)
+        if isinstance(sound_from, tuple):
+            samples, rate = sound_from
+            audio_in = out.add_stream("aac", rate=rate)
+            frame = av.AudioFrame.from_ndarray(np.clip(samples[: int(seconds * rate)], -1, 1).astype(np.float32)[None],
+                                               format="fltp", layout="mono")
+            frame.sample_rate = rate
+            for p in audio_in.encode(frame):
+                out.mux(p)
+            for p in audio_in.encode(None):
+                out.mux(p)
+        else:
+            _copy_sound(out, sound_from, seconds)
         for img in frames:
             for p in vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
                 out.mux(p)
         for p in vs.encode(None):
             out.mux(p)
     tmp.replace(path)
+
+
+def _copy_sound(out: Any, sound_from: Path, seconds: float) -> None:
+    """The first ``seconds`` of ``sound_from``'s first audio stream, re-encoded as mono AAC (a
+    file without sound gives a silent clip)."""
+    import av
+
+    with av.open(str(sound_from)) as src:
+        if not src.streams.audio:
+            return
+        a = src.streams.audio[0]
+        rate = int(a.rate or 16000)
+        stream = out.add_stream("aac", rate=rate)
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+        for frame in src.decode(a):
+            if frame.time is not None and frame.time > seconds:
+                break
+            for r in resampler.resample(frame):
+                r.pts = None
+                for p in stream.encode(r):
+                    out.mux(p)
+        for p in stream.encode(None):
+            out.mux(p)
 
 
 def x264_crf(path: Path) -> int | None:
@@ -426,26 +484,36 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
             target = out / "train" / "video_fake" / f"made_{method}" / (Path(rel).stem + ".mp4")
             detail = f"made {method} of {rel}"
             if not target.is_file():
-                clip = clip or read_clip(path, max_seconds)
-                made: list[U8] | None
-                if method == "faceswap":
-                    others = [v for v in videos if identity(v[1]) != identity(rel)]
-                    donor_path = others[int(rng.integers(len(others)))][0] if others else None
-                    made = None if donor_path is None else make_faceswap(clip, donor_of(donor_path), rng)
-                elif method == "lipsync":
-                    made = make_lipsync(clip, rng)
+                made: list[U8] | None = None
+                fps: Fraction = Fraction(25)
+                sound: Path | tuple[F32, int] = path
+                if method == "voice":
+                    voiced = make_voice(path, max_seconds, voice_vocoder(rel, seed))
+                    if voiced is not None:
+                        sound = voiced
+                        made, _, fps = read_frames(path, max_seconds)
                 else:
-                    made = make_still(clip, rng)
-                if made is None:
-                    progress(f"[{n + 1}/{len(videos)}] {method} {rel}: skipped (too short or no face)")
+                    clip = clip or read_clip(path, max_seconds)
+                    fps = clip.fps
+                    if method == "faceswap":
+                        others = [v for v in videos if identity(v[1]) != identity(rel)]
+                        donor_path = others[int(rng.integers(len(others)))][0] if others else None
+                        made = None if donor_path is None else make_faceswap(clip, donor_of(donor_path), rng)
+                    elif method == "lipsync":
+                        made = make_lipsync(clip, rng)
+                    else:
+                        made = make_still(clip, rng)
+                if not made:
+                    progress(f"[{n + 1}/{len(videos)}] {method} {rel}: skipped (too short, no face or no sound)")
                     continue
-                write_clip(target, made, clip.fps, path, max_seconds, crf)
+                write_clip(target, made, fps, sound, max_seconds, crf)
                 progress(f"[{n + 1}/{len(videos)}] {method} {rel}: {len(made)} frames")
             twin = twin_path(out, method, rel)
             if not twin.is_file():
                 frames, _, fps = read_frames(path, max_seconds)
                 write_clip(twin, frames, fps, path, max_seconds, x264_crf(target) or crf)
-            common = {"split": "train", "kind": "video", "source_repo": f"local/made-{method}", "commit": "",
+            source = f"local/made-{method}" + (f"-{voice_vocoder(rel, seed)}" if method == "voice" else "")
+            common = {"split": "train", "kind": "video", "source_repo": source, "commit": "",
                       "source_path": rel, "license": "generated locally from a research-licensed clip, training only"}
             rows.append({"path": str(target.relative_to(out)), "label": "fake", "detail": detail, **common,
                          "notes": f"real twin: {rel} ({repo}); re-encoded twin: {twin.relative_to(out)}"})
