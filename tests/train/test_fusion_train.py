@@ -232,3 +232,28 @@ def test_a_fit_on_in_sample_detector_scores_never_wins(tmp_path: Path) -> None:
     assert comp["kinds_won"] == [] and not comp["beats_current"]
     assert "in-sample" in comp["why_per_kind"]["video"] and "face_artifacts" in comp["why_per_kind"]["video"]
     assert "face_artifacts" in params.fit["held_out"]["missing"]
+
+
+def test_a_missing_table_counts_only_on_the_kinds_the_detector_was_trained_on() -> None:
+    from veracity.train.fusion_fit import in_sample_kinds, refuse_in_sample
+
+    def rec(rel: str, kind: str, source: str) -> Record:
+        return Record(rel=rel, label=1, source=source, method="m", kind=kind)
+
+    records = [rec("train/audio/fake/a.wav", "audio", "Edresson/YourTTS"),
+               rec("train/audio_real/libritts/b.wav", "audio", "LibriTTS"),
+               rec("train/video_fake/made_voice/c.mp4", "video", "local/made-voice-world")]
+    groups = {"synthetic_speech": {"train/audio/fake/Edresson/YourTTS"}, "other": {"*"}}
+    kinds = in_sample_kinds(records, groups)
+    assert kinds == {"synthetic_speech": {"audio"}, "other": {"audio", "video"}}
+
+    params = FusionParams.load("fusion-v3")
+    weighted = next(k for k, m in params.kinds.items() if any(d.weight > 0 for d in m.detectors.values()))
+    name = next(n for n, d in params.kinds[weighted].detectors.items() if d.weight > 0)
+    won = {"kinds_won": [weighted], "why_per_kind": {}, "beats_current": True}
+    # trained on another kind only: its scores on this kind are out-of-sample, the kind stays won
+    kept = refuse_in_sample(won, params, [name], {name: {"image" if weighted != "image" else "audio"}})
+    assert kept["kinds_won"] == [weighted]
+    # trained on this kind, or nothing known: taken back
+    assert refuse_in_sample(won, params, [name], {name: {weighted}})["kinds_won"] == []
+    assert refuse_in_sample(won, params, [name])["kinds_won"] == []

@@ -39,6 +39,7 @@ from veracity.train.fusion_fit import (
     KindFit,
     compare_on_eval,
     fit_kinds,
+    in_sample_kinds,
     read_reviews,
     refuse_in_sample,
     with_eval_power,
@@ -123,6 +124,19 @@ def data_summary(records: Sequence[Record]) -> dict[str, Any]:
         s = k["sources"].setdefault(r.source, {"real": 0, "fake": 0})
         s["fake" if r.label else "real"] += 1
     return out
+
+
+def trained_groups(detector: str) -> set[str]:
+    """The groups a learned detector's packaged card says its weights were fitted on (its
+    ``training_data`` names); every group when the card names none (then every kind counts as
+    in-sample: nothing is assumed)."""
+    from veracity.detectors import registry
+    from veracity.models.cards import load_card
+
+    card = registry.spec(detector).card
+    data = load_card(card).training_data if card else []
+    names = {t.name for t in data} if isinstance(data, list) else set()
+    return names or {"*"}
 
 
 def face_artifacts_table(work: Path, card_name: str, log: Log) -> heldout.HeldOut | None:
@@ -260,7 +274,8 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     if evals:
         params = with_eval_power(params, evals)
     missing = [] if held_out is None else [n for n in heldout.learned() if n not in held_out]
-    comparison = (refuse_in_sample(compare_on_eval(evals, params, base), params, missing) if evals
+    trained_kinds = in_sample_kinds(train, {n: trained_groups(n) for n in missing})
+    comparison = (refuse_in_sample(compare_on_eval(evals, params, base), params, missing, trained_kinds) if evals
                   else {"note": "no eval records given"})
     beats = bool(comparison.get("beats_current", False))
     promote = beats and make_default and out is None
@@ -280,7 +295,8 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
         "held_out": {"rule": ("a learned detector's score on a train file its weights were fitted on is replaced "
                               "by its out-of-fold score, or withdrawn (neutral) when it has none"),
                      "applied": held_out is not None, "per_detector": held_counts,
-                     "missing": missing},
+                     "missing": missing,
+                     "missing_in_sample_kinds": {n: sorted(k) for n, k in trained_kinds.items()}},
         "reviews": {"file": _shown(reviews), "n": len(review_rows)} if reviews is not None else None,
         "kinds": {k: f.report for k, f in fits.items()},
         "eval_comparison": {**comparison, "current_default": current, "became_default": promote},

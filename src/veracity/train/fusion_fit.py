@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -444,19 +444,38 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
                     "kinds that do not win keep the current rule"}
 
 
-def refuse_in_sample(comparison: dict[str, Any], new: FusionParams, missing: Sequence[str]) -> dict[str, Any]:
+def refuse_in_sample(comparison: dict[str, Any], new: FusionParams, missing: Sequence[str],
+                     in_sample_kinds: Mapping[str, set[str]] | None = None) -> dict[str, Any]:
     """``comparison`` with every won kind taken back whose fit weighs a learned detector that had
     no held-out table (``missing``): its train scores were in-sample, so its eval figures would
-    reward a fit the detector's own training flattered. Such a kind keeps the current rule."""
+    reward a fit the detector's own training flattered. Such a kind keeps the current rule.
+    ``in_sample_kinds[name]``, when given, names the kinds among whose train records the
+    detector's card lists files it was fitted on (:func:`in_sample_kinds`): on any other kind
+    its scores are out-of-sample by construction, and the kind is not taken back for it."""
     if not missing:
         return comparison
     won, why = list(comparison.get("kinds_won", [])), dict(comparison.get("why_per_kind", {}))
     for kind in list(won):
         model = new.kinds.get(kind)
         flattered = sorted(n for n in missing if model is not None and n in model.detectors
-                           and model.detectors[n].weight > 0)
+                           and model.detectors[n].weight > 0
+                           and (in_sample_kinds is None or kind in in_sample_kinds.get(n, {kind})))
         if flattered:
             won.remove(kind)
             why[kind] = f"fitted on in-sample train scores of {', '.join(flattered)} (no held-out table)"
     return {**comparison, "kinds_won": won, "why_per_kind": why, "beats_current": bool(won)}
 
+
+def in_sample_kinds(records: Sequence[Record], trained_groups: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """Per detector, the kinds whose train records include a file of a group its card's
+    ``training_data`` names (``trained_groups[name]``, e.g. ``train/audio/fake/Edresson/YourTTS``,
+    the trainers' :func:`~veracity.train.common.group_of`); ``"*"`` among them: every kind."""
+    from veracity.train.common import group_of
+
+    out: dict[str, set[str]] = {n: set() for n in trained_groups}
+    for r in records:
+        group = group_of({"path": r.rel, "split": "train", "source_repo": r.source})
+        for name, groups in trained_groups.items():
+            if group in groups or "*" in groups:
+                out[name].add(r.kind)
+    return out
