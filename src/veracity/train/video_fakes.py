@@ -63,6 +63,7 @@ INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 3
 STABLE = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 10, 151, 9)
 NOSE_TIP, BROW_MID = 1, 9
 MAX_SIDE = 720
+TWIN_DIR = "train/video_twin/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,7 +432,7 @@ def twin_path(out: Path, method: str, rel: str) -> Path:
     """Where the re-encoded real twin of a made fake goes: the same frames of the real clip through
     the same encoder at the same CRF, with the same sound, so that a fake differs from its twin
     by the manipulation and not by one more generation of compression."""
-    return out / "train" / "video_twin" / f"made_{method}" / (Path(rel).stem + ".mp4")
+    return out / TWIN_DIR / f"made_{method}" / (Path(rel).stem + ".mp4")
 
 
 def real_videos(roots: Sequence[Path]) -> list[tuple[Path, str, str]]:
@@ -445,8 +446,8 @@ def real_videos(roots: Sequence[Path]) -> list[tuple[Path, str, str]]:
             p = r["path"]
             if r["split"] != "train" or r["label"] != "real" or not p.lower().endswith(VIDEO_SUFFIXES):
                 continue
-            if is_composite(r) or PANEL_MARK in p or not (root / p).is_file():
-                continue
+            if is_composite(r) or PANEL_MARK in p or p.startswith(TWIN_DIR) or not (root / p).is_file():
+                continue  # whole composites, their panels, and our own twins are no source clips
             out.append((root / p, p, r.get("source_repo", "")))
     return sorted(out, key=lambda x: x[1])
 
