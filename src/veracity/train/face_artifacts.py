@@ -754,13 +754,12 @@ def heldout_report(score_logits: Callable[[npt.NDArray[np.uint8]], npt.NDArray[n
     logit_of = dict(zip(idx, score_logits(crops).tolist(), strict=True))
     clip_scores = {k: float(probability(np.asarray(track_score([logit_of[i] for i in v])))) for k, v in clips.items()}
     real_clips = [v for k, v in clip_scores.items() if not k.endswith("#swap")]
-    swap_clips = [v for k, v in clip_scores.items() if k.endswith("#swap")]
     real_images = [float(probability(np.asarray(logit_of[i]))) for i in images]
     thr = max(float(np.quantile(real_clips, 0.9)) if real_clips else 0.5,
               float(np.quantile(real_images, 0.95)) if real_images else 0.5)
     dfl_real = [v for k, v in clip_scores.items() if "deepfacelive" in k and not k.endswith("#swap")]
-    made_clips = [v for k, v in clip_scores.items() if k.endswith("#swap") and "deepfacelive" not in k]
     swap_clips = [v for k, v in clip_scores.items() if k.endswith("#swap") and "deepfacelive" in k]
+    made_clips = [v for k, v in clip_scores.items() if k.endswith("#swap") and "deepfacelive" not in k]
     out["clips"] = {"n_real": len(real_clips), "n_swap": len(swap_clips),
                     "auc_dfl_clips": round(roc_auc(np.asarray([0] * len(dfl_real) + [1] * len(swap_clips)),
                                                    np.asarray(dfl_real + swap_clips)), 4)
