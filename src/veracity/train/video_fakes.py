@@ -106,12 +106,16 @@ def read_frames(path: Path, max_seconds: float) -> tuple[list[U8], list[float], 
     return frames, times, fps
 
 
-def read_clip(path: Path, max_seconds: float) -> Clip:
-    """The first ``max_seconds`` of a video, every frame, meshed with the pipeline's tracker."""
+Decoded = tuple[list[U8], list[float], Fraction]  # what read_frames gives
+
+
+def read_clip(path: Path, max_seconds: float, decoded: Decoded | None = None) -> Clip:
+    """The first ``max_seconds`` of a video, every frame, meshed with the pipeline's tracker
+    (``decoded``: its :func:`read_frames` when already read)."""
     from veracity.faces.mesh import FaceMesher
     from veracity.media.types import Frame
 
-    frames, times, fps = read_frames(path, max_seconds)
+    frames, times, fps = decoded or read_frames(path, max_seconds)
     mesher = FaceMesher(max_faces=2)
     try:
         found = mesher.sequence([Frame(t=t, rgb=f, role="dense", window=0) for t, f in zip(times, frames, strict=True)])
@@ -478,6 +482,7 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
         return donors[path]
 
     for n, (path, rel, repo) in enumerate(videos):
+        decoded: Decoded | None = None  # the real clip, decoded once for its fakes and their twins
         clip: Clip | None = None
         for method in methods:
             rng = np.random.default_rng([seed, zlib.crc32(f"{method}:{rel}".encode())])
@@ -492,9 +497,11 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
                     voiced = make_voice(path, max_seconds, voice_vocoder(rel, seed))
                     if voiced is not None:
                         sound = voiced
-                        made, _, fps = read_frames(path, max_seconds)
+                        decoded = decoded or read_frames(path, max_seconds)
+                        made, _, fps = decoded
                 else:
-                    clip = clip or read_clip(path, max_seconds)
+                    decoded = decoded or read_frames(path, max_seconds)
+                    clip = clip or read_clip(path, max_seconds, decoded)
                     fps = clip.fps
                     if method == "faceswap":
                         others = [v for v in videos if identity(v[1]) != identity(rel)]
@@ -511,8 +518,8 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
                 progress(f"[{n + 1}/{len(videos)}] {method} {rel}: {len(made)} frames")
             twin = twin_path(out, method, rel)
             if not twin.is_file():
-                frames, _, fps = read_frames(path, max_seconds)
-                write_clip(twin, frames, fps, path, max_seconds, x264_crf(target) or crf)
+                decoded = decoded or read_frames(path, max_seconds)
+                write_clip(twin, decoded[0], decoded[2], path, max_seconds, x264_crf(target) or crf)
             source = f"local/made-{method}" + (f"-{voice_vocoder(rel, seed)}" if method == "voice" else "")
             common = {"split": "train", "kind": "video", "source_repo": source, "commit": "",
                       "source_path": rel, "license": "generated locally from a research-licensed clip, training only"}
