@@ -257,3 +257,10 @@ def test_augment_pair_degrades_both_alike_and_keeps_v2_draws_without_it() -> Non
         old = augment_pair(img, img.copy(), np.random.default_rng(seed), 64)
         same = augment_pair(img, img.copy(), np.random.default_rng(seed), 64, degrade_p=0.0)
         assert np.array_equal(old[0], same[0])
+
+
+def test_hull_mask_on_a_frame_is_height_by_width() -> None:
+    pts = np.array([[10.0, 5.0], [70.0, 5.0], [70.0, 25.0], [10.0, 25.0]])
+    mask = hull_mask(pts, (80, 30))
+    assert mask.shape == (30, 80)
+    assert mask[15, 40] == 1 and mask[2, 40] == 0 and mask[15, 75] == 0

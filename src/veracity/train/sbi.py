@@ -49,11 +49,13 @@ NOSE_TIP = 1
 BROWS = (105, 334)  # mid-eyebrow points of the MediaPipe mesh
 
 
-def hull_mask(points: npt.NDArray[np.floating[Any]], size: int) -> F32:
-    """1 inside the convex hull of ``points`` (x, y pixels of a ``size`` square), 0 outside."""
+def hull_mask(points: npt.NDArray[np.floating[Any]], size: int | tuple[int, int]) -> F32:
+    """1 inside the convex hull of ``points`` (x, y pixels of a ``size`` square, or of a
+    ``(width, height)`` frame), 0 outside."""
     if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] < 3:
         raise ValueError(f"need at least 3 (x, y) points, got shape {points.shape}")
-    mask = np.zeros((size, size), dtype=np.uint8)
+    width, height = (size, size) if isinstance(size, int) else size
+    mask = np.zeros((height, width), dtype=np.uint8)
     hull = cv2.convexHull(np.round(points).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, (1,))
     return mask.astype(np.float32)

@@ -51,6 +51,7 @@ import numpy.typing as npt
 
 from veracity.errors import ConfigError
 from veracity.train.common import VIDEO_SUFFIXES, default_roots, read_manifest
+from veracity.train.sbi import hull_mask
 from veracity.train.speech_fakes import write_manifest
 
 U8 = npt.NDArray[np.uint8]
@@ -165,12 +166,6 @@ def piecewise_warp(src: U8, src_pts: F64, dst_pts: F64, tris: npt.NDArray[np.int
     return np.asarray(out, dtype=np.uint8), (index > 0).astype(np.float32)
 
 
-def hull(points: F64, size: tuple[int, int]) -> F32:
-    mask = np.zeros((size[1], size[0]), dtype=np.uint8)
-    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), (1,))
-    return mask.astype(np.float32)
-
-
 def feather(mask: F32, face_px: float, rng: np.random.Generator) -> F32:
     """Erode by 2-6 % of the face size, then blur by 3-8 %: the soft seam of a blended face."""
     k = max(1, int(face_px * rng.uniform(0.02, 0.06))) | 1
@@ -270,8 +265,8 @@ def make_faceswap(clip: Clip, donor: Clip, rng: np.random.Generator) -> list[U8]
             continue
         size = (img.shape[1], img.shape[0])
         warped, cover = piecewise_warp(d_img, d_pts, pts, tris, size)
-        mask = hull(shrunk(pts, 0.9), size) * cover  # inside the oval: no donor hair or background
-        mask[hull(pts[list(INNER_LIPS)], size) > 0] = 0
+        mask = hull_mask(shrunk(pts, 0.9), size) * cover  # inside the oval: no donor hair or background
+        mask[hull_mask(pts[list(INNER_LIPS)], size) > 0] = 0
         warped = colour_match(warped, img, mask)
         warped = render_at(warped, face_box(pts, size), side)
         out.append(blend(img, warped, feather(mask, face_px(pts), rng)))
@@ -300,7 +295,7 @@ def make_lipsync(clip: Clip, rng: np.random.Generator) -> list[U8] | None:
         mpts = spts @ m[:, :2].T + m[:, 2]
         cut = pts[NOSE_TIP, 1] - 0.25 * (pts[NOSE_TIP, 1] - pts[BROW_MID, 1])
         lower = np.vstack([pts[pts[:, 1] >= cut], mpts[mpts[:, 1] >= cut]])
-        mask = hull(lower, size)
+        mask = hull_mask(lower, size)
         moved = colour_match(np.asarray(moved, dtype=np.uint8), img, mask)
         box = face_box(lower, size, grow=1.1)
         moved = restore_look(render_at(moved, box, side), rng)
