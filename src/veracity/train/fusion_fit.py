@@ -46,6 +46,7 @@ from veracity.fusion.fuse import (
     KindThresholds,
 )
 from veracity.models.metrics import roc_auc
+from veracity.train.common import group_of
 
 F = npt.NDArray[np.float64]
 MIN_PER_CLASS = 8
@@ -470,8 +471,6 @@ def in_sample_kinds(records: Sequence[Record], trained_groups: Mapping[str, set[
     """Per detector, the kinds whose train records include a file of a group its card's
     ``training_data`` names (``trained_groups[name]``, e.g. ``train/audio/fake/Edresson/YourTTS``,
     the trainers' :func:`~veracity.train.common.group_of`); ``"*"`` among them: every kind."""
-    from veracity.train.common import group_of
-
     out: dict[str, set[str]] = {n: set() for n in trained_groups}
     for r in records:
         group = group_of({"path": r.rel, "split": "train", "source_repo": r.source})
