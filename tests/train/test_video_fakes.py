@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -180,3 +182,36 @@ def test_made_videos_pair_each_fake_with_its_reencoded_twin(tmp_path: Path) -> N
         ("train/video_fake/made_lipsync/a.mp4", made, "train/video_twin/made_lipsync/a.mp4", "train/video_real/a.mp4"),
         ("train/video_fake/made_lipsync/b.mp4", shared, "train/video_real/b.mp4", "train/video_real/b.mp4"),
     ]
+
+
+def test_tts_engine_is_seeded_and_one_of_the_engines() -> None:
+    rels = [f"train/video_real/clip_{i}.mp4" for i in range(40)]
+    engines = [vf.tts_engine(r, 0) for r in rels]
+    assert engines == [vf.tts_engine(r, 0) for r in rels]
+    assert set(engines) == set(vf.TTS_ENGINES)
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="Debian flite not installed")
+def test_make_tts_speaks_within_the_clip_length() -> None:
+    x, rate = vf.make_tts("The licence grants permission to copy and to change the work.", "flite", "slt", 2.0)
+    assert rate == 16000 and 0.5 * rate < x.size <= 2 * rate
+    assert 0.6 < float(np.abs(x).max()) <= 0.7001
+
+
+def _tone(seconds: float) -> tuple[npt.NDArray[np.float32], int]:
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (0.2 * np.sin(2 * np.pi * 300 * t)).astype(np.float32), 16000
+
+
+def test_foreign_voice_is_someone_else_with_sound(tmp_path: Path) -> None:
+    frames = [_textured(seed=i % 3) for i in range(75)]
+    short, voiced, mute = tmp_path / "short.mp4", tmp_path / "voiced.mp4", tmp_path / "mute.mp4"
+    vf.write_clip(short, frames[:25], Fraction(25), _tone(1.0), 1.0, 23)  # too short to lend its voice
+    vf.write_clip(voiced, frames, Fraction(25), _tone(3.0), 3.0, 23)
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), frames[0])
+    vf.write_clip(mute, frames, Fraction(25), still, 3.0, 23)  # an image has no sound to copy
+    videos = [(short, "train/video_real/mead_W001_a.mp4", ""), (voiced, "train/video_real/mead_W002_a.mp4", ""),
+              (mute, "train/video_real/mead_W003_a.mp4", "")]
+    assert vf.foreign_voice(videos, "train/video_real/mead_W001_b.mp4", 0) == voiced
+    assert vf.foreign_voice(videos, "train/video_real/mead_W002_b.mp4", 0) is None

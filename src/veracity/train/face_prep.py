@@ -39,11 +39,13 @@ from veracity.train.data import PANEL_MARK, is_composite
 Progress = Callable[[str], None]
 CROP = 256
 N_POINTS = 478
-PREP_VERSION = "face-prep/2.2"
+PREP_VERSION = "face-prep/2.3"
 FACE_DIRS = ("train/faces_real/",)
 VIDEO_DIRS = ("train/video_real/",)
 SOURCES_VIDEO = "train/video/"
 MADE_VIDEO = "train/video_fake/"  # train/video_fakes.py output: each clip names its real twin
+# Made fakes whose frames are their twin's (only the sound was changed): no face fakes.
+SOUND_ONLY = ("train/video_fake/made_voice/", "train/video_fake/made_tts/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +112,16 @@ def sources_videos(root: Path) -> tuple[list[str], list[str], list[str]]:
 
 
 def made_videos(root: Path, roots: Sequence[Path]) -> list[tuple[str, Path, str, str]]:
-    """The made fakes of a root (``train/video_fakes.py``) with their real twin: the re-encoded
+    """The made face fakes of a root (``train/video_fakes.py``; the dubs, whose frames are
+    untouched, are left out) with their real twin: the re-encoded
     twin beside them when written, else the original clip (``source_path``) under one of
     ``roots``: (fake path, twin's root, twin path, original clip's path), sorted."""
     out: list[tuple[str, Path, str, str]] = []
     for r in read_manifest(root):
         if r["split"] != "train" or r["label"] != "fake" or not r["path"].startswith(MADE_VIDEO):
             continue
+        if r["path"].startswith(SOUND_ONLY):
+            continue  # the same frames as its twin: a face crop of it is no face fake
         _, marked, encoded = r["notes"].partition("re-encoded twin: ")
         twin_root: Path | None
         if marked and (root / encoded).is_file():  # the twin compressed as its fake was

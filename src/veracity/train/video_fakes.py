@@ -1,5 +1,5 @@
-"""Made training fakes for the video detectors: a face swap, a lip-sync and a talking head from a
-still, each built from a real train clip by classical warping.
+"""Made training fakes for the video detectors: a face swap, a lip-sync, a talking head from a
+still (classical warps of a real train clip) and two dubs (a vocoded and a synthesised voice).
 
     python -m veracity.train.video_fakes OUT [--methods faceswap,lipsync,still] [--max-seconds 6]
     veracity train fusion --data ../shared/data --data ~/.cache/veracity/data --data OUT
@@ -22,6 +22,13 @@ separates them has shown power on *them*, not on neural fakes: the eval sets say
   whole picture (mesh plus fixed border points) to every later frame's mesh: the motion is real,
   the texture is frozen, the mouth interior and the background are the first frame's; the face
   region is rendered at 128-256 px and sometimes smoothed or sharpened like a face restorer.
+
+- ``voice``: the frames untouched, the clip's own sound resynthesised by HiFi-GAN or WORLD (a
+  dub by a voice converter: words, timing and lips still agree).
+- ``tts``: the frames untouched, the sound replaced by sentences from a classic synthesiser
+  (Debian's flite or festival, neither of which made any of synthetic_speech's training fakes),
+  as in a talking head voiced by TTS; its twin is dubbed with a real voice of someone else, so
+  lips and sound disagree in both and only where the voice came from differs.
 
 Output: ``OUT/train/video_fake/made_<method>/<clip>.mp4`` (H.264 CRF 18-30, the source's frame
 rate and sound); beside each, its real twin re-encoded alike (``OUT/train/video_twin/...``, a
@@ -59,8 +66,14 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 Progress = Callable[[str], None]
 
-METHODS = ("faceswap", "lipsync", "still", "voice")
+METHODS = ("faceswap", "lipsync", "still", "voice", "tts")
 VOICE_VOCODERS = ("hifigan", "world")  # voice: drawn per clip; each is a fake source of its own
+# tts: the engine drawn per clip (a fake source each) and its voices. Neither engine made any of
+# synthetic_speech's training fakes (Piper VITS, espeak-ng, the SOURCES TTS systems), so its
+# scores on these dubs measure it on a synthesiser it never heard.
+TTS_VOICES = {"flite": ("slt", "rms", "awb", "kal16"),
+              "festival": ("voice_kal_diphone", "voice_cmu_us_slt_arctic_hts")}
+TTS_ENGINES = tuple(TTS_VOICES)
 # MediaPipe mesh: the inner lip loop (the mouth opening) and points that do not move with speech.
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 STABLE = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 10, 151, 9)
@@ -365,6 +378,72 @@ def make_voice(path: Path, max_seconds: float, vocoder: str) -> tuple[F32, int] 
 _VOCODERS: dict[str, Any] = {}  # loaded once per run
 
 
+def tts_engine(rel: str, seed: int) -> str:
+    """The classic synthesiser a clip's ``tts`` dub uses, from a hash of its path."""
+    return TTS_ENGINES[zlib.crc32(f"tts:{seed}:{rel}".encode()) % len(TTS_ENGINES)]
+
+
+def make_tts(text: str, engine: str, voice: str, max_seconds: float) -> tuple[F32, int]:
+    """``text`` spoken by Debian's flite or festival (``apt-get install flite festival
+    festvox-kallpc16k festvox-us-slt-hts``), at most ``max_seconds``: (samples, rate)."""
+    import shutil
+    import subprocess
+    import tempfile
+    import wave
+
+    tool = "flite" if engine == "flite" else "text2wave"
+    if shutil.which(tool) is None:
+        raise ConfigError(f"{tool} is not installed (apt-get install flite festival festvox-kallpc16k "
+                          "festvox-us-slt-hts)")
+    with tempfile.TemporaryDirectory(prefix="veracity-tts-") as tmp:
+        wav = Path(tmp) / "out.wav"
+        if engine == "flite":
+            cmd = ["flite", "-voice", voice, "-t", text, "-o", str(wav)]
+        else:
+            (Path(tmp) / "in.txt").write_text(text, encoding="utf-8")
+            cmd = ["text2wave", "-eval", f"({voice})", "-o", str(wav), str(Path(tmp) / "in.txt")]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        with wave.open(str(wav), "rb") as w:
+            rate = w.getframerate()
+            raw = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, w.getnchannels())
+    x = raw.mean(axis=1).astype(np.float32)[: int(max_seconds * rate)] / 32768.0
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    return (np.asarray(x / peak * 0.7, dtype=np.float32) if peak > 0 else x), rate
+
+
+def tts_dub(rel: str, seed: int, max_seconds: float, texts: Sequence[str]) -> tuple[F32, int]:
+    """The sound of a clip's ``tts`` fake: sentences (``texts``, drawn from a hash of its path)
+    in one of its engine's voices, filling about ``max_seconds``."""
+    engine = tts_engine(rel, seed)
+    rng = np.random.default_rng([seed, zlib.crc32(f"tts-text:{rel}".encode())])
+    voices = TTS_VOICES[engine]
+    start = int(rng.integers(len(texts)))
+    words: list[str] = []
+    for k in range(len(texts)):
+        words += texts[(start + k) % len(texts)].split()
+        if len(words) >= 2.6 * max_seconds:  # ~2.6 words a second, so the speech fills the clip
+            break
+    return make_tts(" ".join(words) + ".", engine, voices[int(rng.integers(len(voices)))], max_seconds)
+
+
+def foreign_voice(videos: Sequence[tuple[Path, str, str]], rel: str, seed: int) -> Path | None:
+    """A real clip of someone else that has a sound track: the voice of a ``tts`` fake's twin, so
+    the twin is a dub too (lips and sound disagree in both; only the voice's origin differs)."""
+    import av
+
+    others = [v for v in videos if identity(v[1]) != identity(rel)]
+    rng = np.random.default_rng([seed, zlib.crc32(f"foreign:{rel}".encode())])
+    for k in rng.permutation(len(others)):
+        path = others[int(k)][0]
+        try:
+            with av.open(str(path)) as c:
+                if c.streams.audio and (c.duration or 0) > 2_000_000:
+                    return path
+        except av.error.FFmpegError:
+            continue
+    return None
+
+
 def write_clip(path: Path, frames: Sequence[U8], fps: Fraction, sound_from: Path | tuple[F32, int], seconds: float,
                crf: int) -> None:
     """H.264 (yuv420p) at ``crf`` plus the first ``seconds`` of ``sound_from``'s audio (AAC), or
@@ -471,6 +550,11 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
         raise ConfigError(f"no real train videos under {', '.join(map(str, roots))}")
     rows: list[dict[str, str]] = []
     donors: dict[Path, Clip] = {}
+    texts: list[str] = []
+    if "tts" in methods:
+        from veracity.train.speech_fakes import sentences
+
+        texts = sentences(seed)
 
     def donor_of(path: Path) -> Clip:
         if path not in donors:
@@ -486,6 +570,10 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
             crf = int(np.random.default_rng([seed, zlib.crc32(f"crf:{method}:{rel}".encode())]).integers(18, 31))
             target = out / "train" / "video_fake" / f"made_{method}" / (Path(rel).stem + ".mp4")
             detail = f"made {method} of {rel}"
+            foreign = foreign_voice(videos, rel, seed) if method == "tts" else None
+            if method == "tts" and foreign is None:
+                progress(f"[{n + 1}/{len(videos)}] tts {rel}: skipped (no other clip with sound for its twin)")
+                continue
             if not target.is_file():
                 made: list[U8] | None = None
                 fps: Fraction = Fraction(25)
@@ -496,6 +584,10 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
                         sound = voiced
                         decoded = decoded or read_frames(path, max_seconds)
                         made, _, fps = decoded
+                elif method == "tts":
+                    sound = tts_dub(rel, seed, max_seconds, texts)
+                    decoded = decoded or read_frames(path, max_seconds)
+                    made, _, fps = decoded
                 else:
                     decoded = decoded or read_frames(path, max_seconds)
                     clip = clip or read_clip(path, max_seconds, decoded)
@@ -516,14 +608,17 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
             twin = twin_path(out, method, rel)
             if not twin.is_file():
                 decoded = decoded or read_frames(path, max_seconds)
-                write_clip(twin, decoded[0], decoded[2], path, max_seconds, x264_crf(target) or crf)
-            source = f"local/made-{method}" + (f"-{voice_vocoder(rel, seed)}" if method == "voice" else "")
+                write_clip(twin, decoded[0], decoded[2], foreign or path, max_seconds, x264_crf(target) or crf)
+            source = f"local/made-{method}" + (f"-{voice_vocoder(rel, seed)}" if method == "voice" else
+                                               f"-{tts_engine(rel, seed)}" if method == "tts" else "")
             common = {"split": "train", "kind": "video", "source_repo": source, "commit": "",
                       "source_path": rel, "license": "generated locally from a research-licensed clip, training only"}
             rows.append({"path": str(target.relative_to(out)), "label": "fake", "detail": detail, **common,
                          "notes": f"real twin: {rel} ({repo}); re-encoded twin: {twin.relative_to(out)}"})
+            dubbed = "" if foreign is None else f", dubbed with the real voice of {foreign.name}"
             rows.append({"path": str(twin.relative_to(out)), "label": "real", **common,
-                         "detail": f"{rel} re-encoded as its made {method} fake was", "notes": f"twin of {detail}"})
+                         "detail": f"{rel} re-encoded as its made {method} fake was{dubbed}",
+                         "notes": f"twin of {detail}"})
     write_manifest(out, rows)
     return len(rows)
 
