@@ -257,3 +257,23 @@ def test_a_missing_table_counts_only_on_the_kinds_the_detector_was_trained_on() 
     # trained on this kind, or nothing known: taken back
     assert refuse_in_sample(won, params, [name], {name: {weighted}})["kinds_won"] == []
     assert refuse_in_sample(won, params, [name])["kinds_won"] == []
+
+
+def test_dubs_of_a_trained_clip_count_as_trained_for_the_face_detector(tmp_path: Path) -> None:
+    from veracity.train.fusion import sound_only_copies
+    from veracity.train.speech_fakes import write_manifest
+
+    common = {"split": "train", "kind": "video", "commit": "", "license": "", "detail": "", "notes": ""}
+    rows = [
+        {**common, "path": "train/video_fake/made_tts/a.mp4", "label": "fake", "source_repo": "local/made-tts-flite",
+         "source_path": "train/video_real/a.mp4"},
+        {**common, "path": "train/video_twin/made_tts/a.mp4", "label": "real", "source_repo": "local/made-tts-flite",
+         "source_path": "train/video_real/a.mp4"},
+        {**common, "path": "train/video_fake/made_voice/b.mp4", "label": "fake", "source_repo": "local/made-voice",
+         "source_path": "train/video_real/b.mp4"},  # b was held out: its dub stays out of sample
+        {**common, "path": "train/video_fake/made_lipsync/a.mp4", "label": "fake", "source_repo": "local/made-lipsync",
+         "source_path": "train/video_real/a.mp4"},  # a face fake: the crop cache itself says
+    ]
+    write_manifest(tmp_path / "made", rows)
+    got = sound_only_copies([tmp_path / "made", tmp_path / "no-manifest"], {"train/video_real/a.mp4"})
+    assert got == {"train/video_fake/made_tts/a.mp4", "train/video_twin/made_tts/a.mp4"}

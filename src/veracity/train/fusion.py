@@ -139,10 +139,29 @@ def trained_groups(detector: str) -> set[str]:
     return names or {"*"}
 
 
-def face_artifacts_table(work: Path, card_name: str, log: Log) -> heldout.HeldOut | None:
+def sound_only_copies(roots: Sequence[Path], trained: set[str]) -> set[str]:
+    """The made dubs (``train/video_fakes.py`` voice and tts) and their twins whose frames are a
+    trained clip's frames re-encoded: the face detector has seen those faces, though not these
+    files, so their face scores are in-sample too."""
+    from veracity.train.face_prep import SOUND_ONLY
+
+    twins = tuple(s.replace("/video_fake/", "/video_twin/") for s in SOUND_ONLY)
+    out: set[str] = set()
+    for root in roots:
+        if not (root / "MANIFEST.tsv").is_file():
+            continue
+        for r in read_manifest(root):
+            if r["path"].startswith(SOUND_ONLY + twins) and r.get("source_path") in trained:
+                out.add(r["path"])
+    return out
+
+
+def face_artifacts_table(work: Path, card_name: str, log: Log,
+                         roots: Sequence[Path] = ()) -> heldout.HeldOut | None:
     """From the crop cache's groups (``train face_artifacts`` prepares it) and the trainer's own
-    split: every file with a crop outside the validation groups was trained on. None when the
-    crop cache or torch (the trainer's module) is missing."""
+    split: every file with a crop outside the validation groups was trained on, and so were the
+    dubs of those clips under ``roots`` (:func:`sound_only_copies`). None when the crop cache or
+    torch (the trainer's module) is missing."""
     try:
         from veracity.train import face_artifacts as trainer
         from veracity.train import face_prep
@@ -163,6 +182,7 @@ def face_artifacts_table(work: Path, card_name: str, log: Log) -> heldout.HeldOu
         return {rel}
 
     trained = set().union(*(files(fs.items[int(i)]) for i in tr))
+    trained |= sound_only_copies(roots, trained)
     held = set().union(*(files(fs.items[int(i)]) for i in va)) - trained
     log(f"face_artifacts: {len(trained)} train files trained on, {len(held)} held out (validation groups)")
     return heldout.HeldOut(
@@ -204,7 +224,7 @@ def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) 
             except ConfigError:  # no train images under these roots
                 table = None
         elif table is None and name == "face_artifacts":
-            table = face_artifacts_table(cache / "train" / "face_artifacts", card, log)
+            table = face_artifacts_table(cache / "train" / "face_artifacts", card, log, roots)
         if table is not None and not stored:
             heldout.save(table, cache)  # fixed for these weights from now on (replaces a stale one)
         if table is None:
