@@ -335,3 +335,10 @@ def _one_line(exc: ValidationError, cls: type[BaseSettings]) -> str:
         else:
             out.append(f"{var}: {msg}")
     return "; ".join(out)
+
+
+def shown_path(path: str | Path) -> str:
+    """A path as written into files we commit or show (fusion files, plot titles): the home
+    folder as ``~``, so no personal path leaks."""
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if text.startswith(home + "/") else text

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from veracity import __version__
-from veracity.config import Options, Settings
+from veracity.config import Options, Settings, shown_path
 from veracity.errors import ConfigError
 from veracity.evaluation.dataset import LabelledItem, load_set
 from veracity.evaluation.plot import reliability_png, roc_png
@@ -123,9 +123,10 @@ def write_outputs(records: Sequence[Record], summary: dict[str, Any], out_dir: P
              "reliability": out_dir / "reliability.png"}
     save_records(records, paths["records"])
     names = [*[n for n in summary["scores"] if n != FUSED], FUSED]
-    roc_png(records, names, paths["roc"], title=f"ROC: {summary['set']['target']}")
+    target = f"{shown_path(summary['set']['target'])} ({summary.get('fusion', {}).get('version', '?')})"
+    roc_png(records, names, paths["roc"], title=f"ROC: {target}")
     bins = {k: (v.get("reliability") or [], v.get("ece")) for k, v in summary.get("per_kind", {}).items()}
-    reliability_png(bins, paths["reliability"], title=f"Reliability: {summary['set']['target']}")
+    reliability_png(bins, paths["reliability"], title=f"Reliability: {target}")
     summary["outputs"] = {k: str(v) for k, v in paths.items()}
     paths["summary"].write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return paths

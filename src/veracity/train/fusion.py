@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from veracity.config import Options, Settings
+from veracity.config import Options, Settings, shown_path
 from veracity.errors import ConfigError
 from veracity.evaluation.dataset import LabelledItem
 from veracity.evaluation.runner import Progress, Record, latest_records, run_cached
@@ -107,12 +107,6 @@ def collect(roots: Sequence[Path], split: str, cache: Path, *, per_group: dict[s
     by_kind = Counter((i.kind, i.label) for i in items)
     log(f"{split}: {len(items)} files " + ", ".join(f"{k} {lab} {n}" for (k, lab), n in sorted(by_kind.items())))
     return run_cached(items, cache, options=Options(), settings=settings, progress=progress, log=log)
-
-
-def _shown(path: Path) -> str:
-    """A path as written into the fusion file: the home folder as ``~`` (no personal paths)."""
-    text, home = str(path), str(Path.home())
-    return "~" + text[len(home):] if text.startswith(home + "/") else text
 
 
 def data_summary(records: Sequence[Record]) -> dict[str, Any]:
@@ -310,22 +304,22 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
     params = params.model_copy(update={"fit": {
         "method": f"logistic on clipped detector logits (L2, class- and source-balanced) + {calibration}",
         "cv": "grouped k-fold by source (panels of one composite set form one group)",
-        "data": {"split": "train", "per_group": caps, "seed": seed, "roots": [_shown(r) for r in roots],
-                 "kinds": data_summary(train), "records": _shown(records_path)},
+        "data": {"split": "train", "per_group": caps, "seed": seed, "roots": [shown_path(r) for r in roots],
+                 "kinds": data_summary(train), "records": shown_path(records_path)},
         "held_out": {"rule": ("a learned detector's score on a train file its weights were fitted on is replaced "
                               "by its out-of-fold score, or withdrawn (neutral) when it has none"),
                      "applied": held_out is not None, "per_detector": held_counts,
                      "missing": missing,
                      "missing_in_sample_kinds": {n: sorted(k) for n, k in trained_kinds.items()}},
-        "reviews": {"file": _shown(reviews), "n": len(review_rows)} if reviews is not None else None,
+        "reviews": {"file": shown_path(reviews), "n": len(review_rows)} if reviews is not None else None,
         "kinds": {k: f.report for k, f in fits.items()},
         "eval_comparison": {**comparison, "current_default": current, "became_default": promote},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "veracity train fusion " + " ".join(
-            [*(f"--data {_shown(r)}" for r in roots), f"--records {_shown(records_path)}",
-             *(f"--eval {_shown(r)}" for r in eval_roots),
-             *([f"--eval-records {_shown(eval_records)}"] if eval_records else []),
-             *([f"--reviews {_shown(reviews)}"] if reviews else [])]),
+            [*(f"--data {shown_path(r)}" for r in roots), f"--records {shown_path(records_path)}",
+             *(f"--eval {shown_path(r)}" for r in eval_roots),
+             *([f"--eval-records {shown_path(eval_records)}"] if eval_records else []),
+             *([f"--reviews {shown_path(reviews)}"] if reviews else [])]),
     }})
     target = out or fusion_data_dir() / f"{version}.json"
     if out is None and version == current and not beats:
