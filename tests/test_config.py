@@ -129,3 +129,13 @@ def test_the_analysis_part_holds_no_secret_and_the_service_part_no_analysis_fiel
     assert type(service) is ServiceSettings and service.webhook_secret == "w" * 32
     assert not set(ServiceSettings.model_fields) & set(AnalysisSettings.model_fields)
     assert set(ServiceSettings.model_fields) | set(AnalysisSettings.model_fields) == set(Settings.model_fields)
+
+
+def test_shown_path_writes_the_home_folder_as_tilde() -> None:
+    from pathlib import Path
+
+    from veracity.config import shown_path
+
+    assert shown_path(Path.home() / ".cache" / "veracity" / "x.jsonl") == "~/.cache/veracity/x.jsonl"
+    assert shown_path("../shared/data") == "../shared/data"
+    assert shown_path(str(Path.home()) + "other/x") == str(Path.home()) + "other/x"  # a sibling, not home
