@@ -53,14 +53,14 @@ from veracity.models.cards import ModelCard, file_sha256, write_card
 from veracity.models.metrics import roc_auc
 from veracity.train.face_prep import CROP, FaceSet, load, load_or_build
 from veracity.train.onnx_export import halve_weights
-from veracity.train.sbi import augment_pair, lipsync_blend, restore, self_blend
+from veracity.train.sbi import augment_pair, lipsync_blend, self_blend
 
 Progress = Callable[[str], None]
 StepHook = Callable[[dict[str, Any]], None]
-CARD_NAME = "face_artifacts-v5"
-ONNX_NAME = "face_artifacts-v5.onnx"
-VERSION = "5.0.0"
-PREVIOUS = "face_artifacts-v4"  # warm start (and the bar to beat) when neither checkpoint nor own ONNX exists
+CARD_NAME = "face_artifacts-v4"
+ONNX_NAME = "face_artifacts-v4.onnx"
+VERSION = "4.0.0"
+PREVIOUS = "face_artifacts-v3"  # warm start (and the bar to beat) when neither checkpoint nor own ONNX exists
 INPUT = 160
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -70,7 +70,7 @@ VAL_IMAGE_SHARE = 0.1
 VAL_SBI_MAX = 160  # held-out reals (each with its self-blend) in the validation set
 VAL_DFL_MAX = 160  # held-out DeepFaceLive (real, swap) pairs in the validation set
 SBI_SOURCES = (("faces_real",), ("video_real", "sources_real"), ("dfl_real",))  # drawn evenly
-PARTS = ("sbi", "dfl", "lip", "made", "restored")
+PARTS = ("sbi", "dfl", "lip", "made")
 SWAP_SOURCES = ("dfl_fake", "made_fake")  # supervised fakes, each beside its real twin; drawn evenly
 
 
@@ -81,7 +81,6 @@ class TrainConfig:
     dfl_pairs: int = 6  # (real, swap) pairs per batch (DeepFaceLive and made fakes evenly); the rest self-blends
     lip_share: float = 0.4  # share of the self-blends made lip-sync-like (sbi.lipsync_blend)
     degrade_p: float = 0.2  # pairs blurred (and half as often noised) alike (sbi.degrade)
-    restore_p: float = 0.3  # each image sharpened like a face restorer on its own draw (sbi.restore; v5 on)
     freeze_bn: bool = True  # BatchNorm statistics and mode fixed (fine-tuning a folded warm start)
     lr: float = 4e-4
     weight_decay: float = 1e-2
@@ -161,8 +160,7 @@ class Pools:
 
 def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, dfl_pairs: int,
                size: int = INPUT, *, lip_share: float = 0.0,
-               degrade_p: float = 0.0, restore_p: float = 0.0
-               ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
+               degrade_p: float = 0.0) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     """One training batch: (real, self-blend) pairs — a ``lip_share`` of them lip-sync-like
     blends — and (real half, swap half) pairs, each pair augmented alike."""
     n_swap = min(dfl_pairs, batch // 2) if pools.swaps.size else 0
@@ -174,12 +172,12 @@ def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, 
         real = np.asarray(fs.crops[i])
         lip = lip_share > 0 and rng.random() < lip_share
         fake, _ = (lipsync_blend if lip else self_blend)(real, fs.points[i], rng)
-        imgs.extend(augment_pair(real, fake, rng, size, degrade_p, restore_p))
+        imgs.extend(augment_pair(real, fake, rng, size, degrade_p))
     for _ in range(n_swap):
         fam = pools.swap_families[int(rng.integers(len(pools.swap_families)))]
         j = int(fam[int(rng.integers(fam.size))])
         imgs.extend(augment_pair(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), rng, size,
-                                 degrade_p, restore_p))
+                                 degrade_p))
     labels = np.tile(np.asarray([0.0, 1.0], np.float32), len(imgs) // 2)
     return np.stack(imgs), labels
 
@@ -188,7 +186,7 @@ def make_batch(fs: FaceSet, pools: Pools, rng: np.random.Generator, batch: int, 
 class ValSet:
     x: npt.NDArray[np.uint8]
     y: npt.NDArray[np.int64]
-    part: npt.NDArray[np.str_]  # one of PARTS per image
+    part: npt.NDArray[np.str_]  # "sbi", "dfl", "lip" or "made" per image
 
     def counts(self) -> dict[str, int]:
         return {p: int((self.part == p).sum()) for p in PARTS if (self.part == p).any()}
@@ -233,13 +231,6 @@ def validation_set(fs: FaceSet, va: npt.NDArray[np.int64], seed: int, size: int 
         made = np.sort(made_rng.choice(made, size=VAL_DFL_MAX, replace=False))
     for j in made.tolist():
         add(np.asarray(fs.crops[int(fs.pairs[j])]), np.asarray(fs.crops[j]), made_rng, "made")
-    # ``restored``: the same held-out (twin, fake) pairs with the fake sharpened like a face
-    # restorer (sbi.restore) and the twin as it is: how the eval talking heads and GFPGAN lip-syncs
-    # come (v5 on; its own generator, so the parts above stay as they were).
-    rest_rng = np.random.default_rng(seed + 4000)
-    for j in np.concatenate([swaps, made]).tolist():
-        fake = restore(np.asarray(fs.crops[j]), float(rest_rng.uniform(0.6, 1.6)), float(rest_rng.uniform(0.8, 2.0)))
-        add(np.asarray(fs.crops[int(fs.pairs[j])]), fake, rest_rng, "restored")
     return ValSet(np.stack(xs), np.asarray(ys, np.int64), np.asarray(parts))
 
 
@@ -319,8 +310,7 @@ class BatchStream:
         while True:
             rng = np.random.default_rng([self.config.seed, step])
             yield make_batch(fs, pools, rng, self.config.batch, self.config.dfl_pairs, self.size,
-                             lip_share=self.config.lip_share, degrade_p=self.config.degrade_p,
-                             restore_p=self.config.restore_p)
+                             lip_share=self.config.lip_share, degrade_p=self.config.degrade_p)
             step += 1
 
 
@@ -680,9 +670,7 @@ def make_card(fs: FaceSet, tr: npt.NDArray[np.int64], va: npt.NDArray[np.int64],
                       "they were made from, drawn evenly with the DeepFaceLive pairs. Both images of a pair "
                       "share flip, down/up-"
                       f"scaling, blur/noise (p {config.degrade_p}) and JPEG q40-95 or H.264 CRF 18-38 "
-                      f"compression; each image is also sharpened like a face restorer on its own draw "
-                      f"(p {config.restore_p}, unsharp mask 0.4-1.6 at 0.8-2 px), so sharpness alone cannot "
-                      "be read as real.",
+                      "compression.",
             "crops": fs.counts(),
             "train_crops": counts(tr),
             "held_out_crops": counts(va),

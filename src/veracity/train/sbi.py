@@ -293,16 +293,6 @@ def degrade(img: U8, blur_sigma: float, noise: F32 | None) -> U8:
     return x
 
 
-def restore(img: U8, amount: float, sigma: float) -> U8:
-    """A face restorer's look (GFPGAN, CodeFormer, a phone's sharpening): an unsharp mask of
-    ``amount`` at ``sigma`` px. Measured on v4 (held-out train reals, 240 crops): sharpening by
-    1.5 lowers the fake logit by 1.5 on average (original vs sharpened AUC 0.31), so a detector
-    trained without it reads "sharp" as "real", and a restored fake as cleaner than any camera."""
-    x = img.astype(np.float32)
-    soft = cv2.GaussianBlur(x, (0, 0), sigma)
-    return np.asarray(np.clip(x * (1 + amount) - soft * amount, 0, 255), dtype=np.uint8)
-
-
 def jpeg(img: U8, quality: int) -> U8:
     """One JPEG round trip at ``quality`` (training augmentation shared by both classes)."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -337,15 +327,11 @@ def h264(img: U8, crf: int) -> U8:
 
 
 def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int,
-                 degrade_p: float = 0.0, restore_p: float = 0.0) -> tuple[U8, U8]:
+                 degrade_p: float = 0.0) -> tuple[U8, U8]:
     """The same flip, downscale-upscale, optional blur/noise (:func:`degrade`, with probability
     ``degrade_p``) and compression (JPEG q 40-95 or H.264 CRF 18-38, or none) for both images
     of a pair, then resize to ``out_size``: augmentations never differ between the classes, so
-    they cannot become the cue. With ``degrade_p`` 0 the draws are those of the v2 trainer.
-    ``restore_p``: each image of the pair, on its own draw, gets a restorer's sharpening
-    (:func:`restore`) before compression; the two classes are sharpened equally often, but not
-    always together, so sharpness alone says nothing of the label (drawn after the others, so
-    with ``restore_p`` 0 the draws are unchanged)."""
+    they cannot become the cue. With ``degrade_p`` 0 the draws are those of the v2 trainer."""
     if rng.random() < 0.5:
         real, fake = real[:, ::-1], fake[:, ::-1]
     u = rng.random()
@@ -359,13 +345,8 @@ def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int,
             blur_sigma = float(rng.uniform(0.4, 1.4))
         if rng.random() < degrade_p / 2:
             noise = (rng.standard_normal(real.shape) * rng.uniform(2.0, 6.0)).astype(np.float32)
-    sharpen: list[tuple[float, float] | None] = [None, None]
-    if restore_p > 0:
-        for k in (0, 1):
-            if rng.random() < restore_p:
-                sharpen[k] = (float(rng.uniform(0.4, 1.6)), float(rng.uniform(0.8, 2.0)))
     out: list[U8] = []
-    for image, sharp in zip((real, fake), sharpen, strict=True):
+    for image in (real, fake):
         x = np.ascontiguousarray(image)
         if down < 1.0:
             s = x.shape[0]
@@ -373,8 +354,6 @@ def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int,
             x = np.asarray(cv2.resize(small, (s, s), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
         if blur_sigma > 0 or noise is not None:
             x = degrade(x, blur_sigma, noise)
-        if sharp is not None:
-            x = restore(x, *sharp)
         if codec == "jpeg":
             x = jpeg(x, level)
         elif codec == "h264":
