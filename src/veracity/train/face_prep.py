@@ -361,3 +361,26 @@ def load_or_build(roots: Sequence[Path], folder: Path, *, frames_real: int = 12,
     if loaded is None:
         raise ConfigError(f"face crop cache {folder} could not be read back")
     return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m veracity.train.face_prep [--data ROOT ...]``: build (or confirm) the crop cache
+    where ``veracity train face_artifacts`` and the fusion's held-out table look for it, without
+    training (a fresh machine's setup, ``scripts/training_data.sh``)."""
+    import argparse
+
+    from veracity.config import Settings
+    from veracity.train.common import default_roots
+
+    ap = argparse.ArgumentParser(description=(main.__doc__ or "").splitlines()[0])
+    ap.add_argument("--data", type=Path, action="append", help="data root (repeat); default: the trainers' roots")
+    args = ap.parse_args(argv)
+    cache = Settings.from_env().cache_dir
+    roots = args.data or default_roots(cache)
+    fs = load_or_build(roots, cache / "train" / "face_artifacts" / "crops", log=print)
+    print(f"{len(fs)} face crops: {fs.counts()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
