@@ -186,9 +186,11 @@ def test_made_videos_pair_each_fake_with_its_reencoded_twin(tmp_path: Path) -> N
 
 def test_tts_engine_is_seeded_and_one_of_the_engines() -> None:
     rels = [f"train/video_real/clip_{i}.mp4" for i in range(40)]
-    engines = [vf.tts_engine(r, 0) for r in rels]
-    assert engines == [vf.tts_engine(r, 0) for r in rels]
+    engines = [vf.variant("tts", r, 0) for r in rels]
+    assert engines == [vf.variant("tts", r, 0) for r in rels]
     assert set(engines) == set(vf.TTS_ENGINES)
+    assert {vf.variant("voice", r, 0) for r in rels} == set(vf.VOICE_VOCODERS)
+    assert vf.variant("faceswap", rels[0], 0) is None
 
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="Debian flite not installed")

@@ -74,6 +74,7 @@ VOICE_VOCODERS = ("hifigan", "world")  # voice: drawn per clip; each is a fake s
 TTS_VOICES = {"flite": ("slt", "rms", "awb", "kal16"),
               "festival": ("voice_kal_diphone", "voice_cmu_us_slt_arctic_hts")}
 TTS_ENGINES = tuple(TTS_VOICES)
+VARIANTS = {"voice": VOICE_VOCODERS, "tts": TTS_ENGINES}  # drawn per clip by variant()
 # MediaPipe mesh: the inner lip loop (the mouth opening) and points that do not move with speech.
 INNER_LIPS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 STABLE = (33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 10, 151, 9)
@@ -343,10 +344,12 @@ def make_still(clip: Clip, rng: np.random.Generator) -> list[U8] | None:
     return out
 
 
-def voice_vocoder(rel: str, seed: int) -> str:
-    """The vocoder a clip's voice fake uses, from a hash of its path (so the source is known
-    without the file)."""
-    return VOICE_VOCODERS[zlib.crc32(f"voice:{seed}:{rel}".encode()) % len(VOICE_VOCODERS)]
+def variant(method: str, rel: str, seed: int) -> str | None:
+    """What a sound-only fake of a clip uses, drawn from a hash of its path (so the source is
+    known without the file): the vocoder of ``voice``, the synthesiser of ``tts``; None for the
+    other methods. Each variant is a fake source of its own (``local/made-voice-world``)."""
+    choices = VARIANTS.get(method)
+    return choices[zlib.crc32(f"{method}:{seed}:{rel}".encode()) % len(choices)] if choices else None
 
 
 def make_voice(path: Path, max_seconds: float, vocoder: str) -> tuple[F32, int] | None:
@@ -376,11 +379,6 @@ def make_voice(path: Path, max_seconds: float, vocoder: str) -> tuple[F32, int] 
 
 
 _VOCODERS: dict[str, Any] = {}  # loaded once per run
-
-
-def tts_engine(rel: str, seed: int) -> str:
-    """The classic synthesiser a clip's ``tts`` dub uses, from a hash of its path."""
-    return TTS_ENGINES[zlib.crc32(f"tts:{seed}:{rel}".encode()) % len(TTS_ENGINES)]
 
 
 def make_tts(text: str, engine: str, voice: str, max_seconds: float) -> tuple[F32, int]:
@@ -414,7 +412,7 @@ def make_tts(text: str, engine: str, voice: str, max_seconds: float) -> tuple[F3
 def tts_dub(rel: str, seed: int, max_seconds: float, texts: Sequence[str]) -> tuple[F32, int]:
     """The sound of a clip's ``tts`` fake: sentences (``texts``, drawn from a hash of its path)
     in one of its engine's voices, filling about ``max_seconds``."""
-    engine = tts_engine(rel, seed)
+    engine = variant("tts", rel, seed) or TTS_ENGINES[0]
     rng = np.random.default_rng([seed, zlib.crc32(f"tts-text:{rel}".encode())])
     voices = TTS_VOICES[engine]
     start = int(rng.integers(len(texts)))
@@ -579,7 +577,7 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
                 fps: Fraction = Fraction(25)
                 sound: Path | tuple[F32, int] = path
                 if method == "voice":
-                    voiced = make_voice(path, max_seconds, voice_vocoder(rel, seed))
+                    voiced = make_voice(path, max_seconds, variant("voice", rel, seed) or VOICE_VOCODERS[0])
                     if voiced is not None:
                         sound = voiced
                         decoded = decoded or read_frames(path, max_seconds)
@@ -609,8 +607,8 @@ def generate(out: Path, roots: Sequence[Path], *, methods: Sequence[str] = METHO
             if not twin.is_file():
                 decoded = decoded or read_frames(path, max_seconds)
                 write_clip(twin, decoded[0], decoded[2], foreign or path, max_seconds, x264_crf(target) or crf)
-            source = f"local/made-{method}" + (f"-{voice_vocoder(rel, seed)}" if method == "voice" else
-                                               f"-{tts_engine(rel, seed)}" if method == "tts" else "")
+            drawn = variant(method, rel, seed)
+            source = f"local/made-{method}" + (f"-{drawn}" if drawn else "")
             common = {"split": "train", "kind": "video", "source_repo": source, "commit": "",
                       "source_path": rel, "license": "generated locally from a research-licensed clip, training only"}
             rows.append({"path": str(target.relative_to(out)), "label": "fake", "detail": detail, **common,
