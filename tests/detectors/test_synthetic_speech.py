@@ -25,9 +25,11 @@ from veracity.detectors.synthetic_speech import (
     SpeechHead,
     SyntheticSpeechDetector,
     aggregate,
+    check_layers,
     encode_file,
     feature_config,
     file_features,
+    n_features,
     prepare,
     score_features,
     windows,
@@ -150,7 +152,7 @@ def test_windows_cover_long_speech_and_skip_silence() -> None:
     assert speech_s == pytest.approx(10.0, abs=0.3)
     assert np.all(np.isfinite(feats))
     empty, none_starts, _ = file_features(enc, silence(3.0))
-    assert empty.shape == (0, N_FEATURES) and none_starts == []
+    assert empty.shape[0] == 0 and none_starts == []  # no window: no rows (the width needs an encode)
     assert file_features(enc, voiced(0.3))[0].shape[0] == 0  # under MIN_SPEECH_S
     assert len(windows(prepare(voiced(5.0)).speech)) == 1  # up to 1.5 windows: one
 
@@ -208,6 +210,33 @@ def test_card_matches_the_features_and_says_what_was_measured() -> None:
         SpeechHead.from_card(card.model_copy(update={"params": params, "sha256": params_sha256(params)}))
     with pytest.raises(ValueError, match="finite"):
         SpeechHead(version="2", mean=head.mean, std=head.std, coef=np.full(N_FEATURES, math.nan), intercept=0.0)
+
+
+def test_a_head_on_several_encoder_layers_round_trips_through_its_card() -> None:
+    layers = (2, 4)
+    width = n_features(layers)
+    rng = np.random.default_rng(3)
+    head = SpeechHead(version="2.1.0", mean=rng.normal(size=width), std=np.ones(width), coef=rng.normal(size=width),
+                      intercept=0.2, layers=layers)
+    params = head.params()
+    assert params["features"] == feature_config(layers) and params["features"]["layers"] == [2, 4]
+    assert "layers" not in feature_config()  # v2's configuration, word for word
+    base = load_card(CARD_NAME)
+    card = base.model_copy(update={"params": params, "sha256": params_sha256(params), "version": "2.1.0"})
+    back = SpeechHead.from_card(card)
+    assert back.layers == layers and back.width() == width == 4 * EMBED_DIM
+    np.testing.assert_array_equal(back.coef, head.coef)
+    with pytest.raises(ValueError, match="features per row"):
+        back.logits(np.zeros((1, N_FEATURES)))  # one layer's features for a two-layer head
+    bad = {**params, "features": {**params["features"], "layers": [2, 9]}}
+    with pytest.raises(ModelUnavailable, match="bad encoder layers"):
+        SpeechHead.from_card(card.model_copy(update={"params": bad, "sha256": params_sha256(bad)}))
+    short = {**params, "mean": params["mean"][:N_FEATURES]}  # arrays of the wrong width
+    with pytest.raises(ModelUnavailable, match="malformed"):
+        SpeechHead.from_card(card.model_copy(update={"params": short, "sha256": params_sha256(short)}))
+    assert check_layers((4, 2)) == (2, 4)
+    with pytest.raises(ValueError, match="distinct"):
+        check_layers((2, 2))
 
 
 def test_encoder_cards_are_fetchable_from_one_wheel() -> None:

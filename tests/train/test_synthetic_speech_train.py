@@ -12,7 +12,8 @@ import numpy.typing as npt
 import pytest
 from tests.detectors.test_synthetic_speech import StandIn, voiced
 
-from veracity.detectors.synthetic_speech import CARD_NAME, RATE, SpeechHead, file_features, score_features
+from veracity.detectors.synthetic_speech import CARD_NAME, N_FEATURES, RATE, SpeechHead, file_features, score_features
+from veracity.errors import ConfigError
 from veracity.models.cards import read_card
 from veracity.train.common import Item
 from veracity.train.synthetic_speech import (
@@ -103,6 +104,16 @@ def test_train_writes_a_card_the_detector_can_use(tmp_path: Path) -> None:
     calls = enc.calls
     train_synthetic_speech(data, out, encoder=enc, cache_root=tmp_path / "cache")
     assert enc.calls == calls  # the second fit reads every encoding from the cache
+
+    # Two encoder layers: the last layer's encodings come from the cache, layer 2's are new.
+    two = train_synthetic_speech(data, out, encoder=enc, cache_root=tmp_path / "cache", layers=(4, 2),
+                                 measure_eval=False)
+    assert enc.calls > calls
+    head2 = SpeechHead.from_card(two)
+    assert head2.layers == (2, 4) and head2.width() == 2 * N_FEATURES
+    assert "blocks 2, 4" in two.input
+    with pytest.raises(ConfigError, match="distinct"):
+        train_synthetic_speech(data, out, encoder=enc, cache_root=tmp_path / "cache", layers=(5,))
 
 
 def test_generated_fakes_text_is_seeded_sentences() -> None:

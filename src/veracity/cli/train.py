@@ -20,7 +20,7 @@ from rich.console import Console
 from veracity.cli.common import _bar, _err, _fail
 from veracity.config import Settings
 from veracity.detectors import registry
-from veracity.errors import VeracityError
+from veracity.errors import ConfigError, VeracityError
 
 train_app = typer.Typer(no_args_is_help=True, help="Train a model (or fit the fusion) on the train split and write it "
                                                    "with its card; `train data` builds the data.")
@@ -208,11 +208,17 @@ def train_synthetic_speech(
                                                        "variant, both classes.")] = False,
     video_reals: Annotated[bool, typer.Option("--video-reals", help="Also take the sound of the real train videos "
                                                                    "as real speech.")] = False,
+    layers: Annotated[str, typer.Option("--layers", help="Encoder layers (1-4) whose pooled outputs are joined, "
+                                                        "comma-separated; 4 is the last (v2).")] = "4",
     as_json: JsonOpt = False,
 ) -> None:
     """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""
+    try:
+        chosen = tuple(int(k) for k in layers.split(","))
+    except ValueError as exc:
+        raise _fail(ConfigError(f"--layers wants numbers like 2,4, not {layers!r}")) from exc
     _train("synthetic_speech", data_roots(data), out, as_json, exclude={"params"}, progress=_err, threads=threads,
-           measure_eval=not skip_eval, noise=noise, video_reals=video_reals)
+           measure_eval=not skip_eval, noise=noise, video_reals=video_reals, layers=chosen)
 
 
 @train_app.command("fusion")

@@ -38,10 +38,11 @@ import numpy as np
 import numpy.typing as npt
 
 from veracity.detectors.base import AnalysisContext, Applicability, DetectorResult, clamp01, sigmoid
+from veracity.errors import ModelUnavailable
 from veracity.media.types import AUDIO_RATE, MediaKind
-from veracity.models.cards import load_card
+from veracity.models.cards import ModelCard, load_card
 from veracity.models.logistic import StandardLogistic
-from veracity.models.whisper import COMPUTE_TYPE, EMBED_DIM, MODEL_CARD
+from veracity.models.whisper import COMPUTE_TYPE, EMBED_DIM, ENCODER_LAYERS, MODEL_CARD
 
 CARD_NAME = "synthetic_speech-v2"
 RATE = AUDIO_RATE
@@ -57,7 +58,15 @@ MIN_WINDOW_SPEECH_S = 0.5  # a window needs this much speech to be scored
 TOP_FRACTION = 0.5  # the file score: mean of the top half of window logits
 REASON_THRESHOLD = 0.6
 BASE_CONFIDENCE = 0.7
-N_FEATURES = 2 * EMBED_DIM
+DEFAULT_LAYERS: tuple[int, ...] = (ENCODER_LAYERS,)  # the encoder's last layer only (v2)
+
+
+def n_features(layers: tuple[int, ...] = DEFAULT_LAYERS) -> int:
+    """Features per window: mean and std of every chosen layer's 384 outputs."""
+    return 2 * EMBED_DIM * len(layers)
+
+
+N_FEATURES = n_features()
 
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
@@ -197,15 +206,16 @@ def file_features(encoder: Encoder, samples: npt.NDArray[np.floating[Any]]
     seconds of speech. No window (too little speech): an empty [0, N_FEATURES] array."""
     prep = prepare(samples)
     spans = windows(prep.speech)
-    enc = encode_file(encoder, prep) if spans else np.zeros((0, EMBED_DIM), np.float32)
-    return pooled(enc, prep.speech), [float(prep.times[a]) for a, _ in spans], prep.speech_s
+    if not spans:
+        return np.zeros((0, 0)), [], prep.speech_s
+    return pooled(encode_file(encoder, prep), prep.speech), [float(prep.times[a]) for a, _ in spans], prep.speech_s
 
 
 def pooled(enc: Float32Array, speech: BoolArray) -> FloatArray:
-    """[windows, N_FEATURES]: every window of the file's ``speech`` mask pooled from ``enc``
+    """[windows, 2 * enc width]: every window of the file's ``speech`` mask pooled from ``enc``
     (the trainer calls this on cached encodings, so the windows can change without re-encoding)."""
     spans = windows(speech)
-    feats = np.zeros((len(spans), N_FEATURES))
+    feats = np.zeros((len(spans), 2 * enc.shape[1]))
     for i, span in enumerate(spans):
         feats[i] = window_features(enc, speech, span)
     return feats
@@ -224,16 +234,31 @@ def encoding_config() -> dict[str, object]:
             "max_pause_s": MAX_PAUSE_S, "target_dbfs": TARGET_DBFS}
 
 
-def feature_config() -> dict[str, object]:
-    """What the head depends on: the encoding, the windows and the pooling."""
-    return {**encoding_config(), "id": "whisper-tiny-en-pooled/2", "window_s": WINDOW_S,
-            "min_speech_s": MIN_SPEECH_S, "min_window_speech_s": MIN_WINDOW_SPEECH_S,
-            "pool": "mean+std over speech frames", "n_features": N_FEATURES}
+def feature_config(layers: tuple[int, ...] = DEFAULT_LAYERS) -> dict[str, object]:
+    """What the head depends on: the encoding, the layers, the windows and the pooling. The
+    default (last layer only) is v2's configuration word for word, so its card still loads."""
+    config: dict[str, object] = {
+        **encoding_config(), "id": "whisper-tiny-en-pooled/2", "window_s": WINDOW_S, "min_speech_s": MIN_SPEECH_S,
+        "min_window_speech_s": MIN_WINDOW_SPEECH_S, "pool": "mean+std over speech frames",
+        "n_features": n_features(layers)}
+    if layers != DEFAULT_LAYERS:
+        config["layers"] = list(layers)
+    return config
+
+
+def check_layers(layers: tuple[int, ...]) -> tuple[int, ...]:
+    """Distinct encoder layers in 1..4, in ascending order (the feature order)."""
+    if not layers or len(set(layers)) != len(layers) or not all(1 <= k <= ENCODER_LAYERS for k in layers):
+        raise ValueError(f"encoder layers must be distinct, in 1..{ENCODER_LAYERS}: {layers}")
+    return tuple(sorted(layers))
 
 
 @dataclass(frozen=True, slots=True)
 class SpeechHead(StandardLogistic):
-    """Standardise the pooled encoder features, then a calibrated logistic regression."""
+    """Standardise the pooled encoder features (of ``layers``), then a calibrated logistic
+    regression."""
+
+    layers: tuple[int, ...] = DEFAULT_LAYERS
 
     n_features: ClassVar[int] = N_FEATURES
     noun: ClassVar[str] = "head"
@@ -242,6 +267,25 @@ class SpeechHead(StandardLogistic):
     @classmethod
     def config(cls) -> dict[str, object]:
         return feature_config()
+
+    def width(self) -> int:
+        return n_features(self.layers)
+
+    def feature_config(self) -> dict[str, object]:
+        return feature_config(self.layers)
+
+    @classmethod
+    def from_card(cls, card: ModelCard) -> SpeechHead:
+        """The head of ``card``, on the encoder layers its feature configuration names."""
+        found = cls.card_features(card)
+        try:
+            named = found.get("layers", DEFAULT_LAYERS) if isinstance(found, dict) else DEFAULT_LAYERS
+            layers = check_layers(tuple(int(k) for k in named))
+        except (TypeError, ValueError) as exc:
+            raise ModelUnavailable(f"model {card.name!r} names bad encoder layers: {exc}") from exc
+        if found != feature_config(layers):
+            raise ModelUnavailable(f"model {card.name!r} " + cls.mismatch.format(found=found))
+        return cls.from_arrays(card, layers=layers)
 
 
 def score_features(head: SpeechHead, feats: FloatArray) -> tuple[float, FloatArray]:
@@ -270,9 +314,10 @@ class SyntheticSpeechDetector:
 
     def _get_encoder(self, ctx: AnalysisContext) -> Encoder:
         if self._encoder is None:
-            from veracity.models.whisper import WhisperEncoder
+            from veracity.models.whisper import LayeredEncoder
 
-            self._encoder = WhisperEncoder.from_cache(ctx.settings.cache_dir, threads=ctx.settings.onnx_threads)
+            self._encoder = LayeredEncoder.from_cache(ctx.settings.cache_dir, self._get_head().layers,
+                                                      threads=ctx.settings.onnx_threads)
         return self._encoder
 
     def applies(self, ctx: AnalysisContext) -> Applicability:

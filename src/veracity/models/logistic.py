@@ -42,8 +42,17 @@ class StandardLogistic:
         """The feature configuration the model must have been trained with."""
         raise NotImplementedError
 
+    def width(self) -> int:
+        """How many features this model takes (the class's ``n_features`` unless a subclass's
+        instances differ, as the speech head does with its encoder layers)."""
+        return self.n_features
+
+    def feature_config(self) -> dict[str, object]:
+        """This model's feature configuration (the class's ``config()`` unless instances differ)."""
+        return self.config()
+
     def __post_init__(self) -> None:
-        n = self.n_features
+        n = self.width()
         for arr in (self.mean, self.std, self.coef):
             if arr.shape != (n,) or not np.all(np.isfinite(arr)):
                 raise ValueError(f"{self.noun} arrays must be {n} finite numbers")
@@ -57,26 +66,38 @@ class StandardLogistic:
     def logits(self, features: npt.NDArray[np.floating[Any]]) -> FloatArray:
         """The logits of a batch of feature vectors (one row each; a single vector is one row)."""
         x = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        if x.shape[1] != self.n_features:
-            raise ValueError(f"expected {self.n_features} features per row, got {x.shape}")
+        if x.shape[1] != self.width():
+            raise ValueError(f"expected {self.width()} features per row, got {x.shape}")
         return np.asarray(((x - self.mean) / self.std) @ self.coef + self.intercept, dtype=np.float64)
 
     def params(self) -> dict[str, object]:
         """The card's inline payload (hashed by the card)."""
-        return {self.config_key: self.config(), "mean": self.mean.tolist(), "std": self.std.tolist(),
+        return {self.config_key: self.feature_config(), "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "coef": self.coef.tolist(), "intercept": self.intercept}
 
     @classmethod
     def from_card(cls, card: ModelCard) -> Self:
-        p = card.params
-        if card.kind != "logistic" or p is None:
+        found = cls.card_features(card)
+        if found != cls.config():
+            raise ModelUnavailable(f"model {card.name!r} " + cls.mismatch.format(found=found))
+        return cls.from_arrays(card)
+
+    @classmethod
+    def card_features(cls, card: ModelCard) -> object:
+        """The feature configuration ``card`` carries; ModelUnavailable when it is not an inline
+        logistic model."""
+        if card.kind != "logistic" or card.params is None:
             raise ModelUnavailable(f"model {card.name!r} is not an inline logistic {cls.noun}")
-        if p.get(cls.config_key) != cls.config():
-            raise ModelUnavailable(f"model {card.name!r} " + cls.mismatch.format(found=p.get(cls.config_key)))
+        return card.params.get(cls.config_key)
+
+    @classmethod
+    def from_arrays(cls, card: ModelCard, **extra: Any) -> Self:
+        """The model stored in ``card`` (its feature configuration already checked), with
+        ``extra`` constructor arguments of a subclass; ModelUnavailable when malformed."""
+        p = card.params or {}
         try:
             return cls(version=card.version, mean=np.asarray(p["mean"], dtype=np.float64),
                        std=np.asarray(p["std"], dtype=np.float64), coef=np.asarray(p["coef"], dtype=np.float64),
-                       intercept=float(p["intercept"]))
+                       intercept=float(p["intercept"]), **extra)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelUnavailable(f"model {card.name!r} has malformed parameters: {exc}") from exc
-

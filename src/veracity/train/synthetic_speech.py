@@ -46,15 +46,17 @@ import numpy.typing as npt
 from veracity.config import Limits, Settings
 from veracity.detectors.synthetic_speech import (
     CARD_NAME,
-    N_FEATURES,
+    DEFAULT_LAYERS,
     RATE,
     Encoder,
     SpeechHead,
     SyntheticSpeechDetector,
     aggregate,
+    check_layers,
     encode_file,
     encoding_config,
     frame_db,
+    n_features,
     pooled,
     prepare,
     speech_frames,
@@ -233,32 +235,41 @@ def generator_of(item: Item) -> str:
 
 @dataclass(slots=True)
 class Extractor:
-    """Window features of (file, variant). The encoder output and the speech mask are cached
-    (not the pooled windows), so windows and pooling can change without re-encoding."""
+    """Window features of (file, variant). The encoder output of each layer and the speech mask
+    are cached (not the pooled windows), so windows, pooling and the choice of layers can change
+    without re-encoding. ``encoders`` maps an encoder layer (1..4) to its encoder; ``layers``
+    says which of them the features join, in order."""
 
-    encoder: Encoder
+    encoders: dict[int, Encoder]
     cache: FeatureCache
     log: Progress
+    layers: tuple[int, ...] = DEFAULT_LAYERS
 
-    def encoding(self, item: Item, variant: str) -> tuple[Float32Array, npt.NDArray[np.bool_]]:
+    def encoding(self, item: Item, variant: str, layer: int = DEFAULT_LAYERS[-1]
+                 ) -> tuple[Float32Array, npt.NDArray[np.bool_]]:
         key = f"{item.path}|{variant}"
-        enc, speech = self.cache.get(key + "|enc"), self.cache.get(key + "|speech")
+        enc_key = key + "|enc" + ("" if layer == DEFAULT_LAYERS[-1] else f"@{layer}")
+        enc, speech = self.cache.get(enc_key), self.cache.get(key + "|speech")
         if enc is not None and speech is not None:
             return np.asarray(enc, dtype=np.float32), np.asarray(speech, dtype=np.bool_)
         try:
             prep = prepare(variant_samples(read_samples(item.path), variant))
             speech = prep.speech
-            enc = encode_file(self.encoder, prep) if windows(speech) else np.zeros((0, EMBED_DIM), np.float32)
+            enc = encode_file(self.encoders[layer], prep) if windows(speech) else np.zeros((0, EMBED_DIM), np.float32)
         except VeracityError as exc:
             self.log(f"skipped {item.rel} ({variant}): {exc.message}")
             speech, enc = np.zeros(0, dtype=np.bool_), np.zeros((0, EMBED_DIM), np.float32)
-        self.cache.put(key + "|enc", np.asarray(enc, dtype=np.float32))
+        self.cache.put(enc_key, np.asarray(enc, dtype=np.float32))
         self.cache.put(key + "|speech", np.asarray(speech, dtype=np.bool_))
         return np.asarray(enc, dtype=np.float32), np.asarray(speech, dtype=np.bool_)
 
     def features(self, item: Item, variant: str) -> FloatArray:
-        enc, speech = self.encoding(item, variant)
-        return pooled(enc, speech) if enc.shape[0] else np.zeros((0, N_FEATURES))
+        parts = [self.encoding(item, variant, k) for k in self.layers]
+        speech = parts[0][1]
+        if not parts[0][0].shape[0]:
+            return np.zeros((0, n_features(self.layers)))
+        rows = min(enc.shape[0] for enc, _ in parts)
+        return pooled(np.concatenate([enc[:rows] for enc, _ in parts], axis=1), speech)
 
     def all(self, items: Sequence[Item], variants: Sequence[Sequence[str]], what: str) -> list[list[FloatArray]]:
         out: list[list[FloatArray]] = []
@@ -268,6 +279,13 @@ class Extractor:
             if (i + 1) % 50 == 0 or i + 1 == len(items):
                 self.log(f"{what}: {i + 1}/{len(items)} files ({time.perf_counter() - started:.0f} s)")
         return out
+
+
+def layer_words(layers: tuple[int, ...]) -> str:
+    """How the card names the encoder layers used."""
+    if layers == DEFAULT_LAYERS:
+        return "its last layer"
+    return "the normalised outputs of blocks " + ", ".join(str(k) for k in layers) + " of 4, joined"
 
 
 def default_cache_root() -> Path:
@@ -288,7 +306,7 @@ class Units:
 
 
 def make_units(feats: Sequence[Sequence[FloatArray]], labels: Sequence[int], groups: Sequence[str],
-               files: Sequence[int]) -> Units:
+               files: Sequence[int], width: int) -> Units:
     """Rows of the files ``files``; each file weighs as ``balanced_weights`` says (classes half
     each, sources equal within a class), shared among its windows and variants."""
     rows: list[FloatArray] = []
@@ -304,15 +322,16 @@ def make_units(feats: Sequence[Sequence[FloatArray]], labels: Sequence[int], gro
     per_file = dict(zip(used, fw.tolist(), strict=True))
     counts = Counter(own.tolist())
     w = np.asarray([per_file[f] / counts[f] for f in own], dtype=np.float64)
-    return Units(np.vstack(rows) if rows else np.zeros((0, N_FEATURES)), y, own, w * (w.size / max(w.sum(), 1e-12)))
+    return Units(np.vstack(rows) if rows else np.zeros((0, width)), y, own, w * (w.size / max(w.sum(), 1e-12)))
 
 
-def fit_head(u: Units, l2: float) -> SpeechHead:
+def fit_head(u: Units, l2: float, layers: tuple[int, ...] = DEFAULT_LAYERS) -> SpeechHead:
     mean = u.x.mean(axis=0)
     sd = u.x.std(axis=0)
     std = np.where(sd > 1e-6, sd, 1.0)
     coef, intercept = fit_logistic((u.x - mean) / std, u.y, u.w, l2=l2)
-    return SpeechHead(version=SyntheticSpeechDetector.version, mean=mean, std=std, coef=coef, intercept=intercept)
+    return SpeechHead(version=SyntheticSpeechDetector.version, mean=mean, std=std, coef=coef, intercept=intercept,
+                      layers=layers)
 
 
 def file_logits(head: SpeechHead, feats: Sequence[FloatArray]) -> list[float]:
@@ -383,17 +402,28 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
                            measure_eval: bool = True, encoder: Encoder | None = None,
                            cache_root: Path | None = None, threads: int = 2,
                            held_out_dir: Path | None = None, noise: bool = False,
-                           video_reals: bool = False) -> ModelCard:
+                           video_reals: bool = False, layers: Sequence[int] = DEFAULT_LAYERS) -> ModelCard:
     """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
     on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default:
-    ``cache_root`` when given, else the user cache) for the fusion fit."""
+    ``cache_root`` when given, else the user cache) for the fusion fit. ``layers``: the encoder
+    layers whose pooled outputs are joined (default: the last, as v2); ``encoder`` (tests)
+    stands in for every layer."""
     log = progress or (lambda _m: None)
     started = time.perf_counter()
+    try:
+        chosen = check_layers(tuple(layers))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    width = n_features(chosen)
+    encoders: dict[int, Encoder]
     if encoder is None:
         from veracity.models.whisper import WhisperEncoder
 
-        encoder = WhisperEncoder.from_cache(Settings.from_env().cache_dir, threads=threads)
-    ex = Extractor(encoder, FeatureCache(cache_root or default_cache_root(), encoding_config()), log)
+        cache_dir = Settings.from_env().cache_dir
+        encoders = {k: WhisperEncoder.from_cache(cache_dir, threads=threads, layer=k) for k in chosen}
+    else:
+        encoders = dict.fromkeys(chosen, encoder)
+    ex = Extractor(encoders, FeatureCache(cache_root or default_cache_root(), encoding_config()), log, chosen)
     items = list_items(data_root, "train", TRAIN_DIRS, AUDIO_SUFFIXES, log, kinds=("audio",))
     if video_reals:
         items = sorted(items + real_video_items(data_root, log), key=lambda i: i.rel)
@@ -413,9 +443,9 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
     for held in src_names:
         fit_files = [i for i in usable if sources[i] != held]
         test_files = [i for i in usable if sources[i] == held]
-        u = make_units(feats, labels, groups, fit_files)
+        u = make_units(feats, labels, groups, fit_files, width)
         for l2 in L2_GRID:
-            head = fit_head(u, l2)
+            head = fit_head(u, l2, chosen)
             for f in test_files:
                 oof[l2][f] = file_logits(head, feats[f])
         log(f"leave-one-source-out: {held} done")
@@ -459,9 +489,9 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
                 wz.append(fw[f])
     a, b = platt(np.asarray(z), np.asarray(yz, dtype=np.int64), np.asarray(wz))
     log(f"Platt: a={a:.4f} b={b:.4f}")
-    raw = fit_head(make_units(feats, labels, groups, usable), best)
+    raw = fit_head(make_units(feats, labels, groups, usable, width), best, chosen)
     head = SpeechHead(version=raw.version, mean=raw.mean, std=raw.std, coef=raw.coef * a,
-                      intercept=raw.intercept * a + b)
+                      intercept=raw.intercept * a + b, layers=chosen)
 
     metrics: dict[str, Any] = {
         "train_leave_one_source_out": {
@@ -508,8 +538,8 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         kind="logistic",
         params=params,
         sha256=params_sha256(params),
-        input=(f"{N_FEATURES} numbers per 4 s speech window: mean and std of Whisper tiny.en encoder output "
-               "(whisper-tiny-en-ct2, int8) over the window's speech frames"),
+        input=(f"{width} numbers per 4 s speech window: mean and std of Whisper tiny.en encoder output "
+               f"(whisper-tiny-en-ct2, int8; {layer_words(chosen)}) over the window's speech frames"),
         preprocessing=("decode -> 16 kHz mono -> energy VAD (10 ms, within 40 dB of the 95th percentile, "
                        "above -60 dBFS) -> pauses capped at 0.2 s, leading/trailing silence removed -> speech "
                        "RMS to -23 dBFS -> 4 s windows (half overlap when long) -> Whisper log-mel -> encoder -> "
