@@ -37,14 +37,16 @@ def main() -> int:
     settings = Settings.from_env()
     roots = a.data or default_roots(settings.cache_dir)
     items = real_video_items(roots, lambda _m: None)
-    ex = Extractor(WhisperEncoder.from_cache(settings.cache_dir, threads=2),
-                   FeatureCache(default_cache_root(), encoding_config()), lambda _m: None)
-    feats = [ex.features(it, "clean") for it in items]
-    scored = [i for i, f in enumerate(feats) if f.shape[0]]
+    cache = FeatureCache(default_cache_root(), encoding_config())
     cards: dict[str, dict[str, object]] = {}
-    out: dict[str, object] = {"files": len(scored), "without_speech": len(items) - len(scored), "cards": cards}
+    out: dict[str, object] = {"files": len(items), "cards": cards}
     for card_path in a.card:
         head = SpeechHead.from_card(read_card(card_path))
+        encoders = {k: WhisperEncoder.from_cache(settings.cache_dir, threads=2, layer=k) for k in head.layers}
+        ex = Extractor(dict(encoders), cache, lambda _m: None, head.layers)
+        feats = [ex.features(it, "clean") for it in items]
+        scored = [i for i, f in enumerate(feats) if f.shape[0]]
+        out["without_speech"] = len(items) - len(scored)
         probs = {i: 1.0 / (1.0 + float(np.exp(-file_logits(head, [feats[i]])[0]))) for i in scored}
         by: dict[str, list[float]] = defaultdict(list)
         for i, pr in probs.items():

@@ -245,31 +245,36 @@ class Extractor:
     log: Progress
     layers: tuple[int, ...] = DEFAULT_LAYERS
 
-    def encoding(self, item: Item, variant: str, layer: int = DEFAULT_LAYERS[-1]
-                 ) -> tuple[Float32Array, npt.NDArray[np.bool_]]:
+    def encodings(self, item: Item, variant: str) -> tuple[list[Float32Array], npt.NDArray[np.bool_]]:
+        """The encoder output of each of ``layers`` and the speech mask; the file is decoded,
+        varied and prepared once for all layers missing from the cache."""
         key = f"{item.path}|{variant}"
-        enc_key = key + "|enc" + ("" if layer == DEFAULT_LAYERS[-1] else f"@{layer}")
-        enc, speech = self.cache.get(enc_key), self.cache.get(key + "|speech")
-        if enc is not None and speech is not None:
-            return np.asarray(enc, dtype=np.float32), np.asarray(speech, dtype=np.bool_)
-        try:
-            prep = prepare(variant_samples(read_samples(item.path), variant))
-            speech = prep.speech
-            enc = encode_file(self.encoders[layer], prep) if windows(speech) else np.zeros((0, EMBED_DIM), np.float32)
-        except VeracityError as exc:
-            self.log(f"skipped {item.rel} ({variant}): {exc.message}")
-            speech, enc = np.zeros(0, dtype=np.bool_), np.zeros((0, EMBED_DIM), np.float32)
-        self.cache.put(enc_key, np.asarray(enc, dtype=np.float32))
-        self.cache.put(key + "|speech", np.asarray(speech, dtype=np.bool_))
-        return np.asarray(enc, dtype=np.float32), np.asarray(speech, dtype=np.bool_)
+        enc_keys = [key + "|enc" + ("" if k == DEFAULT_LAYERS[-1] else f"@{k}") for k in self.layers]
+        cached = [self.cache.get(k) for k in enc_keys]
+        speech = self.cache.get(key + "|speech")
+        if speech is None or any(c is None for c in cached):
+            try:
+                prep = prepare(variant_samples(read_samples(item.path), variant))
+                speech = prep.speech
+                has = bool(windows(speech))
+                cached = [c if c is not None else
+                          (encode_file(self.encoders[k], prep) if has else np.zeros((0, EMBED_DIM), np.float32))
+                          for c, k in zip(cached, self.layers, strict=True)]
+            except VeracityError as exc:
+                self.log(f"skipped {item.rel} ({variant}): {exc.message}")
+                speech = np.zeros(0, dtype=np.bool_)
+                cached = [np.zeros((0, EMBED_DIM), np.float32) for _ in self.layers]
+            for k, c in zip(enc_keys, cached, strict=True):
+                self.cache.put(k, np.asarray(c, dtype=np.float32))
+            self.cache.put(key + "|speech", np.asarray(speech, dtype=np.bool_))
+        return [np.asarray(c, dtype=np.float32) for c in cached], np.asarray(speech, dtype=np.bool_)
 
     def features(self, item: Item, variant: str) -> FloatArray:
-        parts = [self.encoding(item, variant, k) for k in self.layers]
-        speech = parts[0][1]
-        if not parts[0][0].shape[0]:
+        encs, speech = self.encodings(item, variant)
+        if not encs[0].shape[0]:
             return np.zeros((0, n_features(self.layers)))
-        rows = min(enc.shape[0] for enc, _ in parts)
-        return pooled(np.concatenate([enc[:rows] for enc, _ in parts], axis=1), speech)
+        rows = min(enc.shape[0] for enc in encs)
+        return pooled(np.concatenate([enc[:rows] for enc in encs], axis=1), speech)
 
     def all(self, items: Sequence[Item], variants: Sequence[Sequence[str]], what: str) -> list[list[FloatArray]]:
         out: list[list[FloatArray]] = []
