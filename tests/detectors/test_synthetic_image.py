@@ -18,11 +18,15 @@ from veracity.detectors.synthetic_image import (
     CNN_CROP,
     CNN_GRID,
     GRID,
+    SPECTRUM_CROP,
+    SPECTRUM_GRID,
+    SPECTRUM_KEY,
     UNAVAILABLE,
     Calibration,
     CnnHead,
     ImageModel,
     LinearHead,
+    SpectrumHead,
     SyntheticImageDetector,
     crop_boxes,
     native_crops,
@@ -35,6 +39,7 @@ from veracity.media.types import Audio, DecodedMedia, Frame, MediaInfo, MediaKin
 from veracity.models.cards import load_card, params_sha256
 from veracity.models.clip import EMBED_DIM
 from veracity.models.patch_cnn import FEATURE_DIM
+from veracity.models.residual_spectrum import N_BINS, N_FEATURES, batch_features
 
 U8 = npt.NDArray[np.uint8]
 
@@ -97,7 +102,16 @@ def model(views: tuple[str, ...] = ("clip",), coef: tuple[float, ...] = (1.0,), 
     return ImageModel(version="2.0.0", calibration=Calibration(views, coef, intercept, threshold),
                       head=simple_head() if "clip" in views else None,
                       cnn_head=cnn_head if "cnn" in views else None,
-                      cnn_path=Path("unused.onnx") if "cnn" in views else None)
+                      cnn_path=Path("unused.onnx") if "cnn" in views else None,
+                      spectrum_head=spectrum_head() if "spectrum" in views else None)
+
+
+def spectrum_head(w: float = 1.0) -> SpectrumHead:
+    """Logit = w x the N/2 on-axis peak feature (the first after the radial profile)."""
+    coef = np.zeros(N_FEATURES)
+    coef[N_BINS] = w
+    return SpectrumHead(version="2.0.0", mean=np.zeros(N_FEATURES), std=np.ones(N_FEATURES), coef=coef,
+                        intercept=0.0)
 
 
 # -- crops -----------------------------------------------------------------------------------------
@@ -257,3 +271,53 @@ def test_card_for_other_preprocessing_is_refused() -> None:
     if "clip" in ImageModel.from_card(card).calibration.views:
         with pytest.raises(ModelUnavailable, match="other preprocessing"):
             ImageModel.from_card(other)
+
+
+# -- the spectrum view ------------------------------------------------------------------------------
+
+def test_spectrum_view_alone_needs_no_encoder_and_scores_native_crops() -> None:
+    det = SyntheticImageDetector(model=model(("spectrum",), (1.0,), threshold=0.5))
+    rgb = noise(500, 700)
+    res = det.run(context("image", [Frame(t=0.0, rgb=rgb, role="still")]))
+    crops, boxes = native_crops(rgb, SPECTRUM_CROP, SPECTRUM_GRID)
+    expected = float(np.mean(spectrum_head().logits(batch_features(crops))))
+    assert res.score == pytest.approx(sigmoid(expected))
+    assert res.evidence["views"] == ["spectrum"] and res.evidence["n_crops"] == SPECTRUM_GRID ** 2
+    assert res.evidence["crop_boxes"] == [v for b in boxes for v in b]
+    assert det._encoder is None  # the CLIP encoder was never asked for
+
+
+def test_three_views_fuse_with_one_coefficient_each() -> None:
+    det = SyntheticImageDetector(model=model(("clip", "cnn", "spectrum"), (1.0, 0.5, 2.0)),
+                                 encoder=StubEncoder(), cnn=StubCnn())  # type: ignore[arg-type]
+    rgb = noise(400, 400, seed=3)
+    logits, boxes, per_crop = det.view_logits(rgb, Settings(), det.get_model())
+    assert set(logits) == {"clip", "cnn", "spectrum"}
+    assert len(boxes) == len(per_crop) == CNN_GRID ** 2  # the heatmap shows the CNN's crops
+    res = det.run(context("image", [Frame(t=0.0, rgb=rgb, role="still")]))
+    assert res.score == pytest.approx(sigmoid(logits["clip"] + 0.5 * logits["cnn"] + 2.0 * logits["spectrum"]))
+
+
+def test_spectrum_probe_round_trips_inline_and_other_features_are_refused() -> None:
+    head = spectrum_head(2.0)
+    again = SpectrumHead.from_params(head.params(), version="2.0.0", name="x")
+    np.testing.assert_array_equal(again.coef, head.coef)
+    other = {**head.params(), "features": {"id": "other"}}
+    with pytest.raises(ModelUnavailable, match="other features"):
+        SpectrumHead.from_params(other, version="2.0.0", name="x")
+    with pytest.raises(ModelUnavailable, match="no head"):
+        SpectrumHead.from_params(None, version="2.0.0", name="x")
+
+
+def test_card_listing_spectrum_loads_its_inline_probe() -> None:
+    card = load_card(CARD_NAME)
+    assert card.params is not None
+    cal = {"views": ["spectrum"], "coef": [1.0], "intercept": 0.0, "threshold": 0.5}
+    params = {**card.params, "calibration": cal, SPECTRUM_KEY: spectrum_head().params()}
+    listed = card.model_copy(update={"params": params, "sha256": params_sha256(params)})
+    m = ImageModel.from_card(listed)
+    assert m.spectrum_head is not None and m.head is None and m.calibration.views == ("spectrum",)
+    bare = {**params}
+    del bare[SPECTRUM_KEY]
+    with pytest.raises(ModelUnavailable, match="no head"):
+        ImageModel.from_card(card.model_copy(update={"params": bare, "sha256": params_sha256(bare)}))

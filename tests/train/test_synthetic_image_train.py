@@ -7,20 +7,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
-from veracity.detectors.synthetic_image import CNN_CROP, CnnHead, LinearHead
+from veracity.detectors.synthetic_image import CNN_CROP, SPECTRUM_CROP, SPECTRUM_GRID, CnnHead, LinearHead, SpectrumHead
 from veracity.models.clip import EMBED_DIM
 from veracity.models.patch_cnn import FEATURE_DIM, normalise, to_side
+from veracity.models.residual_spectrum import N_FEATURES, batch_features
 from veracity.train.common import Item
 from veracity.train.synthetic_image import (
     augment,
+    crop_view_logits,
     fit_calibration,
     fit_head,
     is_holdout,
     leave_generator_out,
     per_image,
     random_crop,
+    spectrum_train_features,
     train_crops,
 )
 
@@ -96,3 +100,29 @@ def test_pooled_features_have_the_documented_size() -> None:
     with torch.no_grad():
         out = pooled_features_module()(torch.zeros(2, 3, CNN_CROP, CNN_CROP))
     assert tuple(out.shape) == (2, FEATURE_DIM)
+
+
+def test_spectrum_features_of_the_cnn_training_crops_are_cached(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from veracity.train.synthetic_image_cnn import CROPS_PER_IMAGE
+
+    items = []
+    for i, side in enumerate((160, 300, 90)):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (side, side + 20, 3), dtype=np.uint8)).save(path)
+        items.append(Item(path, f"train/x/{i}.png", i % 2, "g", "d", "repo", "lic"))
+    x, owner = spectrum_train_features(items, tmp_path / "work", 0, lambda _m: None)
+    assert x.shape == (len(items) * CROPS_PER_IMAGE, N_FEATURES) and np.all(np.isfinite(x))
+    assert owner.tolist() == [i for i in range(len(items)) for _ in range(CROPS_PER_IMAGE)]
+    again, _ = spectrum_train_features(items, tmp_path / "work", 0, lambda _m: None)
+    np.testing.assert_array_equal(again, x)
+    assert len(list((tmp_path / "work").glob("spectrum-*.npy"))) == 1
+    head = fit_head(x, np.asarray([items[i].label for i in owner]), ["g"] * owner.size, 10.0, SpectrumHead)
+    assert isinstance(head, SpectrumHead)
+
+    def scorer(crops: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float64]:
+        return head.logits(batch_features(crops))
+
+    z = crop_view_logits(items, scorer, "jpeg75", SPECTRUM_CROP, SPECTRUM_GRID)
+    assert z.shape == (len(items),) and np.all(np.isfinite(z))

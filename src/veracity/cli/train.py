@@ -180,14 +180,15 @@ def train_synthetic_image(
     views: Annotated[list[str] | None, typer.Option(
         "--view", help="A view to train and fuse: clip (CLIP probe), cnn (pooled EfficientNet-Lite0 features of native "
                        "crops + probe; exporting the extractor, when its ONNX is not there yet, needs "
-                       "torch). Repeat for both. Default: both (the packaged model).")] = None,
+                       "torch), spectrum (residual-spectrum fingerprint features of native crops + probe, "
+                       "numpy only). Repeat for several. Default: clip and cnn (the packaged model).")] = None,
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip measuring on eval/image.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The AI-generated-image detector: CLIP probe and/or patch CNN on native crops, calibrated."""
     chosen = tuple(sorted(set(views or ["clip", "cnn"])))
-    if not set(chosen) <= {"clip", "cnn"}:
-        _err(f"error: unknown view in {list(chosen)} (clip, cnn)")
+    if not set(chosen) <= {"clip", "cnn", "spectrum"}:
+        _err(f"error: unknown view in {list(chosen)} (clip, cnn, spectrum)")
         raise typer.Exit(2)
     card_path = out or _card_path("synthetic_image")
     if "cnn" in chosen and not (card_path.parent / "effnet_lite0_pooled-v1.onnx").is_file():

@@ -11,7 +11,13 @@ resolution, spread over it (:func:`crop_boxes`), scores each, and averages the c
   through the frozen ImageNet EfficientNet-Lite0, per-channel mean / std of five blocks'
   outputs (texture statistics at strides 4-32, ``models/patch_cnn.py``) and a linear probe.
   A fine-tuned CNN (Wang et al. 2020; Corvi et al. 2023) did not fit this CPU budget (see the
-  card notes).
+  card notes);
+* **spectrum** view (when the calibration uses it): ``SPECTRUM_GRID`` x ``SPECTRUM_GRID`` native
+  ``SPECTRUM_CROP`` px crops, hand-made fingerprint features of their noise residual in numpy
+  (radial power spectrum, up-sampling peaks, residual statistics;
+  ``models/residual_spectrum.py``) and a linear probe kept inline in the card
+  (``params["spectrum_head"]``). Content-light and a few ms per crop, where the other two views
+  read the subject and cost most of the time.
 
 The views' mean logits are combined by a logistic calibration fitted on held-out training
 images (Platt scaling; with two views, a two-input logistic), so the score is a probability
@@ -66,6 +72,9 @@ from veracity.models.clip import CARD_NAME as ENCODER_CARD
 from veracity.models.clip import EMBED_DIM, ClipEncoder, to_rgb3
 from veracity.models.logistic import StandardLogistic
 from veracity.models.patch_cnn import FEATURE_DIM, PatchCnn
+from veracity.models.residual_spectrum import N_FEATURES as SPECTRUM_DIM
+from veracity.models.residual_spectrum import batch_features as spectrum_batch
+from veracity.models.residual_spectrum import feature_config as spectrum_feature_config
 
 CARD_NAME = "synthetic_image-v2"
 CNN_HEAD_CARD = "synthetic_image_cnn-v2"  # the CNN view's probe (inline logistic)
@@ -75,6 +84,10 @@ GRID = 2  # inference: GRID x GRID CLIP crops spread over the image
 FAST_GRID = 1  # fast (triage) mode: the centre CLIP crop only, a quarter of the encoder's work
 CNN_CROP = 128  # native crop side of the CNN view
 CNN_GRID = 3  # inference: CNN_GRID x CNN_GRID CNN crops
+SPECTRUM_CROP = 128  # native crop side of the spectrum view (the CNN's crops: its training crops are reused)
+SPECTRUM_GRID = 3  # inference: SPECTRUM_GRID x SPECTRUM_GRID spectrum crops
+SPECTRUM_KEY = "spectrum_head"  # where the main card's params keep the spectrum probe
+VIEWS = ("clip", "cnn", "spectrum")
 BASE_CONFIDENCE = 0.6
 MIN_SIDE = 64  # below this an image says too little (icons, thumbnails)
 HEATMAP_SIDE = 160
@@ -141,19 +154,36 @@ class CnnHead(StandardLogistic):
         return cnn_features_config()
 
 
+def spectrum_config() -> dict[str, object]:
+    return {**spectrum_feature_config(), "crop": SPECTRUM_CROP, "grid": SPECTRUM_GRID}
+
+
+@dataclass(frozen=True, slots=True)
+class SpectrumHead(StandardLogistic):
+    """The spectrum-view probe: standardise the residual-spectrum features, then logistic."""
+
+    n_features: ClassVar[int] = SPECTRUM_DIM
+    config_key: ClassVar[str] = "features"
+    noun: ClassVar[str] = "head"
+
+    @classmethod
+    def config(cls) -> dict[str, object]:
+        return spectrum_config()
+
+
 @dataclass(frozen=True, slots=True)
 class Calibration:
     """``p = sigmoid(sum_v coef[v] * mean crop logit of view v + intercept)``; ``threshold`` is
     where the reason is given. Fitted on held-out training images."""
 
-    views: tuple[str, ...]  # "clip", "cnn"
+    views: tuple[str, ...]  # among VIEWS: "clip", "cnn", "spectrum"
     coef: tuple[float, ...]
     intercept: float
     threshold: float
 
     def __post_init__(self) -> None:
-        if not self.views or len(self.views) != len(self.coef) or not set(self.views) <= {"clip", "cnn"}:
-            raise ValueError("calibration needs one coefficient per view (clip, cnn)")
+        if not self.views or len(self.views) != len(self.coef) or not set(self.views) <= set(VIEWS):
+            raise ValueError(f"calibration needs one coefficient per view {VIEWS}")
         if not all(np.isfinite([*self.coef, self.intercept, self.threshold])) or not 0 < self.threshold < 1:
             raise ValueError("calibration numbers must be finite and the threshold in (0, 1)")
 
@@ -181,14 +211,15 @@ class Calibration:
 @dataclass(frozen=True, slots=True)
 class ImageModel:
     """What the cards hold: the CLIP probe (clip view), the CNN probe and the feature
-    extractor's file (cnn view; cards ``CNN_HEAD_CARD`` and ``CNN_EXTRACTOR_CARD``), and the
-    calibration."""
+    extractor's file (cnn view; cards ``CNN_HEAD_CARD`` and ``CNN_EXTRACTOR_CARD``), the spectrum
+    probe (spectrum view, inline in the main card) and the calibration."""
 
     version: str
     calibration: Calibration
     head: LinearHead | None
     cnn_head: CnnHead | None = None
     cnn_path: Path | None = None
+    spectrum_head: SpectrumHead | None = None
 
     @classmethod
     def from_card(cls, card: ModelCard) -> ImageModel:
@@ -203,7 +234,10 @@ class ImageModel:
                 raise ModelUnavailable(f"model {extractor.name!r} is not an ONNX file model")
             with resources.as_file(resources.files(DATA_PACKAGE).joinpath(DATA_DIR)) as base:
                 cnn_path = extractor.file_path(Path(base))
-        return cls(version=card.version, calibration=cal, head=head, cnn_head=cnn_head, cnn_path=cnn_path)
+        spectrum_head = (SpectrumHead.from_params((card.params or {}).get(SPECTRUM_KEY), version=card.version,
+                                                  name=card.name) if "spectrum" in cal.views else None)
+        return cls(version=card.version, calibration=cal, head=head, cnn_head=cnn_head, cnn_path=cnn_path,
+                   spectrum_head=spectrum_head)
 
 
 def score_map(shape: tuple[int, int], boxes: list[tuple[int, int, int]], scores: list[float],
@@ -238,7 +272,8 @@ def heatmap_image(rgb: U8, boxes: list[tuple[int, int, int]], scores: list[float
 
 
 class SyntheticImageDetector:
-    """Native-resolution crops -> CLIP probe and/or patch CNN -> mean logit per view -> calibration."""
+    """Native-resolution crops -> CLIP probe, patch CNN and/or residual spectrum -> mean logit per
+    view -> calibration."""
 
     name = "synthetic_image"
     version = "2.0.0"  # the card's version; tests check they agree
@@ -279,28 +314,28 @@ class SyntheticImageDetector:
 
     def view_logits(self, rgb: U8, settings: AnalysisSettings, model: ImageModel, *, clip_grid: int = GRID
                     ) -> tuple[dict[str, float], list[tuple[int, int, int]], list[float]]:
-        """Mean crop logit per view, and the boxes and per-crop calibrated scores of the view
-        with the finer grid (for the heatmap)."""
-        out: dict[str, float] = {}
-        boxes: list[tuple[int, int, int]] = []
+        """Mean crop logit per view, and the boxes and per-crop calibrated scores of one view (the
+        CNN's, else the CLIP's, else the spectrum's) for the heatmap."""
+        views = model.calibration.views
         crop_logits: dict[str, FloatArray] = {}
-        if "clip" in model.calibration.views and model.head is not None:
-            crops, boxes = native_crops(rgb, CLIP_CROP, clip_grid)
-            z = model.head.logits(self._get_encoder(settings).embed(crops))
-            out["clip"] = float(np.mean(z))
-            crop_logits["clip"] = z
-        if "cnn" in model.calibration.views and model.cnn_head is not None:
-            crops, boxes = native_crops(rgb, CNN_CROP, CNN_GRID)
-            z = model.cnn_head.logits(self._get_cnn(settings, model).features(crops))
-            out["cnn"] = float(np.mean(z))
-            crop_logits["cnn"] = z
-        missing = set(model.calibration.views) - set(out)
+        boxes: dict[str, list[tuple[int, int, int]]] = {}
+        if "clip" in views and model.head is not None:
+            crops, boxes["clip"] = native_crops(rgb, CLIP_CROP, clip_grid)
+            crop_logits["clip"] = model.head.logits(self._get_encoder(settings).embed(crops))
+        if "cnn" in views and model.cnn_head is not None:
+            crops, boxes["cnn"] = native_crops(rgb, CNN_CROP, CNN_GRID)
+            crop_logits["cnn"] = model.cnn_head.logits(self._get_cnn(settings, model).features(crops))
+        if "spectrum" in views and model.spectrum_head is not None:
+            crops, boxes["spectrum"] = native_crops(rgb, SPECTRUM_CROP, SPECTRUM_GRID)
+            crop_logits["spectrum"] = model.spectrum_head.logits(spectrum_batch(crops))
+        missing = set(views) - set(crop_logits)
         if missing:
             raise ModelUnavailable(f"synthetic_image card lacks the model of view(s) {sorted(missing)}")
-        # Per-crop scores of the last view computed, the other views held at their image means.
-        last = "cnn" if "cnn" in crop_logits else "clip"
-        per_crop = [model.calibration.prob({**out, last: float(v)}) for v in crop_logits[last]]
-        return out, boxes, per_crop
+        out = {v: float(np.mean(z)) for v, z in crop_logits.items()}
+        # Per-crop scores of one view, the other views held at their image means.
+        shown = next(v for v in ("cnn", "clip", "spectrum") if v in crop_logits)
+        per_crop = [model.calibration.prob({**out, shown: float(v)}) for v in crop_logits[shown]]
+        return out, boxes[shown], per_crop
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         model = self.get_model()
@@ -338,4 +373,5 @@ class SyntheticImageDetector:
         )
 
 
-__all__ = ["Calibration", "CnnHead", "ImageModel", "LinearHead", "SyntheticImageDetector", "crop_boxes", "native_crops"]
+__all__ = ["Calibration", "CnnHead", "ImageModel", "LinearHead", "SpectrumHead", "SyntheticImageDetector", "crop_boxes",
+           "native_crops"]

@@ -94,10 +94,23 @@ class StandardLogistic:
     def from_arrays(cls, card: ModelCard, **extra: Any) -> Self:
         """The model stored in ``card`` (its feature configuration already checked), with
         ``extra`` constructor arguments of a subclass; ModelUnavailable when malformed."""
-        p = card.params or {}
+        return cls._from_dict(card.params or {}, version=card.version, name=card.name, **extra)
+
+    @classmethod
+    def from_params(cls, p: object, *, version: str, name: str) -> Self:
+        """The model stored as ``p``, a dict nested in a card's params (a view's probe kept inside
+        its detector's card), checked against :meth:`config`."""
+        if not isinstance(p, dict):
+            raise ModelUnavailable(f"model {name!r} has no {cls.noun} parameters")
+        if p.get(cls.config_key) != cls.config():
+            raise ModelUnavailable(f"model {name!r} " + cls.mismatch.format(found=p.get(cls.config_key)))
+        return cls._from_dict(p, version=version, name=name)
+
+    @classmethod
+    def _from_dict(cls, p: dict[str, Any], *, version: str, name: str, **extra: Any) -> Self:
         try:
-            return cls(version=card.version, mean=np.asarray(p["mean"], dtype=np.float64),
+            return cls(version=version, mean=np.asarray(p["mean"], dtype=np.float64),
                        std=np.asarray(p["std"], dtype=np.float64), coef=np.asarray(p["coef"], dtype=np.float64),
                        intercept=float(p["intercept"]), **extra)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelUnavailable(f"model {card.name!r} has malformed parameters: {exc}") from exc
+            raise ModelUnavailable(f"model {name!r} has malformed parameters: {exc}") from exc

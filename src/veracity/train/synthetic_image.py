@@ -47,12 +47,17 @@ from veracity.detectors.synthetic_image import (
     CNN_GRID,
     CNN_HEAD_CARD,
     GRID,
+    SPECTRUM_CROP,
+    SPECTRUM_GRID,
+    SPECTRUM_KEY,
     Calibration,
     CnnHead,
     LinearHead,
+    SpectrumHead,
     SyntheticImageDetector,
     native_crops,
     preprocessing_config,
+    spectrum_config,
 )
 from veracity.models.cards import ModelCard, file_sha256, params_sha256, write_card
 from veracity.models.clip import CARD_NAME as ENCODER_CARD
@@ -60,6 +65,7 @@ from veracity.models.clip import EMBED_DIM, ClipEncoder, to_rgb3
 from veracity.models.fetch import load_fetched
 from veracity.models.metrics import roc_auc
 from veracity.models.patch_cnn import FEATURE_DIM, PatchCnn
+from veracity.models.residual_spectrum import batch_features as spectrum_batch
 from veracity.train import heldout
 from veracity.train.common import (
     VIDEO_REAL_DIR,
@@ -231,7 +237,7 @@ def embed_eval(items: Sequence[Item], encoder: ClipEncoder, cache: FeatureCache,
 # -- fitting ---------------------------------------------------------------------------------------
 
 
-Probe = LinearHead | CnnHead
+Probe = LinearHead | CnnHead | SpectrumHead
 
 
 def fit_head(x: FloatArray, y: npt.NDArray[np.int64], groups: Sequence[str], l2: float,
@@ -297,20 +303,26 @@ def fit_calibration(z: dict[str, FloatArray], y: npt.NDArray[np.int64], groups: 
 CropScorer = Callable[[list[U8]], FloatArray]
 
 
-def cnn_image_logits(items: Sequence[Item], scorer: CropScorer, variant: str) -> FloatArray:
-    """Mean CNN crop logit of each item (inference crops) after ``variant`` (a re-save or the file)."""
+def crop_view_logits(items: Sequence[Item], scorer: CropScorer, variant: str, side: int, grid: int) -> FloatArray:
+    """Mean crop logit of each item (``side`` px inference crops on a ``grid`` x ``grid``) after
+    ``variant`` (a re-save or the file as it is): the cnn and spectrum views' image logits."""
     out = []
     for item in items:
         rgb = load_rgb(item)
         if variant != "original":
             rgb = resave(rgb, **RESAVES[variant])
-        out.append(float(np.mean(scorer(native_crops(rgb, CNN_CROP, CNN_GRID)[0]))))
+        out.append(float(np.mean(scorer(native_crops(rgb, side, grid)[0]))))
     return np.asarray(out, dtype=np.float64)
+
+
+def cnn_image_logits(items: Sequence[Item], scorer: CropScorer, variant: str) -> FloatArray:
+    """Mean CNN crop logit of each item (inference crops) after ``variant`` (a re-save or the file)."""
+    return crop_view_logits(items, scorer, variant, CNN_CROP, CNN_GRID)
 
 
 def eval_view_logits(items: Sequence[Item], head: LinearHead | None, cnn: CropScorer | None,
                      encoder: ClipEncoder | None, cache: FeatureCache | None, variant: str,
-                     log: Progress, prefix: str = "eval") -> dict[str, FloatArray]:
+                     log: Progress, prefix: str = "eval", spectrum: CropScorer | None = None) -> dict[str, FloatArray]:
     z: dict[str, FloatArray] = {}
     if head is not None and encoder is not None and cache is not None:
         z["clip"] = np.asarray([float(np.mean(head.logits(e)))
@@ -318,6 +330,8 @@ def eval_view_logits(items: Sequence[Item], head: LinearHead | None, cnn: CropSc
                                dtype=np.float64)
     if cnn is not None:
         z["cnn"] = cnn_image_logits(items, cnn, variant)
+    if spectrum is not None:
+        z["spectrum"] = crop_view_logits(items, spectrum, variant, SPECTRUM_CROP, SPECTRUM_GRID)
     return z
 
 
@@ -384,6 +398,33 @@ def cnn_train_features(items: Sequence[Item], extractor: PatchCnn, work: Path, s
         log(f"cnn features: {min(start + 256, crops.shape[0])}/{crops.shape[0]} crops")
     feats = np.concatenate(parts)
     np.save(feat_path, feats.astype(np.float32))
+    return feats, owner
+
+
+def spectrum_train_features(items: Sequence[Item], work: Path, seed: int,
+                            log: Progress) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Residual-spectrum features of the CNN view's degraded training crops (the same
+    ``work/crops.npz``: one chain draw per crop, both classes alike), cached next to them per
+    feature configuration. Numpy only: a few ms a crop."""
+    from veracity.train.synthetic_image_cnn import build_crops
+
+    if SPECTRUM_CROP != CNN_CROP:
+        raise ValueError("the spectrum view reuses the CNN's training crops: SPECTRUM_CROP must equal CNN_CROP")
+    crops, owner = build_crops(items, work / "crops.npz", seed, log)
+    tag = hashlib.sha1(repr(sorted(spectrum_config().items())).encode(), usedforsecurity=False).hexdigest()[:12]
+    feat_path = work / f"spectrum-{tag}-{len(items)}-{seed}.npy"
+    if feat_path.is_file():
+        feats = np.load(feat_path)
+        if feats.shape[0] == crops.shape[0]:
+            return np.asarray(feats, dtype=np.float64), owner
+    started = time.perf_counter()
+    parts = []
+    for start in range(0, crops.shape[0], 1000):
+        parts.append(spectrum_batch(list(crops[start:start + 1000])))
+        log(f"spectrum features: {min(start + 1000, crops.shape[0])}/{crops.shape[0]} crops "
+            f"({time.perf_counter() - started:.0f} s)")
+    feats = np.concatenate(parts)
+    np.save(feat_path, feats)
     return feats, owner
 
 
@@ -459,19 +500,32 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
         cnn_head, logo["cnn"], z, z_oof["cnn"] = choose_probe(xf, owner_f, items, CnnHead, "cnn", log)
         z_hold["cnn"] = z[hold]
 
+    spectrum_head: Probe | None = None
+    if "spectrum" in views:
+        xs, owner_s = spectrum_train_features(items, settings.cache_dir / "train" / "synthetic_image_cnn", seed, log)
+        spectrum_head, logo["spectrum"], z, z_oof["spectrum"] = choose_probe(xs, owner_s, items, SpectrumHead,
+                                                                             "spectrum", log)
+        z_hold["spectrum"] = z[hold]
+
     # The held-out reals as the detector sees them (inference crops), as-is and re-saved: how
     # many cross the threshold (a train-side estimate of re-save stability).
     hold_reals = [it for it in hold_items if it.label == 0]
     clip_probe = head if isinstance(head, LinearHead) else None
     cnn_probe = cnn_head if isinstance(cnn_head, CnnHead) else None
+    spectrum_probe = spectrum_head if isinstance(spectrum_head, SpectrumHead) else None
 
     def cnn_scorer(crops_: list[U8]) -> FloatArray:
         assert extractor is not None and cnn_probe is not None
         return cnn_probe.logits(extractor.features(crops_))
 
+    def spectrum_scorer(crops_: list[U8]) -> FloatArray:
+        assert spectrum_probe is not None
+        return spectrum_probe.logits(spectrum_batch(crops_))
+
     def view_z(its: Sequence[Item], variant: str, prefix: str) -> dict[str, FloatArray]:
         return eval_view_logits(its, clip_probe, cnn_scorer if cnn_probe is not None else None, encoder,
-                                cache, variant, log, prefix=prefix)
+                                cache, variant, log, prefix=prefix,
+                                spectrum=spectrum_scorer if spectrum_probe is not None else None)
 
     hold_orig = view_z(hold_reals, "original", "holdout")
     resaved = [(hold_orig, view_z(hold_reals, v, "holdout")) for v in ("webp80", "jpeg75")]
@@ -515,6 +569,8 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
         version=SyntheticImageDetector.version, mean=np.zeros(EMBED_DIM), std=np.ones(EMBED_DIM),
         coef=np.zeros(EMBED_DIM), intercept=0.0)  # unused placeholder when the clip view is off
     params: dict[str, Any] = {**probe.params(), "l2": logo.get("clip", {}).get("l2"), "calibration": cal.params()}
+    if spectrum_probe is not None:
+        params[SPECTRUM_KEY] = {**spectrum_probe.params(), "l2": logo["spectrum"]["l2"]}
     card = ModelCard(
         name=CARD_NAME,
         version=SyntheticImageDetector.version,
@@ -523,7 +579,9 @@ def train_synthetic_image(data_root: Roots, out: Path, *, settings: Settings | N
         sha256=params_sha256(params),
         input=(f"views {list(cal.views)}: clip = unit CLIP ViT-B/16 embeddings ({ENCODER_CARD}) of {GRID}x{GRID} "
                f"native {CLIP_CROP} px crops; cnn = pooled EfficientNet-Lite0 features ({CNN_EXTRACTOR_CARD}) "
-               f"of {CNN_GRID}x{CNN_GRID} native {CNN_CROP} px crops, probe {CNN_HEAD_CARD}"),
+               f"of {CNN_GRID}x{CNN_GRID} native {CNN_CROP} px crops, probe {CNN_HEAD_CARD}; spectrum = "
+               f"residual-spectrum features (models/residual_spectrum.py) of {SPECTRUM_GRID}x{SPECTRUM_GRID} native "
+               f"{SPECTRUM_CROP} px crops, probe inline ({SPECTRUM_KEY})"),
         preprocessing=(
             "no global resize: square crops at the image's own pixels spread evenly over it (crop_boxes; a "
             "picture smaller than the crop gives one crop of its short side), CLIP preprocessing (bicubic to "
