@@ -17,7 +17,15 @@ Per crop (grey, at the image's own pixels, never resized): the residual ``r`` = 
   the grid positions (on the axes and off them) minus the median of their neighbourhood;
 * residual statistics: log standard deviation, kurtosis, the correlation of the colour
   channels' residuals (camera demosaicing ties them together), and a co-occurrence histogram
-  of horizontally and vertically adjacent quantised residuals (``COOC_T``), as SPAM/SRM do.
+  of horizontally and vertically adjacent quantised residuals (``COOC_T``), as SPAM/SRM do;
+* the same profile and peaks for a second, linear residual (the 3x3 second-order SRM kernel
+  ``SRM_KV3``: the median keeps what is not smooth, the kernel what is not locally planar, and
+  interpolation shows differently in each), and the profiles of the two chroma channels'
+  median residuals (YCrCb; generators and cameras treat colour detail differently).
+
+Which parts to keep was measured on the train split only (leave-one-generator-out on
+../shared/data, mean AUC): first residual alone 0.822, + the second-order residual 0.841,
++ the chroma profiles 0.840, all 0.860.
 
 The function takes any crop of at least ``MIN_SIDE`` px and returns ``N_FEATURES`` finite
 numbers; a flat crop gives zeros rather than noise.
@@ -38,9 +46,11 @@ COOC_T = 2  # residuals quantised to -T..T for the co-occurrence histogram
 N_COOC = (2 * COOC_T + 1) ** 2
 N_PEAKS = 2 * len(PERIODS)  # per period: on-axis and off-axis grid positions
 N_STATS = 5  # log std, kurtosis, three channel-pair correlations
-N_FEATURES = N_BINS + N_PEAKS + N_STATS + N_COOC
+N_CHROMA = 2  # Cr and Cb median-residual profiles
+N_FEATURES = 2 * (N_BINS + N_PEAKS) + N_STATS + N_COOC + N_CHROMA * N_BINS
 MIN_SIDE = 16
-FEATURE_ID = "median-residual-spectrum/1"
+FEATURE_ID = "median-srm-chroma-residual-spectrum/1"
+SRM_KV3 = np.asarray([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], dtype=np.float64) / 4
 EPS = 1e-10
 
 FloatArray = npt.NDArray[np.float64]
@@ -50,7 +60,7 @@ U8 = npt.NDArray[np.uint8]
 def feature_config() -> dict[str, object]:
     """The constants the features are built with; a probe trained on others is refused."""
     return {"id": FEATURE_ID, "n_bins": N_BINS, "periods": list(PERIODS), "peak_ring": PEAK_RING,
-            "cooc_t": COOC_T, "n_features": N_FEATURES}
+            "cooc_t": COOC_T, "srm_kernel": "kv3", "chroma": "YCrCb", "n_features": N_FEATURES}
 
 
 def residual(channel: U8) -> FloatArray:
@@ -60,28 +70,32 @@ def residual(channel: U8) -> FloatArray:
 
 
 @functools.lru_cache(maxsize=16)
-def _rings(h: int, w: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_], FloatArray]:
-    """Per FFT bin: its ring index, whether it lies in (0, 0.5] cycles/pixel, and the Hann window."""
+def _window(h: int, w: int) -> FloatArray:
+    return np.asarray(np.outer(np.hanning(h), np.hanning(w)), dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _rings(h: int, w: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
+    """The flat indices of the FFT bins in (0, 0.5] cycles/pixel, each one's ring, and the
+    number of bins per ring (at least 1: a tiny crop leaves rings empty)."""
     fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
-    r = np.hypot(fx, fy)
-    inside = (r > 0) & (r <= 0.5)
-    idx = np.clip(np.ceil(r / 0.5 * N_BINS).astype(np.intp) - 1, 0, N_BINS - 1)
-    window = np.outer(np.hanning(h), np.hanning(w))
-    return idx, inside, window
+    r = np.hypot(fx, fy).ravel()
+    where = np.flatnonzero((r > 0) & (r <= 0.5))
+    ring = np.clip(np.ceil(r[where] / 0.5 * N_BINS).astype(np.intp) - 1, 0, N_BINS - 1)
+    counts = np.bincount(ring, minlength=N_BINS).astype(np.float64)
+    return where, ring, counts
 
 
 def log_power(res: FloatArray) -> FloatArray:
     """log10 of the Hann-windowed residual's power spectrum (unshifted, DC at [0, 0])."""
-    _idx, _inside, window = _rings(*res.shape)
-    spec = np.fft.fft2((res - res.mean()) * window)
+    spec = np.fft.fft2((res - res.mean()) * _window(*res.shape))
     return np.asarray(np.log10(spec.real ** 2 + spec.imag ** 2 + EPS), dtype=np.float64)
 
 
 def radial_profile(logp: FloatArray) -> FloatArray:
     """Ring means of the log power, ``N_BINS`` values minus their mean (shape, not level)."""
-    idx, inside, _w = _rings(*logp.shape)
-    sums = np.bincount(idx[inside], weights=logp[inside], minlength=N_BINS)
-    counts = np.bincount(idx[inside], minlength=N_BINS)
+    where, ring, counts = _rings(*logp.shape)
+    sums = np.bincount(ring, weights=logp.ravel()[where], minlength=N_BINS)
     prof = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     prof = np.where(np.isfinite(prof), prof, np.nanmean(prof))  # tiny crops leave rings empty
     return np.asarray(prof - prof.mean(), dtype=np.float64)
@@ -161,19 +175,38 @@ def to_grey(rgb: U8) -> U8:
                       dtype=np.uint8)
 
 
+def linear_residual(grey: U8) -> FloatArray:
+    """The 3x3 second-order SRM residual (what is not locally planar), edges reflected."""
+    return np.asarray(cv2.filter2D(np.asarray(grey, dtype=np.float64), -1, SRM_KV3, borderType=cv2.BORDER_REFLECT),
+                      dtype=np.float64)
+
+
+def chroma_profiles(rgb: U8) -> FloatArray:
+    """The radial profiles of the Cr and Cb channels' median residuals (zeros for a channel
+    without any, a grey picture's)."""
+    ycc = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8), cv2.COLOR_RGB2YCrCb)
+    out = []
+    for ch in (1, 2):
+        r = residual(ycc[:, :, ch])
+        out.append(radial_profile(log_power(r)) if float(r.std()) > 1e-6 else np.zeros(N_BINS))
+    return np.concatenate(out)
+
+
 def spectrum_features(crop: U8) -> FloatArray:
     """``N_FEATURES`` finite numbers describing one crop's noise residual (see the module doc).
     A crop smaller than ``MIN_SIDE`` on a side or without any residual gives zeros."""
     if crop.ndim not in (2, 3) or min(crop.shape[:2]) < MIN_SIDE:
         return np.zeros(N_FEATURES, dtype=np.float64)
-    rgb = crop if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
-    res = residual(to_grey(rgb))
+    rgb = crop[:, :, :3] if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
+    grey = to_grey(rgb)
+    res = residual(grey)
     if float(res.std()) < 1e-6:
         return np.zeros(N_FEATURES, dtype=np.float64)
     logp = log_power(res)
+    lin = log_power(linear_residual(grey))
     per_channel = np.stack([residual(rgb[:, :, c]).ravel() for c in range(3)])
     feats = np.concatenate([radial_profile(logp), peak_features(logp), residual_stats(res, per_channel),
-                            cooccurrence(res)])
+                            cooccurrence(res), radial_profile(lin), peak_features(lin), chroma_profiles(rgb)])
     return np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
 
 
