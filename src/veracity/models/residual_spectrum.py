@@ -184,7 +184,8 @@ def linear_residual(grey: U8) -> FloatArray:
 def chroma_profiles(rgb: U8) -> FloatArray:
     """The radial profiles of the Cr and Cb channels' median residuals (zeros for a channel
     without any, a grey picture's)."""
-    ycc = cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8), cv2.COLOR_RGB2YCrCb)
+    ycc = np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb[:, :, :3], dtype=np.uint8), cv2.COLOR_RGB2YCrCb),
+                     dtype=np.uint8)
     out = []
     for ch in (1, 2):
         r = residual(ycc[:, :, ch])
