@@ -1,8 +1,10 @@
 """Per-item inference cost of the learned detectors on this CPU.
 
 * synthetic_image: one still through the detector's views (native crops, CLIP int8 encoder +
-  probe and/or the patch CNN), on eval/image files (1024 px faces) or 1024x1024 noise when
-  ../shared/data is absent; measured at 1 and 2 onnxruntime threads. Target <= 150 ms per image.
+  probe and/or the patch CNN and/or the residual spectrum), on eval/image files (1024 px faces)
+  or 1024x1024 noise when ../shared/data is absent; measured at 1 and 2 onnxruntime threads.
+  Target <= 150 ms per image. The spectrum view's features alone (numpy, no model) are timed
+  too, so its cost is known whether or not the packaged card uses it.
 * synthetic_speech: 10 s of speech (eval/audio files joined, or a synthetic voice) through the
   detector's windows (Whisper tiny.en encoder at 2 threads + head). Target <= 100 ms per 10 s.
   bench/speech_speed.py breaks it down (front end, encoder, threads, load time).
@@ -29,11 +31,20 @@ import numpy.typing as npt
 from PIL import Image
 
 from veracity.config import Settings
-from veracity.detectors.synthetic_image import CNN_GRID, GRID, ImageModel, SyntheticImageDetector
+from veracity.detectors.synthetic_image import (
+    CNN_GRID,
+    GRID,
+    SPECTRUM_CROP,
+    SPECTRUM_GRID,
+    ImageModel,
+    SyntheticImageDetector,
+    native_crops,
+)
 from veracity.detectors.synthetic_speech import CARD_NAME as SPEECH_CARD
 from veracity.detectors.synthetic_speech import SpeechHead, file_features, score_features
 from veracity.media.types import AUDIO_RATE
 from veracity.models.cards import load_card
+from veracity.models.residual_spectrum import batch_features as spectrum_features
 from veracity.models.whisper import WhisperEncoder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -101,7 +112,15 @@ def main() -> int:
         out[f"synthetic_image_ms_per_image_threads{threads}"] = {
             "wall_median": round(med, 1), "cpu_median": round(cpu, 1), "views": list(image_model.calibration.views),
             "crops": {"clip": GRID * GRID if "clip" in image_model.calibration.views else 0,
-                      "cnn": CNN_GRID * CNN_GRID if "cnn" in image_model.calibration.views else 0}}
+                      "cnn": CNN_GRID * CNN_GRID if "cnn" in image_model.calibration.views else 0,
+                      "spectrum": SPECTRUM_GRID ** 2 if "spectrum" in image_model.calibration.views else 0}}
+
+    spectrum_counter = itertools.count()
+    med, cpu = median_ms(lambda: spectrum_features(
+        native_crops(pics[next(spectrum_counter) % len(pics)], SPECTRUM_CROP, SPECTRUM_GRID)[0]), args.repeat)
+    out["synthetic_image_spectrum_view_features_ms_per_image"] = {
+        "wall_median": round(med, 1), "cpu_median": round(cpu, 1), "crops": SPECTRUM_GRID ** 2,
+        "shape": list(pics[0].shape)}
 
     speech_head = SpeechHead.from_card(load_card(SPEECH_CARD))
     whisper = WhisperEncoder.from_cache(settings.cache_dir, threads=2)
