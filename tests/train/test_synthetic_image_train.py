@@ -126,3 +126,14 @@ def test_spectrum_features_of_the_cnn_training_crops_are_cached(tmp_path: Path) 
 
     z = crop_view_logits(items, scorer, "jpeg75", SPECTRUM_CROP, SPECTRUM_GRID)
     assert z.shape == (len(items),) and np.all(np.isfinite(z))
+
+
+def test_cli_names_the_spectrum_view_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from veracity.cli import app
+
+    result = CliRunner().invoke(app, ["train", "synthetic_image", "--data", str(tmp_path), "--view", "fft",
+                                      "--out", str(tmp_path / "x.json")])
+    assert result.exit_code == 2
+    assert "spectrum" in result.output

@@ -40,6 +40,13 @@ adversarially trained 4x super-resolution network, Karras et al. 2018, and score
 pooled 0.37: far from the 0.95 target. Eval reals re-saved as WebP q80 / JPEG q75 cross the
 threshold in 3 / 3 of 138 cases.
 
+The spectrum view was tried on 2026-12-01 and is not in the packaged card (selectable with
+``veracity train synthetic_image --view spectrum``): alone, leave-one-generator-out on train
+0.40-0.87 (mean 0.719), held-out quarter 0.815, but eval/image 0.60 and SOURCES eval 0.53 (not
+inverted; pooled 0.61), with more re-save crossings (WebP q80 / JPEG q75: 12 / 6 of 138).
+Fused with clip and cnn the calibration gives it a small negative weight: held-out quarter
+0.9666 (0.9667 without), eval 0.59 / 0.02, pooled 0.37, so it failed the release gate.
+
 The CLIP encoder is a fetched asset (``veracity models fetch``); without it the detector reports
 ``model_unavailable: ...`` and no score.
 """

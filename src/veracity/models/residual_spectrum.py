@@ -31,6 +31,8 @@ Measured on the train split only (../shared/data, mean leave-one-generator-out A
 reals crossing the threshold when re-saved as WebP q80 / JPEG q75, of 106): first residual
 alone 0.822, + the second-order residual 0.841, + the chroma profiles 0.840, all 0.860 (27 / 18
 crossings); all after a JPEG q90 round trip 0.856 (9 / 10, kept); after q75 0.837 (14 / 8).
+With the SOURCES train rows added (128 px TPDNE / FFHQ headshots, Gemini images) the mean
+falls to 0.719 (the headshots 0.40, as for the other views); see the detector's docstring.
 
 The function takes any crop of at least ``MIN_SIDE`` px and returns ``N_FEATURES`` finite
 numbers; a flat crop gives zeros rather than noise.
