@@ -1,12 +1,13 @@
-"""What synthetic_speech v2 costs on this CPU: model load time, and per 10 s of speech the
-preparation (VAD, pause capping, level), the log-mel front end, the Whisper tiny.en encoder and
-the whole detector path, at 1 and 2 threads; plus the install size it adds.
+"""What synthetic_speech costs on this CPU: model load time, and per 10 s of speech the
+preparation (VAD, pause capping, level), the log-mel front end, the Whisper tiny.en encoder (the
+layers the head's card names: a truncated model per intermediate layer) and the whole detector
+path, at 1 and 2 threads; plus the install size it adds.
 
 Times are medians over ``--repeat`` runs after one warm-up, as wall time and as CPU time of this
 process (the machine is shared; the load average is printed). Target: <= 100 ms per 10 s of
 audio on 2 threads.
 
-    PYTHONPATH=src .venv/bin/python bench/speech_speed.py [--repeat 10] [--json]
+    PYTHONPATH=src .venv/bin/python bench/speech_speed.py [--card CARD.json] [--repeat 10] [--json]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from importlib import util
 from pathlib import Path
 
@@ -31,9 +33,9 @@ from veracity.detectors.synthetic_speech import (
     score_features,
 )
 from veracity.media.types import AUDIO_RATE
-from veracity.models.cards import load_card
+from veracity.models.cards import load_card, read_card
 from veracity.models.fetch import models_dir
-from veracity.models.whisper import WhisperEncoder, log_mel
+from veracity.models.whisper import LayeredEncoder, log_mel
 
 
 def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
@@ -49,22 +51,26 @@ def du_mb(path: Path) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--card", type=Path, help="a head's card (default: the packaged one)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     settings = Settings.from_env()
     audio = speech_10s()
-    head = SpeechHead.from_card(load_card(CARD_NAME))
-    out: dict[str, object] = {"audio_s": round(audio.size / AUDIO_RATE, 2)}
+    head = SpeechHead.from_card(read_card(args.card) if args.card else load_card(CARD_NAME))
+    out: dict[str, object] = {"audio_s": round(audio.size / AUDIO_RATE, 2), "layers": list(head.layers)}
     prep = prepare(audio)
     out["prepare_ms"] = timed(lambda: prepare(audio), args.repeat)
     out["log_mel_ms"] = timed(lambda: log_mel(prep.samples), args.repeat)
     for threads in (1, 2):
         t = time.perf_counter()
-        enc = WhisperEncoder.from_cache(settings.cache_dir, threads=threads)
+        enc = LayeredEncoder.from_cache(settings.cache_dir, head.layers, threads=threads)
         out[f"load_s_threads{threads}"] = round(time.perf_counter() - t, 2)  # includes the sha256 checks
-        out[f"encoder_ms_threads{threads}"] = timed(lambda e=enc: encode_file(e, prep), args.repeat)
-        out[f"detector_ms_per_10s_threads{threads}"] = timed(
-            lambda e=enc: score_features(head, file_features(e, audio)[0]), args.repeat)
+        out[f"encoder_ms_threads{threads}"] = timed(partial(encode_file, enc, prep), args.repeat)
+
+        def detect(e: LayeredEncoder = enc) -> object:
+            return score_features(head, file_features(e, audio)[0])
+
+        out[f"detector_ms_per_10s_threads{threads}"] = timed(detect, args.repeat)
     spec = util.find_spec("ctranslate2")
     site = Path(spec.origin).parent.parent if spec and spec.origin else None
     out["install_mb"] = {
