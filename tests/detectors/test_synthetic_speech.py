@@ -197,11 +197,12 @@ def test_an_odd_passage_shows_in_the_timeline() -> None:
 def test_card_matches_the_features_and_says_what_was_measured() -> None:
     card = load_card(CARD_NAME)
     assert card.version == SyntheticSpeechDetector.version
-    assert card.params is not None and card.params["features"] == feature_config()
+    head = SpeechHead.from_card(card)
+    assert card.params is not None and card.params["features"] == feature_config(head.layers)
+    assert head.layers == (1,)  # the first encoder block (chosen on the train side)
     assert {"train_leave_one_source_out", "eval"} <= set(card.metrics)
     assert {"clean", "mp3@64", "opus@24"} <= set(card.metrics["eval"])
-    head = SpeechHead.from_card(card)
-    f = np.random.default_rng(0).normal(size=N_FEATURES)
+    f = np.random.default_rng(0).normal(size=head.width())
     assert head.logit(f) == pytest.approx(float(((f - head.mean) / head.std) @ head.coef) + head.intercept)
     score, per = score_features(head, f[None, :])
     assert score == pytest.approx(sigmoid(head.logit(f)), abs=1e-9) and per.shape == (1,)
@@ -209,7 +210,8 @@ def test_card_matches_the_features_and_says_what_was_measured() -> None:
     with pytest.raises(ModelUnavailable, match="other speech features"):
         SpeechHead.from_card(card.model_copy(update={"params": params, "sha256": params_sha256(params)}))
     with pytest.raises(ValueError, match="finite"):
-        SpeechHead(version="2", mean=head.mean, std=head.std, coef=np.full(N_FEATURES, math.nan), intercept=0.0)
+        SpeechHead(version="2", mean=head.mean, std=head.std, coef=np.full(head.width(), math.nan), intercept=0.0,
+                   layers=head.layers)
 
 
 def test_a_head_on_several_encoder_layers_round_trips_through_its_card() -> None:

@@ -105,7 +105,7 @@ def test_train_writes_a_card_the_detector_can_use(tmp_path: Path) -> None:
     train_synthetic_speech(data, out, encoder=enc, cache_root=tmp_path / "cache")
     assert enc.calls == calls  # the second fit reads every encoding from the cache
 
-    # Two encoder layers: the last layer's encodings come from the cache, layer 2's are new.
+    # Two other encoder layers: encoded anew (the cache holds the default layer's encodings).
     two = train_synthetic_speech(data, out, encoder=enc, cache_root=tmp_path / "cache", layers=(4, 2),
                                  measure_eval=False)
     assert enc.calls > calls
