@@ -221,7 +221,9 @@ def test_a_head_on_several_encoder_layers_round_trips_through_its_card() -> None
     head = SpeechHead(version="2.1.0", mean=rng.normal(size=width), std=np.ones(width), coef=rng.normal(size=width),
                       intercept=0.2, layers=layers)
     params = head.params()
-    assert params["features"] == feature_config(layers) and params["features"]["layers"] == [2, 4]
+    features, mean = params["features"], params["mean"]
+    assert isinstance(features, dict) and isinstance(mean, list)
+    assert features == feature_config(layers) and features["layers"] == [2, 4]
     assert "layers" not in feature_config()  # v2's configuration, word for word
     base = load_card(CARD_NAME)
     card = base.model_copy(update={"params": params, "sha256": params_sha256(params), "version": "2.1.0"})
@@ -230,10 +232,10 @@ def test_a_head_on_several_encoder_layers_round_trips_through_its_card() -> None
     np.testing.assert_array_equal(back.coef, head.coef)
     with pytest.raises(ValueError, match="features per row"):
         back.logits(np.zeros((1, N_FEATURES)))  # one layer's features for a two-layer head
-    bad = {**params, "features": {**params["features"], "layers": [2, 9]}}
+    bad = {**params, "features": {**features, "layers": [2, 9]}}
     with pytest.raises(ModelUnavailable, match="bad encoder layers"):
         SpeechHead.from_card(card.model_copy(update={"params": bad, "sha256": params_sha256(bad)}))
-    short = {**params, "mean": params["mean"][:N_FEATURES]}  # arrays of the wrong width
+    short = {**params, "mean": mean[:N_FEATURES]}  # arrays of the wrong width
     with pytest.raises(ModelUnavailable, match="malformed"):
         SpeechHead.from_card(card.model_copy(update={"params": short, "sha256": params_sha256(short)}))
     assert check_layers((4, 2)) == (2, 4)

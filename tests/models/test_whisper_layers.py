@@ -5,7 +5,6 @@ blocks (so "layer k" means what the docstring says)."""
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
+from tests.detectors.test_synthetic_speech import whisper  # noqa: F401 (a fixture)
 
 from veracity.config import Settings
 from veracity.models.fetch import load_card_unverified, models_dir
@@ -161,16 +161,11 @@ def numpy_blocks(variables: Vars, mel: npt.NDArray[np.float32], blocks: int) -> 
 
 
 @pytest.fixture(scope="module")
-def fetched() -> Path:
-    cache = Settings.from_env().cache_dir
-    card = load_card_unverified(MODEL_CARD)
-    assert card.file is not None
-    if not card.file_path(models_dir(cache)).is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but the Whisper encoder was not fetched")
-        pytest.skip("Whisper encoder not fetched; run `veracity models fetch`")
-    pytest.importorskip("ctranslate2")
-    return cache
+def fetched(request: pytest.FixtureRequest) -> Path:
+    """The cache the fetched encoder is in (the ``whisper`` fixture skips, or fails under CI,
+    without it)."""
+    request.getfixturevalue("whisper")
+    return Settings.from_env().cache_dir
 
 
 def test_truncated_models_give_the_outputs_of_their_blocks(fetched: Path) -> None:
