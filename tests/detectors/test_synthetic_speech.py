@@ -199,7 +199,7 @@ def test_card_matches_the_features_and_says_what_was_measured() -> None:
     assert card.version == SyntheticSpeechDetector.version
     head = SpeechHead.from_card(card)
     assert card.params is not None and card.params["features"] == feature_config(head.layers)
-    assert head.layers == (1,)  # the first encoder block (chosen on the train side)
+    assert head.layers == (4,)  # the last encoder block (2.0; block 1 was measured and not adopted)
     assert {"train_leave_one_source_out", "eval"} <= set(card.metrics)
     assert {"clean", "mp3@64", "opus@24"} <= set(card.metrics["eval"])
     f = np.random.default_rng(0).normal(size=head.width())

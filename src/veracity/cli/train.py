@@ -210,7 +210,7 @@ def train_synthetic_speech(
     video_reals: Annotated[bool, typer.Option("--video-reals", help="Also take the sound of the real train videos "
                                                                    "as real speech.")] = False,
     layers: Annotated[str, typer.Option("--layers", help="Encoder layers (1-4) whose pooled outputs are joined, "
-                                                        "comma-separated; 4 is the last (2.0).")] = "1",
+                                                        "comma-separated; 4 is the last (the packaged head).")] = "4",
     as_json: JsonOpt = False,
 ) -> None:
     """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""

@@ -58,7 +58,7 @@ MIN_WINDOW_SPEECH_S = 0.5  # a window needs this much speech to be scored
 TOP_FRACTION = 0.5  # the file score: mean of the top half of window logits
 REASON_THRESHOLD = 0.6
 BASE_CONFIDENCE = 0.7
-DEFAULT_LAYERS: tuple[int, ...] = (ENCODER_LAYERS,)  # what a card naming no layers means: the last (2.0)
+DEFAULT_LAYERS: tuple[int, ...] = (ENCODER_LAYERS,)  # the last block (2.0); a card naming no layers means it
 
 
 def n_features(layers: tuple[int, ...] = DEFAULT_LAYERS) -> int:
@@ -298,7 +298,7 @@ class SyntheticSpeechDetector:
     """Scores the speech in audio files and in the audio track of videos."""
 
     name = "synthetic_speech"
-    version = "2.1.0"  # the card's version; tests check they agree (2.1: encoder layer 1, not the last)
+    version = "2.0.0"  # the card's version; tests check they agree
     modalities: tuple[MediaKind, ...] = ("audio", "video")
 
     def __init__(self, *, head: SpeechHead | None = None, encoder: Encoder | None = None,
