@@ -232,6 +232,8 @@ def derive_truncated(model_dir: Path, layers: int, out: Path) -> Path:
         raise ValueError(f"a truncated encoder keeps 1..{ENCODER_LAYERS - 1} blocks, not {layers}")
     vocab = (model_dir / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
     keep_tokens = np.arange(FIRST_SPECIAL_TOKEN, len(vocab))
+    if keep_tokens.size == 0:
+        raise ModelUnavailable("not a Whisper vocabulary (no special tokens)", path=str(model_dir))
     out.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out, prefix=".model.", suffix=".tmp")
     try:
@@ -258,6 +260,8 @@ def derive_truncated(model_dir: Path, layers: int, out: Path) -> Path:
                     data = (np.ones if name.endswith("gamma") else np.zeros)(width, np.float16).tobytes()
                 elif name == "decoder/embeddings/weight":
                     dims = struct.unpack(f"<{rank_b[0]}I", dims_b)
+                    if dims[0] != len(vocab):
+                        raise ModelUnavailable("the embedding and the vocabulary disagree", path=str(model_dir))
                     rows = np.frombuffer(data, dtype=np.float16).reshape(dims)[keep_tokens]
                     data = np.ascontiguousarray(rows).tobytes()
                     dims_b = struct.pack("<2I", *rows.shape)
