@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,7 @@ from veracity.errors import ModelUnavailable
 from veracity.media.types import AUDIO_RATE, MediaKind
 from veracity.models.cards import ModelCard, load_card
 from veracity.models.logistic import StandardLogistic
-from veracity.models.whisper import COMPUTE_TYPE, EMBED_DIM, ENCODER_LAYERS, MODEL_CARD
+from veracity.models.whisper import COMPUTE_TYPE, EMBED_DIM, ENCODER_LAYERS, MODEL_CARD, Encodes
 
 CARD_NAME = "synthetic_speech-v2"
 RATE = AUDIO_RATE
@@ -73,10 +73,7 @@ Float32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
 
-class Encoder(Protocol):
-    """What the detector needs of the speech encoder (a fake one in unit tests)."""
-
-    def encode(self, mel: Float32Array) -> Float32Array: ...
+Encoder = Encodes  # what the detector needs of the speech encoder (a fake one in unit tests)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +199,9 @@ def window_features(enc: Float32Array, speech: BoolArray, span: tuple[int, int])
 
 def file_features(encoder: Encoder, samples: npt.NDArray[np.floating[Any]]
                   ) -> tuple[FloatArray, list[float], float]:
-    """[windows, N_FEATURES] features, each window's start time in the original file, and the
-    seconds of speech. No window (too little speech): an empty [0, N_FEATURES] array."""
+    """[windows, 2 * encoder width] features, each window's start time in the original file, and the
+    seconds of speech. No window (too little speech): no rows (a [0, 0] array: the width needs
+    an encode)."""
     prep = prepare(samples)
     spans = windows(prep.speech)
     if not spans:

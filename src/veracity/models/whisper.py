@@ -35,8 +35,9 @@ import os
 import struct
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -175,12 +176,18 @@ class WhisperEncoder:
         return result
 
 
+class Encodes(Protocol):
+    """Anything that maps a log-mel to one output row per 20 ms (an encoder, or a test's stand-in)."""
+
+    def encode(self, mel: Float32Array) -> Float32Array: ...
+
+
 class LayeredEncoder:
     """Several encoder layers side by side: ``encode`` joins their outputs along the feature axis
     ([T, 384 * len(layers)], in the order given). Each layer is its own CTranslate2 model, so the
     cost is the sum of the truncated encoders' (layer k costs about k/4 of the full encode)."""
 
-    def __init__(self, encoders: list[WhisperEncoder]) -> None:
+    def __init__(self, encoders: Sequence[Encodes]) -> None:
         if not encoders:
             raise ValueError("a layered encoder needs at least one layer")
         self._encoders = encoders
@@ -285,6 +292,7 @@ __all__ = [
     "ENCODER_LAYERS",
     "MODEL_CARD",
     "VOCABULARY_CARD",
+    "Encodes",
     "LayeredEncoder",
     "WhisperEncoder",
     "derive_truncated",

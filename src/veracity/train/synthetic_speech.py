@@ -67,7 +67,7 @@ from veracity.media.audio import load_audio
 from veracity.media.probe import probe
 from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
-from veracity.models.whisper import EMBED_DIM
+from veracity.models.whisper import EMBED_DIM, ENCODER_LAYERS, LayeredEncoder
 from veracity.train import heldout
 from veracity.train.common import (
     VIDEO_REAL_DIR,
@@ -254,34 +254,36 @@ class Extractor:
 
     def encodings(self, item: Item, variant: str) -> tuple[list[Float32Array], npt.NDArray[np.bool_]]:
         """The encoder output of each of ``layers`` and the speech mask; the file is decoded,
-        varied and prepared once for all layers missing from the cache."""
+        varied, prepared and turned into log-mels once for all layers missing from the cache."""
         key = f"{item.path}|{variant}"
-        enc_keys = [key + "|enc" + ("" if k == DEFAULT_LAYERS[-1] else f"@{k}") for k in self.layers]
-        cached = [self.cache.get(k) for k in enc_keys]
+        enc_keys = {k: key + "|enc" + ("" if k == ENCODER_LAYERS else f"@{k}") for k in self.layers}
+        found = {k: self.cache.get(enc_keys[k]) for k in self.layers}
         speech = self.cache.get(key + "|speech")
-        if speech is None or any(c is None for c in cached):
+        missing = [k for k in self.layers if found[k] is None]
+        if speech is None or missing:
+            empty = np.zeros((0, EMBED_DIM), np.float32)
             try:
                 prep = prepare(variant_samples(read_samples(item.path), variant))
                 speech = prep.speech
-                has = bool(windows(speech))
-                cached = [c if c is not None else
-                          (encode_file(self.encoders[k], prep) if has else np.zeros((0, EMBED_DIM), np.float32))
-                          for c, k in zip(cached, self.layers, strict=True)]
+                if missing and windows(speech):
+                    joined = encode_file(LayeredEncoder([self.encoders[k] for k in missing]), prep)
+                    found.update(zip(missing, np.split(joined, len(missing), axis=1), strict=True))
+                else:
+                    found.update(dict.fromkeys(missing, empty))
             except VeracityError as exc:
                 self.log(f"skipped {item.rel} ({variant}): {exc.message}")
                 speech = np.zeros(0, dtype=np.bool_)
-                cached = [np.zeros((0, EMBED_DIM), np.float32) for _ in self.layers]
-            for k, c in zip(enc_keys, cached, strict=True):
-                self.cache.put(k, np.asarray(c, dtype=np.float32))
+                found = dict.fromkeys(self.layers, empty)
+            for k in self.layers:
+                self.cache.put(enc_keys[k], np.asarray(found[k], dtype=np.float32))
             self.cache.put(key + "|speech", np.asarray(speech, dtype=np.bool_))
-        return [np.asarray(c, dtype=np.float32) for c in cached], np.asarray(speech, dtype=np.bool_)
+        return [np.asarray(found[k], dtype=np.float32) for k in self.layers], np.asarray(speech, dtype=np.bool_)
 
     def features(self, item: Item, variant: str) -> FloatArray:
         encs, speech = self.encodings(item, variant)
         if not encs[0].shape[0]:
             return np.zeros((0, n_features(self.layers)))
-        rows = min(enc.shape[0] for enc in encs)
-        return pooled(np.concatenate([enc[:rows] for enc in encs], axis=1), speech)
+        return pooled(np.concatenate(encs, axis=1), speech)
 
     def all(self, items: Sequence[Item], variants: Sequence[Sequence[str]], what: str) -> list[list[FloatArray]]:
         out: list[list[FloatArray]] = []
