@@ -315,11 +315,6 @@ def crop_view_logits(items: Sequence[Item], scorer: CropScorer, variant: str, si
     return np.asarray(out, dtype=np.float64)
 
 
-def cnn_image_logits(items: Sequence[Item], scorer: CropScorer, variant: str) -> FloatArray:
-    """Mean CNN crop logit of each item (inference crops) after ``variant`` (a re-save or the file)."""
-    return crop_view_logits(items, scorer, variant, CNN_CROP, CNN_GRID)
-
-
 def eval_view_logits(items: Sequence[Item], head: LinearHead | None, cnn: CropScorer | None,
                      encoder: ClipEncoder | None, cache: FeatureCache | None, variant: str,
                      log: Progress, prefix: str = "eval", spectrum: CropScorer | None = None) -> dict[str, FloatArray]:
@@ -329,7 +324,7 @@ def eval_view_logits(items: Sequence[Item], head: LinearHead | None, cnn: CropSc
                                 for e in embed_eval(items, encoder, cache, variant, log, prefix)],
                                dtype=np.float64)
     if cnn is not None:
-        z["cnn"] = cnn_image_logits(items, cnn, variant)
+        z["cnn"] = crop_view_logits(items, cnn, variant, CNN_CROP, CNN_GRID)
     if spectrum is not None:
         z["spectrum"] = crop_view_logits(items, spectrum, variant, SPECTRUM_CROP, SPECTRUM_GRID)
     return z
