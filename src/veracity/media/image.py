@@ -12,6 +12,7 @@ import math
 import warnings as _warnings
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from veracity.errors import CorruptMedia
@@ -53,3 +54,17 @@ def load_image(info: MediaInfo, max_side: int = STILL_MAX_SIDE) -> Frame:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptMedia(f"image cannot be decoded: {exc}", path=str(info.path)) from exc
     return Frame(t=0.0, rgb=np.ascontiguousarray(rgb), role="still")
+
+
+def jpeg_round_trip(rgb: npt.NDArray[np.uint8], quality: int) -> npt.NDArray[np.uint8]:
+    """Encode an RGB array as JPEG at ``quality`` and decode it again (OpenCV, 4:2:0): the
+    compression a re-saved picture meets, used both by training augmentation (``train/sbi.py``)
+    and by feature normalisation (``models/residual_spectrum.py``). OpenCV is imported here, not
+    at module import, so decoding a still does not pay for it."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encode failed")
+    return np.asarray(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), dtype=np.uint8)

@@ -46,6 +46,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from veracity.media.image import jpeg_round_trip
+
 N_BINS = 32  # ring bins of the residual's power spectrum over (0, 0.5] cycles/pixel
 PERIODS = (2, 4, 8)  # up-sampling factors whose frequency grids k/p are probed for peaks
 PEAK_RING = 3  # neighbourhood half-width (bins) the peak is compared with
@@ -200,16 +202,6 @@ def chroma_profiles(rgb: U8) -> FloatArray:
         r = residual(ycc[:, :, ch])
         out.append(radial_profile(log_power(r)) if float(r.std()) > 1e-6 else np.zeros(N_BINS))
     return np.concatenate(out)
-
-
-def jpeg_round_trip(rgb: U8, quality: int) -> U8:
-    """Encode and decode once (OpenCV, 4:2:0): a file that was saved at a higher quality and one
-    saved at about this quality end up alike, so a re-save moves the features less."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encode failed")
-    return np.asarray(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
 def spectrum_features(crop: U8) -> FloatArray:

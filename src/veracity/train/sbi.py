@@ -25,6 +25,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from veracity.media.image import jpeg_round_trip
+
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
@@ -293,14 +295,6 @@ def degrade(img: U8, blur_sigma: float, noise: F32 | None) -> U8:
     return x
 
 
-def jpeg(img: U8, quality: int) -> U8:
-    """One JPEG round trip at ``quality`` (training augmentation shared by both classes)."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encode failed")
-    return np.asarray(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB), dtype=np.uint8)
-
-
 def h264(img: U8, crf: int) -> U8:
     """One H.264 (libx264, yuv420p, intra) round trip at ``crf``: the chroma subsampling, block
     transform and deblocking of a re-encoded video frame. Sides are cropped to even numbers."""
@@ -355,7 +349,7 @@ def augment_pair(real: U8, fake: U8, rng: np.random.Generator, out_size: int,
         if blur_sigma > 0 or noise is not None:
             x = degrade(x, blur_sigma, noise)
         if codec == "jpeg":
-            x = jpeg(x, level)
+            x = jpeg_round_trip(x, level)  # training augmentation shared by both classes
         elif codec == "h264":
             x = h264(x, level)
         out.append(np.asarray(cv2.resize(x, (out_size, out_size), interpolation=cv2.INTER_AREA), dtype=np.uint8))
