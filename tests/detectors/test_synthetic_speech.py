@@ -16,8 +16,12 @@ from veracity.config import Options, Settings
 from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, run_detector, sigmoid
 from veracity.detectors.synthetic_speech import (
+    AUDIO_CARD_NAME,
+    AUDIO_LAYERS,
+    AUDIO_VERSION,
     CARD_NAME,
     FRAME,
+    KIND_CARDS,
     MAX_PAUSE_S,
     N_FEATURES,
     RATE,
@@ -243,6 +247,34 @@ def test_a_head_on_several_encoder_layers_round_trips_through_its_card() -> None
         check_layers((2, 2))
 
 
+def test_audio_files_have_a_head_of_their_own_on_the_first_encoder_block() -> None:
+    card = load_card(AUDIO_CARD_NAME)
+    assert card.name == AUDIO_CARD_NAME and card.version == AUDIO_VERSION != SyntheticSpeechDetector.version
+    head = SpeechHead.from_card(card)
+    assert head.layers == AUDIO_LAYERS == (1,) and head.width() == N_FEATURES
+    assert {"train_leave_one_source_out", "eval"} <= set(card.metrics)
+    assert "block 1" in card.input
+    # The registry names the same cards (fingerprints, `veracity models`, the held-out tables).
+    spec = registry.spec("synthetic_speech")
+    assert dict(spec.kind_cards) == KIND_CARDS == {"audio": AUDIO_CARD_NAME}
+    assert spec.card_for("audio") == AUDIO_CARD_NAME and spec.card_for("video") == CARD_NAME
+    assert spec.cards() == (CARD_NAME, AUDIO_CARD_NAME)
+
+
+def test_each_media_kind_is_scored_by_its_cards_head() -> None:
+    enc = StandIn()  # stands in for every layer set
+    det = SyntheticSpeechDetector(encoder=enc)
+    audio = det.run(context("audio", Audio(samples=voiced(5.0))))
+    video = det.run(context("video", Audio(samples=voiced(5.0))))
+    assert audio.version == AUDIO_VERSION and video.version == SyntheticSpeechDetector.version
+    assert audio.score is not None and video.score is not None and audio.score != video.score
+    again = det.run(context("audio", Audio(samples=voiced(5.0))))
+    assert again.score == audio.score  # the head is loaded once per card and kept
+    only = SyntheticSpeechDetector(encoder=enc, kind_cards={})  # every kind on the default card
+    assert only.run(context("audio", Audio(samples=voiced(5.0)))).version == SyntheticSpeechDetector.version
+    assert only.card_for("audio") == CARD_NAME and det.card_for("audio") == AUDIO_CARD_NAME
+
+
 def test_encoder_cards_are_fetchable_from_one_wheel() -> None:
     assert {MODEL_CARD, VOCABULARY_CARD} <= set(FETCHABLE)
     model, vocab = load_card_unverified(MODEL_CARD), load_card_unverified(VOCABULARY_CARD)
@@ -312,4 +344,4 @@ def test_detector_end_to_end_with_the_real_encoder(whisper: WhisperEncoder) -> N
     det = SyntheticSpeechDetector(encoder=whisper)
     res = det.run(context("audio", Audio(samples=voiced(5.0))))
     assert res.score is not None and 0.0 <= res.score <= 1.0
-    assert len(res.frame_scores) == 1 and res.version == SyntheticSpeechDetector.version
+    assert len(res.frame_scores) == 1 and res.version == AUDIO_VERSION  # audio files: their own head

@@ -277,3 +277,26 @@ def test_dubs_of_a_trained_clip_count_as_trained_for_the_face_detector(tmp_path:
     write_manifest(tmp_path / "made", rows)
     got = sound_only_copies([tmp_path / "made", tmp_path / "no-manifest"], {"train/video_real/a.mp4"})
     assert got == {"train/video_fake/made_tts/a.mp4", "train/video_twin/made_tts/a.mp4"}
+
+
+def test_fingerprints_hash_every_card_a_detector_loads() -> None:
+    import hashlib
+    from importlib import resources
+
+    from veracity.detectors import registry
+
+    prints = runner.detector_fingerprints()
+    data = resources.files("veracity.models").joinpath("data")
+
+    def sha(*cards: str) -> str:
+        h = hashlib.sha256()
+        for c in cards:
+            h.update(data.joinpath(f"{c}.json").read_bytes())
+        return h.hexdigest()[:16]
+
+    face = registry.spec("face_artifacts")
+    assert face.card is not None and prints["face_artifacts"].endswith("+" + sha(face.card))  # one card: its hash
+    speech = registry.spec("synthetic_speech")
+    assert len(speech.cards()) == 2  # a retrained audio head re-runs the detector on cached records
+    assert prints["synthetic_speech"].endswith("+" + sha(*speech.cards()))
+    assert sha(*speech.cards()) != sha(speech.cards()[0])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from veracity.evaluation.runner import DetectorScore, Record
 from veracity.train import heldout
@@ -38,10 +41,50 @@ def test_round_trip_and_stale_sha(tmp_path: Path) -> None:
     t = heldout.HeldOut("synthetic_image", "synthetic_image-v2", "sha1", frozenset({"train/i.png"}),
                         {"train/i.png": 0.25})
     path = heldout.save(t, tmp_path)
-    assert path == heldout.table_path(tmp_path, "synthetic_image")
-    assert heldout.load(tmp_path, "synthetic_image", "sha1") == t
-    assert heldout.load(tmp_path, "synthetic_image", "other-weights") is None
-    assert heldout.load(tmp_path, "face_artifacts") is None
+    assert path == heldout.table_path(tmp_path, "synthetic_image-v2")  # one table per card
+    assert heldout.load(tmp_path, "synthetic_image-v2", "sha1") == t
+    assert heldout.load(tmp_path, "synthetic_image-v2", "other-weights") is None
+    assert heldout.load(tmp_path, "face_artifacts-v4") is None
+
+
+def test_a_table_limited_to_its_cards_kinds_leaves_other_kinds_alone() -> None:
+    table = heldout.HeldOut("synthetic_speech", "synthetic_speech-audio-v1", "abc",
+                            trained_on=frozenset({"train/a.wav", "train/v.mp4"}), scores={"train/a.wav": 0.3},
+                            kinds=frozenset({"audio"}))
+    video = replace(_record("train/v.mp4", 0, synthetic_speech=0.7), kind="video")
+    out, counts = heldout.apply([_record("train/a.wav", 1, synthetic_speech=0.99), video],
+                                {"synthetic_speech": table})
+    assert out[0].detectors["synthetic_speech"].score == 0.3
+    assert out[1] is video  # scored by another head, which this table does not describe
+    assert counts == {"synthetic_speech": {"replaced": 1, "other_head": 1}}
+    assert "kinds" not in table.to_json()  # derived from the registry, never stored
+
+
+def test_a_detector_with_a_card_per_kind_takes_its_kind_cards_table(tmp_path: Path) -> None:
+    from veracity.detectors.registry import DetectorSpec
+    from veracity.train import fusion
+
+    spec = DetectorSpec("synthetic_speech", "m:C", "", "", "", {}, {}, 0.0, card="synthetic_speech-v2",
+                        kind_cards={"audio": "synthetic_speech-audio-v1"}, held_out_scores=True)
+    shas = {"synthetic_speech-v2": "video-sha", "synthetic_speech-audio-v1": "audio-sha"}
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(heldout, "card_sha", shas.__getitem__)
+        assert fusion.kind_card_table(spec, tmp_path, lines.append) is None  # no tables at all
+        heldout.save(heldout.HeldOut("synthetic_speech", "synthetic_speech-v2", "video-sha",
+                                     frozenset({"train/a.wav"})), tmp_path)
+        got = fusion.kind_card_table(spec, tmp_path, lines.append)
+        assert got is not None and got.card == "synthetic_speech-v2" and got.kinds == {"image", "video"}
+        heldout.save(heldout.HeldOut("synthetic_speech", "synthetic_speech-audio-v1", "stale",
+                                     frozenset({"train/a.wav"})), tmp_path)
+        got = fusion.kind_card_table(spec, tmp_path, lines.append)
+        assert got is not None and got.card == "synthetic_speech-v2"  # the audio table is for other weights
+        heldout.save(heldout.HeldOut("synthetic_speech", "synthetic_speech-audio-v1", "audio-sha",
+                                     frozenset({"train/a.wav"}), {"train/a.wav": 0.4}), tmp_path)
+        got = fusion.kind_card_table(spec, tmp_path, lines.append)
+    assert got is not None and got.card == "synthetic_speech-audio-v1" and got.kinds == {"audio"}
+    assert got.scores == {"train/a.wav": 0.4}
+    assert any("no held-out table for synthetic_speech-audio-v1" in line for line in lines)
 
 
 def test_base_rel_strips_crop_and_frame_suffixes() -> None:

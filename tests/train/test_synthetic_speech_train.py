@@ -12,9 +12,19 @@ import numpy.typing as npt
 import pytest
 from tests.detectors.test_synthetic_speech import StandIn, voiced
 
-from veracity.detectors.synthetic_speech import CARD_NAME, N_FEATURES, RATE, SpeechHead, file_features, score_features
+from veracity.detectors.synthetic_speech import (
+    AUDIO_CARD_NAME,
+    AUDIO_VERSION,
+    CARD_NAME,
+    N_FEATURES,
+    RATE,
+    SpeechHead,
+    file_features,
+    score_features,
+)
 from veracity.errors import ConfigError
 from veracity.models.cards import read_card
+from veracity.train import heldout
 from veracity.train.common import Item
 from veracity.train.synthetic_speech import (
     EVAL_VARIANTS,
@@ -114,6 +124,22 @@ def test_train_writes_a_card_the_detector_can_use(tmp_path: Path) -> None:
     assert "blocks 2, 4" in two.input
     with pytest.raises(ConfigError, match="distinct"):
         train_synthetic_speech(data, out, encoder=enc, cache_root=tmp_path / "cache", layers=(5,))
+
+
+def test_the_audio_head_is_its_own_card_with_its_own_held_out_table(tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data")
+    enc, cache = StandIn(), tmp_path / "cache"
+    video = train_synthetic_speech(data, tmp_path / "v.json", encoder=enc, cache_root=cache, measure_eval=False)
+    audio = train_synthetic_speech(data, tmp_path / "a.json", encoder=enc, cache_root=cache, measure_eval=False,
+                                   head_kind="audio")
+    assert (audio.name, audio.version) == (AUDIO_CARD_NAME, AUDIO_VERSION)
+    assert SpeechHead.from_card(audio).layers == (1,) and "block 1" in audio.input
+    assert (video.name, SpeechHead.from_card(video).layers) == (CARD_NAME, (4,))
+    # Both heads' tables are kept, each for its own weights.
+    a, v = heldout.load(cache, AUDIO_CARD_NAME, audio.sha256), heldout.load(cache, CARD_NAME, video.sha256)
+    assert a is not None and v is not None and a.trained_on == v.trained_on and a.scores
+    with pytest.raises(ConfigError, match="unknown speech head"):
+        train_synthetic_speech(data, tmp_path / "x.json", encoder=enc, cache_root=cache, head_kind="image")
 
 
 def test_generated_fakes_text_is_seeded_sentences() -> None:

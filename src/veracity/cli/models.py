@@ -40,13 +40,7 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
         row: dict[str, object] = {"name": spec.name, "summary": spec.summary, "model": spec.card}
         row["version"] = registry.create(spec.name).version
         if spec.card:
-            try:
-                card = load_card(spec.card)
-            except ModelUnavailable as exc:
-                row["card_error"] = str(exc)
-            else:
-                row["version"] = card.version
-                row["card"] = card.model_dump(mode="json", exclude={"params"})
+            row.update(_card_row(spec.card))
         assets: list[dict[str, object]] = []
         for asset in spec.assets:
             try:
@@ -56,6 +50,9 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
             else:
                 assets.append({"name": asset, "available": True,
                                "card": acard.model_dump(mode="json", exclude={"params"})})
+        if spec.kind_cards:  # a kind scored by a card of its own (synthetic_speech: audio files)
+            row["kind_models"] = {kind: {"model": name, **_card_row(name)}
+                                  for kind, name in sorted(spec.kind_cards.items())}
         if assets:
             row["assets"] = assets
         rows.append(row)
@@ -65,10 +62,24 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] 
     table = Table("detector", "version", "model", "summary")
     for row in rows:
         model = str(row.get("model") or "-")
+        for kind, k in row.get("kind_models", {}).items():  # type: ignore[attr-defined]
+            model += f" ({kind}: {k['model']})"
         for a in row.get("assets", []):  # type: ignore[attr-defined]
             model += f" + {a['name']}" + ("" if a["available"] else " (missing: run veracity models fetch)")
         table.add_row(str(row["name"]), str(row["version"]), model, str(row["summary"]))
     Console().print(table)
+
+
+def _card_row(name: str) -> dict[str, object]:
+    """A packaged card, without its weights, as ``veracity models`` lists it (or why it cannot load)."""
+    from veracity.errors import ModelUnavailable
+    from veracity.models.cards import load_card
+
+    try:
+        card = load_card(name)
+    except ModelUnavailable as exc:
+        return {"card_error": str(exc)}
+    return {"version": card.version, "card": card.model_dump(mode="json", exclude={"params"})}
 
 
 @models_app.command("fetch")

@@ -209,17 +209,27 @@ def train_synthetic_speech(
                                                        "variant, both classes.")] = False,
     video_reals: Annotated[bool, typer.Option("--video-reals", help="Also take the sound of the real train videos "
                                                                    "as real speech.")] = False,
-    layers: Annotated[str, typer.Option("--layers", help="Encoder layers (1-4) whose pooled outputs are joined, "
-                                                        "comma-separated; 4 is the last (the packaged head).")] = "4",
+    head: Annotated[str, typer.Option("--head", help="Which packaged head to make: video (synthetic_speech-v2, "
+                                                    "the sound of videos, last encoder block) or audio "
+                                                    "(synthetic_speech-audio-v1, audio files, first block).")
+                    ] = "video",
+    layers: Annotated[str | None, typer.Option("--layers", help="Encoder layers (1-4) whose pooled outputs are "
+                                                               "joined, comma-separated; default: the head's "
+                                                               "(video 4, audio 1).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The synthetic-speech head on Whisper tiny.en features (needs `veracity models fetch`)."""
+    """The synthetic-speech heads on Whisper tiny.en features (needs `veracity models fetch`)."""
+    from veracity.train.synthetic_speech import HEADS
+
+    if head not in HEADS:
+        raise _fail(ConfigError(f"--head is one of {', '.join(HEADS)}, not {head!r}"))
     try:
-        chosen = tuple(int(k) for k in layers.split(","))
+        chosen = None if layers is None else tuple(int(k) for k in layers.split(","))
     except ValueError as exc:
         raise _fail(ConfigError(f"--layers wants numbers like 2,4, not {layers!r}")) from exc
-    _train("synthetic_speech", data_roots(data), out, as_json, exclude={"params"}, progress=_err, threads=threads,
-           measure_eval=not skip_eval, noise=noise, video_reals=video_reals, layers=chosen)
+    _train("synthetic_speech", data_roots(data), out or PKG_DATA / f"{HEADS[head].card}.json", as_json,
+           exclude={"params"}, progress=_err, threads=threads, measure_eval=not skip_eval, noise=noise,
+           video_reals=video_reals, layers=chosen, head_kind=head)
 
 
 @train_app.command("fusion")

@@ -71,10 +71,22 @@ class DetectorSpec:
     fusion_weight: float  # legacy-rule weight when a fusion file does not list the detector
     trainer: str | None = None  # "module:function" under veracity.train; None: nothing to train
     card: str | None = None  # model card in veracity/models/data, when the detector has weights
+    # A media kind served by a card of its own (synthetic_speech: audio files get a head on another
+    # encoder block than the sound of videos); every other kind gets ``card``.
+    kind_cards: Mapping[str, str] = field(default_factory=dict)
     assets: tuple[str, ...] = field(default=())  # fetched model cards it also needs (`veracity models fetch`)
     # Weights with capacity to remember their training files: the fusion fit must not take its
     # train-side scores at face value, only its trainer's held-out ones (train/heldout.py).
     held_out_scores: bool = False
+
+    def card_for(self, kind: str) -> str | None:
+        """The card that scores media of ``kind``."""
+        return self.kind_cards.get(kind, self.card)
+
+    def cards(self) -> tuple[str, ...]:
+        """Every card the detector loads: ``card`` first, then the kind cards by kind."""
+        extra = tuple(self.kind_cards[k] for k in sorted(self.kind_cards) if self.kind_cards[k] != self.card)
+        return ((self.card,) if self.card else ()) + tuple(dict.fromkeys(extra))
 
     def load_trainer(self) -> Callable[..., Any]:
         """Import the trainer (needs the ``[train]`` extra for some); only ``veracity train`` calls this."""
@@ -183,6 +195,7 @@ SPECS: tuple[DetectorSpec, ...] = (
         fusion_weight=0.0,
         trainer="veracity.train.synthetic_speech:train_synthetic_speech",
         card="synthetic_speech-v2",
+        kind_cards={"audio": "synthetic_speech-audio-v1"},
         held_out_scores=True,
         assets=("whisper-tiny-en-ct2", "whisper-tiny-en-ct2-vocabulary"),
     ),

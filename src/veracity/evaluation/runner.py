@@ -106,8 +106,10 @@ def latest_records(path: Path) -> list[Record]:
 
 
 def detector_fingerprints() -> dict[str, str]:
-    """Per registered detector, its class version plus the sha256 of its model card (which names
-    the weights' sha256): a retrained detector gets a new fingerprint without a version bump."""
+    """Per registered detector, its class version plus the sha256 of its model cards (which name
+    the weights' sha256; several when a media kind has a card of its own, hashed one after the
+    other, so a one-card detector's fingerprint is its card's hash): a retrained detector gets a
+    new fingerprint without a version bump."""
     import hashlib
     from importlib import resources
 
@@ -121,10 +123,12 @@ def detector_fingerprints() -> dict[str, str]:
 
         version = str(getattr(getattr(importlib.import_module(module_name), cls_name), "version", "?"))
         card = ""
-        if spec.card is not None:
+        if spec.cards():
             try:
-                text = resources.files("veracity.models").joinpath("data", f"{spec.card}.json").read_bytes()
-                card = hashlib.sha256(text).hexdigest()[:16]
+                digest = hashlib.sha256()
+                for card_name in spec.cards():
+                    digest.update(resources.files("veracity.models").joinpath("data", f"{card_name}.json").read_bytes())
+                card = digest.hexdigest()[:16]
             except FileNotFoundError:
                 card = "missing"
         out[name] = f"{version}+{card}" if card else version

@@ -21,9 +21,10 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +45,9 @@ from veracity.train.fusion_fit import (
     refuse_in_sample,
     with_eval_power,
 )
+
+if TYPE_CHECKING:
+    from veracity.detectors.registry import DetectorSpec
 
 Log = Callable[[str], None]
 DEFAULT_VERSION = "fusion-v3"
@@ -198,6 +202,25 @@ def synthetic_image_table(roots: Sequence[Path], card_name: str, log: Log, seed:
                            how="the probe's held-out quarter of the training images (is_holdout) was never fitted on")
 
 
+def kind_card_table(spec: DetectorSpec, cache: Path, log: Log) -> heldout.HeldOut | None:
+    """For a detector with a card per media kind: the stored table of the first of its cards (the
+    kind cards first: a head of its own is fitted on files of its kind) that has one for the
+    packaged weights, limited to the kinds that card scores. Records of its other kinds keep their
+    scores; the log says which heads had no table."""
+    ordered = tuple(dict.fromkeys([spec.kind_cards[k] for k in sorted(spec.kind_cards)] + list(spec.cards())))
+    found: heldout.HeldOut | None = None
+    for card in ordered:
+        served = frozenset(k for k in KINDS if spec.card_for(k) == card)
+        table = heldout.load(cache, card, heldout.card_sha(card))
+        if table is not None and found is None:
+            found = replace(table, kinds=served)
+            log(f"{spec.name}: held-out table of {card} applies to {', '.join(sorted(served))} records")
+        elif table is None:
+            log(f"{spec.name}: no held-out table for {card} ({', '.join(sorted(served))}): its train scores are "
+                "used as they are")
+    return found
+
+
 def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) -> dict[str, heldout.HeldOut]:
     """Per learned detector, its table of train files fitted on / scored out of fold: written by
     its trainer (speech), or rebuilt from the trainer's fixed hold-out (image, face). A detector
@@ -207,10 +230,16 @@ def held_out_tables(roots: Sequence[Path], settings: Settings | None, log: Log) 
     cache = (settings or Settings.from_env()).cache_dir
     out: dict[str, heldout.HeldOut] = {}
     for name in heldout.learned():
-        card = registry.spec(name).card
+        spec = registry.spec(name)
+        if spec.kind_cards:
+            kind_table = kind_card_table(spec, cache, log)
+            if kind_table is not None:
+                out[name] = kind_table
+            continue
+        card = spec.card
         if card is None:
             continue
-        table = heldout.load(cache, name, heldout.card_sha(card))
+        table = heldout.load(cache, card, heldout.card_sha(card))
         stored = table is not None
         if table is None and name == "synthetic_image":
             try:

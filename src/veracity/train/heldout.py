@@ -4,9 +4,9 @@ The fusion is fitted on detector scores of train files. A learned detector score
 weights were fitted on is over-confident there (speech: pooled AUC 0.98 in-sample against 0.72
 leave-one-source-out), so a fusion fitted on those scores trusts it too much and reads its
 thresholds off reals that look cleaner than any unseen real will. This module keeps, per learned
-detector, a small table written next to the weights it belongs to (``held_out/<detector>.json``
-in the cache, keyed by the model card's sha256, so a retrained detector never meets a stale
-table):
+detector, a small table written next to the weights it belongs to (``held_out/<card>.json`` in
+the cache, keyed by the model card's sha256, so a retrained detector never meets a stale table;
+per card, so a detector whose media kinds have cards of their own keeps one table per head):
 
 - ``trained_on``: the manifest paths (``rel``) whose content entered the weights;
 - ``scores``: for some of them, an out-of-fold probability (the file scored by a model fitted
@@ -56,6 +56,10 @@ class HeldOut:
     # (leave-one-source/generator-out), so it measures power on unseen sources; "group": the file
     # itself was held out, but other files of its source were fitted on.
     level: str = "group"
+    # The media kinds whose records its card scored (None: every kind). A detector with a card per
+    # kind (synthetic_speech) scores other kinds with other weights, which this table does not
+    # describe; derived from the registry when the fit loads it, never stored.
+    kinds: frozenset[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"detector": self.detector, "card": self.card, "card_sha256": self.card_sha256, "how": self.how,
@@ -71,13 +75,13 @@ class HeldOut:
                    how=str(obj.get("how", "")), level=str(obj.get("level", "group")))
 
 
-def table_path(cache_dir: Path, detector: str) -> Path:
-    return cache_dir / "held_out" / f"{detector}.json"
+def table_path(cache_dir: Path, card: str) -> Path:
+    return cache_dir / "held_out" / f"{card}.json"
 
 
 def save(table: HeldOut, cache_dir: Path) -> Path:
     """Write atomically (a trainer killed mid-write leaves the previous table)."""
-    path = table_path(cache_dir, table.detector)
+    path = table_path(cache_dir, table.card)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(table.to_json(), indent=1) + "\n", encoding="utf-8")
@@ -85,9 +89,9 @@ def save(table: HeldOut, cache_dir: Path) -> Path:
     return path
 
 
-def load(cache_dir: Path, detector: str, card_sha256: str | None = None) -> HeldOut | None:
-    """The table, or None when absent or written for other weights than ``card_sha256``."""
-    path = table_path(cache_dir, detector)
+def load(cache_dir: Path, card: str, card_sha256: str | None = None) -> HeldOut | None:
+    """The table of ``card``, or None when absent or written for other weights than ``card_sha256``."""
+    path = table_path(cache_dir, card)
     if not path.is_file():
         return None
     table = HeldOut.from_json(json.loads(path.read_text(encoding="utf-8")))
@@ -105,7 +109,8 @@ def apply(records: Sequence[Record],
           tables: Mapping[str, HeldOut | None]) -> tuple[list[Record], dict[str, dict[str, int]]]:
     """Train records with in-sample scores of the tables' detectors replaced (out-of-fold score)
     or withdrawn (``in_sample``). Returns the records and, per detector, how many scores were kept
-    (never seen), replaced and withdrawn. ``tables[name] is None``: fitted on every file."""
+    (never seen), replaced and withdrawn, and ``other_head``: of a kind the table's card does not
+    score (``HeldOut.kinds``), left as they are. ``tables[name] is None``: fitted on every file."""
     counts: dict[str, Counter[str]] = {}
     out: list[Record] = []
     for r in records:
@@ -116,7 +121,9 @@ def apply(records: Sequence[Record],
                 continue
             c = counts.setdefault(name, Counter())
             table = tables.get(name)
-            if table is not None and r.rel in table.scores:
+            if table is not None and table.kinds is not None and r.kind not in table.kinds:
+                c["other_head"] += 1
+            elif table is not None and r.rel in table.scores:
                 dets[name] = replace(d, score=table.scores[r.rel])
                 c["replaced"] += 1
             elif table is None or r.rel in table.trained_on:

@@ -45,6 +45,9 @@ import numpy.typing as npt
 
 from veracity.config import Limits, Settings
 from veracity.detectors.synthetic_speech import (
+    AUDIO_CARD_NAME,
+    AUDIO_LAYERS,
+    AUDIO_VERSION,
     CARD_NAME,
     DEFAULT_LAYERS,
     RATE,
@@ -93,13 +96,27 @@ TRAIN_NOISE_SNR = (5, 25)  # dB
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 
-# The packaged head (2.0) reads the last encoder block. Block 1 was measured on 2026-12-01
+# The video head (2.0) reads the last encoder block. Block 1 was measured on 2026-12-01
 # (bench/speech_layers.py, leave-one-source-out EER clean / codec: block 1 0.285 / 0.291, block 2
 # 0.301 / 0.300, blocks 1+2 0.299 / 0.297, block 3 0.319 / 0.318, blocks 2+4 0.315 / 0.309, the
 # last 0.339 / 0.325) and was better on the eval audio files, but worse on the sound of videos
-# (train-side real video sound tracks called fake 19 % vs 12 %; eval talking heads) and so was
-# not adopted: `--layers 1` re-makes it.
-TRAIN_LAYERS: tuple[int, ...] = DEFAULT_LAYERS
+# (train-side real video sound tracks called fake 19 % vs 12 %; eval talking heads): so audio
+# files have a head of their own on block 1 (2.1), and videos keep 2.0.
+
+
+@dataclass(frozen=True, slots=True)
+class HeadRecipe:
+    """A packaged head: its card, version and encoder layers (the same data and fit for both)."""
+
+    card: str
+    version: str
+    layers: tuple[int, ...]
+
+
+HEADS: dict[str, HeadRecipe] = {
+    "video": HeadRecipe(CARD_NAME, SyntheticSpeechDetector.version, DEFAULT_LAYERS),
+    "audio": HeadRecipe(AUDIO_CARD_NAME, AUDIO_VERSION, AUDIO_LAYERS),
+}
 COPY_PREFIX = "copysynth_"  # train/audio_fake/copysynth_<vocoder>/ (train/copy_synthesis.py)
 _ENCODERS = {"mp3": ("libmp3lame", "mp3", RATE), "opus": ("libopus", "ogg", 48_000), "aac": ("aac", "adts", RATE)}
 
@@ -418,16 +435,21 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
                            measure_eval: bool = True, encoder: Encoder | None = None,
                            cache_root: Path | None = None, threads: int = 2,
                            held_out_dir: Path | None = None, noise: bool = False,
-                           video_reals: bool = False, layers: Sequence[int] = TRAIN_LAYERS) -> ModelCard:
+                           video_reals: bool = False, layers: Sequence[int] | None = None,
+                           head_kind: str = "video") -> ModelCard:
     """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
     on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default:
-    ``cache_root`` when given, else the user cache) for the fusion fit. ``layers``: the encoder
-    layers whose pooled outputs are joined (default ``TRAIN_LAYERS``); ``encoder`` (tests)
-    stands in for every layer."""
+    ``cache_root`` when given, else the user cache) for the fusion fit. ``head_kind``: which
+    packaged head (``HEADS``) the card is, which names it and sets its version and default ``layers`` (the
+    encoder layers whose pooled outputs are joined); ``encoder`` (tests) stands in for every
+    layer."""
     log = progress or (lambda _m: None)
     started = time.perf_counter()
+    if head_kind not in HEADS:
+        raise ConfigError(f"unknown speech head {head_kind!r}; known: {', '.join(HEADS)}")
+    recipe = HEADS[head_kind]
     try:
-        chosen = check_layers(tuple(layers))
+        chosen = check_layers(tuple(recipe.layers if layers is None else layers))
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     width = n_features(chosen)
@@ -549,8 +571,8 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
     params["platt"] = [a, b]
     used = Counter(items[i].group for i in usable)
     card = ModelCard(
-        name=CARD_NAME,
-        version=SyntheticSpeechDetector.version,
+        name=recipe.card,
+        version=recipe.version,
         kind="logistic",
         params=params,
         sha256=params_sha256(params),
@@ -579,7 +601,7 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
     oof_probs = {items[f].rel: 1.0 / (1.0 + math.exp(-(a * oof[best][f][0] + b))) for f in files
                  if math.isfinite(oof[best][f][0])}
     where = heldout.save(heldout.HeldOut(
-        "synthetic_speech", CARD_NAME, card.sha256, frozenset(items[i].rel for i in usable), oof_probs,
+        "synthetic_speech", recipe.card, card.sha256, frozenset(items[i].rel for i in usable), oof_probs,
         how="leave-one-source-out: each file scored by a head fitted without its source, Platt as the detector",
         level="source"),
         held_out_dir or (cache_root if cache_root is not None else Settings.from_env().cache_dir))

@@ -47,8 +47,8 @@ def readyz(ctx: ContextDep) -> JSONResponse:
             from veracity.models.cards import load_card
 
             for spec in registry.SPECS:
-                if spec.card:
-                    load_card(spec.card)
+                for card in spec.cards():
+                    load_card(card)
             checks["models"] = "ok"
             ctx.extras["models_ok"] = True
         except Exception as exc:
