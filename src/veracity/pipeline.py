@@ -473,7 +473,8 @@ def build_report(
         thresholds=None if verdict.thresholds is None else LabelThresholds(
             suspicious=verdict.thresholds.suspicious, manipulated=verdict.thresholds.manipulated,
             target_fpr_suspicious=verdict.thresholds.target_fpr_suspicious,
-            target_fpr_manipulated=verdict.thresholds.target_fpr_manipulated),
+            target_fpr_manipulated=verdict.thresholds.target_fpr_manipulated,
+            authentic=verdict.thresholds.authentic, target_fnr_authentic=verdict.thresholds.target_fnr_authentic),
         model_versions={r.name: r.version for r in results},
         fusion_version=fusion_version,
         timings_ms={k: round(v, 2) for k, v in timings.items()},

@@ -124,12 +124,12 @@ def test_run_cached_reruns_only_the_retrained_detector(tmp_path: Path, monkeypat
     assert len(calls) == 2 and again.detectors == got.detectors
 
 
-def _records(kind: str, n: int, seed: int) -> list[Record]:
+def _records(kind: str, n: int, seed: int, noise: float = 0.15) -> list[Record]:
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         y = i % 2
-        s = float(np.clip(0.3 + 0.4 * y + rng.normal(0, 0.15), 0.01, 0.99))
+        s = float(np.clip(0.3 + 0.4 * y + rng.normal(0, noise), 0.01, 0.99))
         out.append(Record(rel=f"{'train' if seed == 0 else 'eval'}/{kind}/{i}", label=y, source=f"s{i % 4}",
                           method="m" if y else "real", kind=kind,
                           detectors={"face_artifacts": DetectorScore(score=s, confidence=0.7)}))
@@ -210,8 +210,10 @@ def test_cli_refits_from_records(tmp_path: Path) -> None:
 def test_kinds_that_do_not_win_keep_the_current_fitted_rule(tmp_path: Path) -> None:
     from veracity.fusion.fuse import default_name
 
-    save_records(_records("video", 60, 0), tmp_path / "train.jsonl")
-    save_records(_records("video", 40, 1), tmp_path / "eval.jsonl")
+    # A clearly separating detector: the refit wins video (with the default noise, 2 of the 20 eval
+    # fakes fall below the authentic threshold, and the gate refuses it, as tested below).
+    save_records(_records("video", 60, 0, noise=0.08), tmp_path / "train.jsonl")
+    save_records(_records("video", 40, 1, noise=0.08), tmp_path / "eval.jsonl")
     current = FusionParams.load(default_name())
     params = train_fusion([tmp_path], version="fusion-test", records_path=tmp_path / "train.jsonl",
                           reuse_records=True, eval_records=tmp_path / "eval.jsonl", out=tmp_path / "f.json")
@@ -223,11 +225,11 @@ def test_kinds_that_do_not_win_keep_the_current_fitted_rule(tmp_path: Path) -> N
 
 
 def test_a_fit_on_in_sample_detector_scores_never_wins(tmp_path: Path) -> None:
-    save_records(_records("video", 60, 0), tmp_path / "train.jsonl")
-    save_records(_records("video", 40, 1), tmp_path / "eval.jsonl")
+    save_records(_records("video", 60, 0, noise=0.08), tmp_path / "train.jsonl")  # would win (test above) ...
+    save_records(_records("video", 40, 1, noise=0.08), tmp_path / "eval.jsonl")
     params = train_fusion([tmp_path], version="fusion-test", records_path=tmp_path / "train.jsonl",
                           reuse_records=True, eval_records=tmp_path / "eval.jsonl", out=tmp_path / "f.json",
-                          held_out={})  # no learned detector has a held-out table
+                          held_out={})  # ... but no learned detector has a held-out table
     comp = params.fit["eval_comparison"]
     assert comp["kinds_won"] == [] and not comp["beats_current"]
     assert "in-sample" in comp["why_per_kind"]["video"] and "face_artifacts" in comp["why_per_kind"]["video"]
@@ -300,3 +302,18 @@ def test_fingerprints_hash_every_card_a_detector_loads() -> None:
     assert len(speech.cards()) == 2  # a retrained audio head re-runs the detector on cached records
     assert prints["synthetic_speech"].endswith("+" + sha(*speech.cards()))
     assert sha(*speech.cards()) != sha(speech.cards()[0])
+
+
+def test_a_refit_that_calls_more_fakes_authentic_does_not_win(tmp_path: Path) -> None:
+    save_records(_records("video", 60, 0), tmp_path / "train.jsonl")
+    save_records(_records("video", 40, 1), tmp_path / "eval.jsonl")
+    params = train_fusion([tmp_path], version="fusion-test", records_path=tmp_path / "train.jsonl",
+                          reuse_records=True, eval_records=tmp_path / "eval.jsonl", out=tmp_path / "f.json")
+    th = params.kinds["video"].thresholds
+    assert th.authentic is not None and 0 < th.authentic <= th.suspicious and th.target_fnr_authentic == 0.05
+    assert th.train_fnr_authentic is not None and th.train_fnr_authentic <= 0.05  # on the train side, by construction
+    comp = params.fit["eval_comparison"]
+    new = comp["per_kind"]["video"]["new"]
+    assert new["fake_labelled_authentic"] == 0.1  # 2 of the 20 eval fakes
+    assert comp["why_per_kind"]["video"] == "labels 10.0% of fakes authentic (limit 5.0%)"
+    assert "video" not in comp["kinds_won"]

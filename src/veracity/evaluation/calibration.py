@@ -72,7 +72,8 @@ def reliability(y: Sequence[int], p: Sequence[float], bins: int = ECE_BINS) -> l
 
 def kind_metrics(records: Sequence[Record], kind: str) -> dict[str, Any]:
     """Figures of one kind from records' fused scores and labels: fused AUC, ECE, the reliability
-    bins, label counts per class, share of reals flagged, share inconclusive (all files, and
+    bins, label counts per class, share of reals flagged, share of fakes labelled ``authentic``
+    (the verdict that sounds sure and is wrong the other way), share inconclusive (all files, and
     files where a face or speech was found)."""
     rows = [r for r in records if r.error is None and r.kind == kind]
     scored = [(r.label, float(r.fused)) for r in rows if r.fused is not None]
@@ -84,6 +85,7 @@ def kind_metrics(records: Sequence[Record], kind: str) -> dict[str, Any]:
         c[r.verdict] = c.get(r.verdict, 0) + 1
     n_real = sum(labels["real"].values())
     flagged_real = labels["real"].get("manipulated", 0) + labels["real"].get("synthetic", 0)
+    n_fake = sum(labels["fake"].values())
     with_signal = [r for r in rows if _has_face_or_speech(r)]
     return {
         "n": len(rows), "n_scored": len(scored),
@@ -92,6 +94,7 @@ def kind_metrics(records: Sequence[Record], kind: str) -> dict[str, Any]:
         "ece_balanced": round(ece(y, p, balanced=True), 4) if p else None,
         "labels": labels,
         "real_flagged_manipulated_or_synthetic": round(flagged_real / n_real, 4) if n_real else None,
+        "fake_labelled_authentic": round(labels["fake"].get("authentic", 0) / n_fake, 4) if n_fake else None,
         "share_inconclusive": round(sum(r.verdict == "inconclusive" for r in rows) / len(rows), 4) if rows else None,
         "n_with_face_or_speech": len(with_signal),
         "share_inconclusive_with_face_or_speech": round(

@@ -104,6 +104,13 @@ class KindThresholds(BaseModel):
     target_fpr_manipulated: float = Field(ge=0, le=1)
     train_fpr_suspicious: float | None = None
     train_fpr_manipulated: float | None = None
+    # ``authentic`` needs the score below this (and a proven check that ran): chosen so at most
+    # ``target_fnr_authentic`` of the train-side fakes (out of fold) fall below it, since "found
+    # nothing" from a detector of modest power says little. Between it and ``suspicious``:
+    # inconclusive. None (files before fusion-v5): everything below ``suspicious``.
+    authentic: float | None = Field(default=None, ge=0, lt=1)
+    target_fnr_authentic: float | None = Field(default=None, ge=0, le=1)
+    train_fnr_authentic: float | None = None
 
 
 class KindModel(BaseModel):
@@ -274,7 +281,9 @@ def _kind_label(score: float | None, checked: tuple[Check, ...], model: KindMode
         # Without a check of proven power the strongest word is "suspicious": a high score from
         # detectors whose power was never shown across sources is a lead, not a finding.
         return "suspicious"
-    return "authentic" if proven_ran else "inconclusive"
+    if proven_ran and (th.authentic is None or score < th.authentic):
+        return "authentic"
+    return "inconclusive"
 
 
 def not_checked(checked: tuple[Check, ...]) -> str | None:
@@ -339,8 +348,14 @@ def fuse_kind(results: list[DetectorResult], params: FusionParams, kind: str) ->
     total = sum(abs(c.contribution or 0.0) for c in checked)
     shares = {c.detector: abs(c.contribution or 0.0) / total for c in checked if c.contribution is not None} \
         if total > 0 else {}
+    missing = not_checked(checked)
+    th = model.thresholds
+    if label == "inconclusive" and missing is None and score is not None and th.authentic is not None:
+        # Everything that matters ran, and the score sits between the two thresholds.
+        missing = (f"the checks that ran found too little to call it either way (score {score:.2f}: authentic "
+                   f"needs below {th.authentic:.2f}, suspicious starts at {th.suspicious:.2f})")
     return Verdict(score=score, label=label, reasons=tuple(reasons), weights=shares, kind=kind, checked=checked,
-                   not_checked=not_checked(checked), explanations=explanations, thresholds=model.thresholds)
+                   not_checked=missing, explanations=explanations, thresholds=th)
 
 
 def _fuse_legacy(results: list[DetectorResult], params: FusionParams) -> Verdict:

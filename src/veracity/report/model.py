@@ -153,6 +153,10 @@ class LabelThresholds(_Model):
     manipulated: float = Field(gt=0, lt=1, description="Also the 'synthetic' threshold.")
     target_fpr_suspicious: float = Field(ge=0, le=1, description="Share of train-side reals allowed above it.")
     target_fpr_manipulated: float = Field(ge=0, le=1)
+    authentic: float | None = Field(default=None, ge=0, lt=1,
+                                    description="'authentic' needs the score below this (None: below 'suspicious').")
+    target_fnr_authentic: float | None = Field(default=None, ge=0, le=1,
+                                               description="Share of train-side fakes allowed below 'authentic'.")
 
 
 class TimelinePoint(_Model):

@@ -29,7 +29,8 @@ LABEL_TEXT: dict[str, str] = {
     "suspicious": "Some detectors found signs of manipulation; review the evidence below.",
     "manipulated": "The detectors agree this media has most likely been manipulated.",
     "synthetic": "The media is most likely generated (synthetic) rather than recorded.",
-    "inconclusive": "No detector could apply to this input, so there is no verdict.",
+    "inconclusive": ("There is no verdict: no check of proven power could apply, or what the checks found is too "
+                     "weak to call either way."),
 }
 
 # Detector wording lives in each detector's spec (veracity.detectors.registry); these tables

@@ -292,7 +292,8 @@ def train_fusion(roots: Sequence[Path], *, version: str = DEFAULT_VERSION, recor
         train, held_counts = heldout.apply(train, held_out)
     for name, c in sorted(held_counts.items()):
         note(f"{name} on train records: {c.get('kept', 0)} never seen, {c.get('replaced', 0)} out-of-fold, "
-             f"{c.get('withdrawn', 0)} withdrawn (in-sample)")
+             f"{c.get('withdrawn', 0)} withdrawn (in-sample)"
+             + (f", {c['other_head']} of kinds its table's card does not score" if c.get("other_head") else ""))
     review_rows = read_reviews(reviews) if reviews is not None else []
     if review_rows:
         note(f"adding {len(review_rows)} reviewed jobs from {reviews}")

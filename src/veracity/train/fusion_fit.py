@@ -57,6 +57,10 @@ FOLDS = 5
 LOGIT_CLIP = 6.0
 TARGET_FPR_MANIPULATED = 0.05
 TARGET_FPR_SUSPICIOUS = 0.15
+# ``authentic`` only below the score under which at most this share of the train-side fakes
+# (out of fold) fall: "found nothing" must mean something. At this rate a detector of AUC 0.75
+# leaves most files between the thresholds (inconclusive), as it should.
+TARGET_FNR_AUTHENTIC = 0.05
 FLOOR_MANIPULATED = 0.5
 FLOOR_SUSPICIOUS = 0.25
 SELECT_MIN_GAIN = 0.005  # grouped-CV AUC a detector must add to be fused
@@ -195,6 +199,21 @@ def threshold_for_fpr(real_p: F, target: float, floor: float) -> tuple[float, fl
     return 0.999, round(float((real_p >= 0.999).mean()) if len(real_p) else 0.0, 4)
 
 
+def threshold_for_fnr(fake_p: F, target: float) -> float:
+    """The highest threshold (4 decimals, rounded down) below which at most ``target`` of the
+    train-side fakes score: ``authentic`` needs a score under it. 0 (nothing authentic) without
+    fakes."""
+    if len(fake_p) == 0:
+        return 0.0
+    ordered = np.sort(np.asarray(fake_p, np.float64))
+    k = int(math.floor(target * len(ordered) + 1e-9))  # this many fakes may fall below
+    t = float(ordered[k]) if k < len(ordered) else 1.0
+    t = math.floor(t * 10_000) / 10_000
+    while t > 0 and float((ordered < t).mean()) > target:  # ties and rounding: step down
+        t = round(t - 1e-4, 4)
+    return max(t, 0.0)
+
+
 def _scorable(records: Sequence[Record], names: Sequence[str]) -> list[Record]:
     if not names:
         return list(records)
@@ -296,10 +315,13 @@ def fit_kind(records: Sequence[Record], kind: str, *, group_of: Callable[[Record
     t_man, fpr_man = threshold_for_fpr(real_p, TARGET_FPR_MANIPULATED, FLOOR_MANIPULATED)
     t_sus, fpr_sus = threshold_for_fpr(real_p, TARGET_FPR_SUSPICIOUS, FLOOR_SUSPICIOUS)
     t_sus = min(t_sus, round(t_man - 0.01, 4))
+    t_auth = min(threshold_for_fnr(p_oof[y == 1], TARGET_FNR_AUTHENTIC), t_sus)
     thresholds = KindThresholds(suspicious=t_sus, manipulated=t_man, target_fpr_suspicious=TARGET_FPR_SUSPICIOUS,
                                 target_fpr_manipulated=TARGET_FPR_MANIPULATED,
                                 train_fpr_suspicious=round(float((real_p >= t_sus).mean()), 4),
-                                train_fpr_manipulated=fpr_man)
+                                train_fpr_manipulated=fpr_man, authentic=t_auth,
+                                target_fnr_authentic=TARGET_FNR_AUTHENTIC,
+                                train_fnr_authentic=round(float((p_oof[y == 1] < t_auth).mean()), 4))
     del fpr_sus
     reference = {n: histogram([d.score for r in usable_all if (d := r.detectors.get(n)) is not None
                                and d.score is not None]) for n in names}
@@ -364,7 +386,8 @@ def fit_kinds(records: Sequence[Record], *, group_of: Callable[[Record], str], c
             rep = out[kind].report
             log(f"{kind}: {rep['n_real']} real / {rep['n_fake']} fake, CV AUC {rep['cv']['auc']}, "
                 f"fused {rep['fused']}, proven {rep['proven']}, thresholds "
-                f"{out[kind].model.thresholds.suspicious}/{out[kind].model.thresholds.manipulated}")
+                f"{out[kind].model.thresholds.suspicious}/{out[kind].model.thresholds.manipulated}, authentic below "
+                f"{out[kind].model.thresholds.authentic}")
     return out
 
 
@@ -408,7 +431,8 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
     larger share of reals ``manipulated``/``synthetic`` than the target (5 %) or the current file,
     whichever is higher: a refit that scores better but accuses more innocent files does not win.
     The new file beats the current one when at least one of its kinds wins; the kinds that do not
-    are left to the current rule (``kinds_won``)."""
+    are left to the current rule (``kinds_won``). Nor does one that labels a larger share of the
+    fakes ``authentic`` than ``TARGET_FNR_AUTHENTIC`` or the current file, whichever is higher."""
     per_kind: dict[str, Any] = {}
     new_recs, cur_recs = rescore_kind(evals, new), rescore_kind(evals, current)
     for kind in sorted({r.kind for r in evals if r.error is None}):
@@ -423,6 +447,9 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
     def flagged(m: dict[str, Any]) -> float:
         return float(m.get("real_flagged_manipulated_or_synthetic") or 0.0)
 
+    def missed(m: dict[str, Any]) -> float:
+        return float(m.get("fake_labelled_authentic") or 0.0)
+
     gains = {k: auc_of(v["new"]) - auc_of(v["current"]) for k, v in per_kind.items()}
     ece_gain = {k: ece_of(v["current"]) - ece_of(v["new"]) for k, v in per_kind.items()}
     why: dict[str, str] = {}
@@ -434,6 +461,9 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
             why[k] = "neither the AUC nor the ECE improves enough"
         elif flagged(v["new"]) > limit + 1e-9:
             why[k] = f"labels {flagged(v['new']):.1%} of reals manipulated/synthetic (limit {limit:.1%})"
+        elif missed(v["new"]) > max(TARGET_FNR_AUTHENTIC, missed(v["current"])) + 1e-9:
+            why[k] = (f"labels {missed(v['new']):.1%} of fakes authentic "
+                      f"(limit {max(TARGET_FNR_AUTHENTIC, missed(v['current'])):.1%})")
         else:
             why[k] = "wins"
     won = sorted(k for k, w in why.items() if w == "wins" and k in new.kinds)
@@ -441,8 +471,9 @@ def compare_on_eval(evals: Sequence[Record], new: FusionParams, current: FusionP
             "ece_gain_per_kind": {k: round(g, 4) for k, g in ece_gain.items()},
             "kinds_won": won, "why_per_kind": why, "beats_current": bool(won),
             "rule": "per kind: fused AUC not lower by more than 0.01, AUC gain over 0.005 or ECE lower by over 0.02, "
-                    "and no more reals labelled manipulated/synthetic than max(5 %, the current file's share); "
-                    "kinds that do not win keep the current rule"}
+                    "no more reals labelled manipulated/synthetic than max(5 %, the current file's share), and no "
+                    "more fakes labelled authentic than max(5 %, the current file's share); kinds that do not win "
+                    "keep the current rule"}
 
 
 def refuse_in_sample(comparison: dict[str, Any], new: FusionParams, missing: Sequence[str],
