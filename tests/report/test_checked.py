@@ -38,9 +38,18 @@ def test_html_report_shows_checks_thresholds_and_evidence() -> None:
     html = render_html(_report())  # type: ignore[arg-type]
     assert "What was checked" in html
     assert "AUC 0.93 on our eval videos" in html
-    assert "Not checked:</b> no audio track" in html
+    assert "Limits of this verdict:</b> no audio track" in html
     assert "strongest at 2.5 s" in html
     assert "manipulated / synthetic from 0.70" in html and "5%" in html
+    assert "authentic below" not in html  # a file without the threshold: nothing claimed
+
+
+def test_the_authentic_threshold_is_shown_when_the_file_has_one() -> None:
+    base = _report()
+    th = LabelThresholds(suspicious=0.4, manipulated=0.7, target_fpr_suspicious=0.15, target_fpr_manipulated=0.05,
+                         authentic=0.12, target_fnr_authentic=0.05)
+    html = render_html(base.model_copy(update={"thresholds": th}))  # type: ignore[attr-defined]
+    assert "authentic below 0.12 (at most 5% of train-side fakes score that low)" in html
 
 
 def test_web_partial_renders_the_same_data() -> None:

@@ -21,6 +21,7 @@ from veracity.train.fusion_fit import (
     isotonic,
     read_reviews,
     sample_weights,
+    threshold_for_fnr,
     threshold_for_fpr,
 )
 
@@ -145,6 +146,39 @@ def test_threshold_meets_the_false_positive_rate() -> None:
     t, share = threshold_for_fpr(reals, 0.05, 0.5)
     assert share <= 0.05 and (reals >= t).mean() <= 0.05
     assert t >= 0.5
+
+
+def test_authentic_threshold_meets_the_miss_rate_on_train_fakes() -> None:
+    fakes = np.linspace(0.0, 1.0, 101)
+    t = threshold_for_fnr(fakes, 0.05)
+    assert (fakes < t).mean() <= 0.05 and (fakes < t + 0.011).mean() > 0.05  # the highest such threshold
+    assert threshold_for_fnr(np.full(40, 0.3), 0.05) == 0.3  # ties: none below
+    assert threshold_for_fnr(np.zeros(0), 0.05) == 0.0  # no fakes: nothing is authentic
+    th = fit_kind(_records(), "video", group_of=lambda r: r.source).model.thresholds
+    assert th.authentic is not None and 0 < th.authentic <= th.suspicious
+    assert th.target_fnr_authentic == 0.05 and th.train_fnr_authentic is not None and th.train_fnr_authentic <= 0.05
+
+
+def test_between_the_authentic_and_suspicious_thresholds_is_inconclusive_and_says_why() -> None:
+    params = _fit(_records())
+    th = params.kinds["video"].thresholds
+    assert th.authentic is not None
+    scores = {}
+    for x in np.linspace(0.01, 0.99, 99):
+        v = fuse([DetectorResult(name="good", version="t", score=float(x), confidence=0.8)], params, "video")
+        assert v.score is not None
+        scores[v.label] = v
+        if v.score < th.authentic:
+            assert v.label == "authentic" and v.not_checked is None
+        elif v.score < th.suspicious:
+            assert v.label == "inconclusive"
+            assert v.not_checked is not None and "too little to call it either way" in v.not_checked
+    assert {"authentic", "inconclusive", "suspicious"} <= set(scores)
+    # Files fitted before the threshold existed keep their rule: everything below suspicious.
+    legacy = params.model_copy(update={"kinds": {"video": params.kinds["video"].model_copy(update={
+        "thresholds": th.model_copy(update={"authentic": None})})}})
+    v = fuse([DetectorResult(name="good", version="t", score=0.3, confidence=0.8)], legacy, "video")
+    assert v.score is not None and v.score < th.suspicious and v.label == "authentic"
 
 
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_shift() -> None:
