@@ -85,8 +85,8 @@ class DetectorSpec:
 
     def cards(self) -> tuple[str, ...]:
         """Every card the detector loads: ``card`` first, then the kind cards by kind."""
-        extra = tuple(self.kind_cards[k] for k in sorted(self.kind_cards) if self.kind_cards[k] != self.card)
-        return ((self.card,) if self.card else ()) + tuple(dict.fromkeys(extra))
+        named = (self.card, *(self.kind_cards[k] for k in sorted(self.kind_cards)))
+        return tuple(dict.fromkeys(c for c in named if c))
 
     def load_trainer(self) -> Callable[..., Any]:
         """Import the trainer (needs the ``[train]`` extra for some); only ``veracity train`` calls this."""
