@@ -35,7 +35,7 @@ from veracity.detectors.synthetic_speech import (
 from veracity.media.types import AUDIO_RATE
 from veracity.models.cards import load_card, read_card
 from veracity.models.fetch import models_dir
-from veracity.models.whisper import LayeredEncoder, log_mel
+from veracity.models.whisper import LayeredEncoder, log_mel, whisper_model
 
 
 def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
@@ -57,13 +57,15 @@ def main() -> int:
     settings = Settings.from_env()
     audio = speech_10s()
     head = SpeechHead.from_card(read_card(args.card) if args.card else load_card(CARD_NAME))
-    out: dict[str, object] = {"audio_s": round(audio.size / AUDIO_RATE, 2), "layers": list(head.layers)}
+    out: dict[str, object] = {"audio_s": round(audio.size / AUDIO_RATE, 2), "encoder": head.encoder,
+                              "layers": list(head.layers)}
     prep = prepare(audio)
     out["prepare_ms"] = timed(lambda: prepare(audio), args.repeat)
     out["log_mel_ms"] = timed(lambda: log_mel(prep.samples), args.repeat)
     for threads in (1, 2):
         t = time.perf_counter()
-        enc = LayeredEncoder.from_cache(settings.cache_dir, head.layers, threads=threads)
+        enc = LayeredEncoder.from_cache(settings.cache_dir, head.layers, threads=threads,
+                                        model=whisper_model(head.encoder))
         out[f"load_s_threads{threads}"] = round(time.perf_counter() - t, 2)  # includes the sha256 checks
         out[f"encoder_ms_threads{threads}"] = timed(partial(encode_file, enc, prep), args.repeat)
 
@@ -77,6 +79,8 @@ def main() -> int:
         "ctranslate2_package": du_mb(site / "ctranslate2") if site else None,
         "ctranslate2_libs": du_mb(site / "ctranslate2.libs") if site and (site / "ctranslate2.libs").is_dir() else 0.0,
         "whisper_tiny_en_fetched": du_mb(models_dir(settings.cache_dir) / "whisper-tiny-en"),
+        "whisper_base_fetched": du_mb(models_dir(settings.cache_dir) / "whisper-base"),
+        "whisper_base_block1_derived": du_mb(models_dir(settings.cache_dir) / "whisper-base-l1"),
     }
     out["load_average_1min"] = round(os.getloadavg()[0], 2)
     out["target_ms_per_10s"] = 100

@@ -23,7 +23,7 @@ import numpy as np
 from veracity.config import Settings
 from veracity.detectors.synthetic_speech import SpeechHead, encoding_config
 from veracity.models.cards import read_card
-from veracity.models.whisper import WhisperEncoder
+from veracity.models.whisper import WhisperEncoder, whisper_model
 from veracity.train.common import FeatureCache, default_roots
 from veracity.train.synthetic_speech import Extractor, default_cache_root, file_logits, real_video_items, source_of
 
@@ -37,13 +37,15 @@ def main() -> int:
     settings = Settings.from_env()
     roots = a.data or default_roots(settings.cache_dir)
     items = real_video_items(roots, lambda _m: None)
-    cache = FeatureCache(default_cache_root(), encoding_config())
     cards: dict[str, dict[str, object]] = {}
     out: dict[str, object] = {"files": len(items), "cards": cards}
     for card_path in a.card:
         head = SpeechHead.from_card(read_card(card_path))
-        encoders = {k: WhisperEncoder.from_cache(settings.cache_dir, threads=2, layer=k) for k in head.layers}
-        ex = Extractor(dict(encoders), cache, lambda _m: None, head.layers)
+        model = whisper_model(head.encoder)
+        encoders = {k: WhisperEncoder.from_cache(settings.cache_dir, threads=2, layer=k, model=model)
+                    for k in head.layers}
+        cache = FeatureCache(default_cache_root(), encoding_config(head.encoder))
+        ex = Extractor(dict(encoders), cache, lambda _m: None, head.layers, model)
         feats = [ex.features(it, "clean") for it in items]
         scored = [i for i, f in enumerate(feats) if f.shape[0]]
         out["without_speech"] = len(items) - len(scored)

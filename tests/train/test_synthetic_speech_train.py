@@ -24,6 +24,7 @@ from veracity.detectors.synthetic_speech import (
 )
 from veracity.errors import ConfigError
 from veracity.models.cards import read_card
+from veracity.models.whisper import BASE
 from veracity.train import heldout
 from veracity.train.common import Item
 from veracity.train.synthetic_speech import (
@@ -130,10 +131,11 @@ def test_the_audio_head_is_its_own_card_with_its_own_held_out_table(tmp_path: Pa
     data = make_data(tmp_path / "data")
     enc, cache = StandIn(), tmp_path / "cache"
     video = train_synthetic_speech(data, tmp_path / "v.json", encoder=enc, cache_root=cache, measure_eval=False)
-    audio = train_synthetic_speech(data, tmp_path / "a.json", encoder=enc, cache_root=cache, measure_eval=False,
-                                   head_kind="audio")
+    audio = train_synthetic_speech(data, tmp_path / "a.json", encoder=StandIn(BASE.width), cache_root=cache,
+                                   measure_eval=False, head_kind="audio")  # the audio head reads Whisper base
     assert (audio.name, audio.version) == (AUDIO_CARD_NAME, AUDIO_VERSION)
-    assert SpeechHead.from_card(audio).layers == (1,) and "block 1" in audio.input
+    head = SpeechHead.from_card(audio)
+    assert head.layers == (1,) and head.encoder == BASE.card and "block 1 of 6" in audio.input
     assert (video.name, SpeechHead.from_card(video).layers) == (CARD_NAME, (4,))
     # Both heads' tables are kept, each for its own weights.
     a, v = heldout.load(cache, AUDIO_CARD_NAME, audio.sha256), heldout.load(cache, CARD_NAME, video.sha256)

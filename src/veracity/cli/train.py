@@ -212,8 +212,8 @@ def train_synthetic_speech(
     video_reals: Annotated[bool, typer.Option("--video-reals", help="Also take the sound of the real train videos "
                                                                    "as real speech.")] = False,
     head: Annotated[str, typer.Option("--head", help="Which packaged head to make: video (synthetic_speech-v2, "
-                                                    "the sound of videos, last encoder block) or audio "
-                                                    "(synthetic_speech-audio-v1, audio files, first block).")
+                                                    "the sound of videos, tiny.en last block) or audio "
+                                                    "(synthetic_speech-audio-v2, audio files, Whisper base block 1).")
                     ] = "video",
     layers: Annotated[str | None, typer.Option("--layers", help="Encoder layers (1-4) whose pooled outputs are "
                                                                "joined, comma-separated; default: the head's "

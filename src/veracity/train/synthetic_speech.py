@@ -1,4 +1,5 @@
-"""Train the synthetic_speech head on pooled Whisper tiny.en encoder features.
+"""Train a synthetic_speech head on pooled Whisper encoder features (tiny.en for the sound of
+videos, base for audio files: ``HEADS``).
 
     veracity train synthetic_speech --data ../shared/data --data ~/.cache/veracity/data \
         --data ~/.cache/veracity/speech/gen2 [--data ~/.cache/veracity/speech/copysynth]
@@ -46,6 +47,7 @@ import numpy.typing as npt
 from veracity.config import Limits, Settings
 from veracity.detectors.synthetic_speech import (
     AUDIO_CARD_NAME,
+    AUDIO_ENCODER,
     AUDIO_LAYERS,
     AUDIO_VERSION,
     CARD_NAME,
@@ -70,7 +72,7 @@ from veracity.media.audio import load_audio
 from veracity.media.probe import probe
 from veracity.models.cards import ModelCard, params_sha256, write_card
 from veracity.models.metrics import eer, roc_auc
-from veracity.models.whisper import EMBED_DIM, ENCODER_LAYERS, LayeredEncoder
+from veracity.models.whisper import MODEL_CARD, TINY_EN, LayeredEncoder, WhisperModel, whisper_model
 from veracity.train import heldout
 from veracity.train.common import (
     VIDEO_REAL_DIR,
@@ -106,16 +108,18 @@ Float32Array = npt.NDArray[np.float32]
 
 @dataclass(frozen=True, slots=True)
 class HeadRecipe:
-    """A packaged head: its card, version and encoder layers (the same data and fit for both)."""
+    """A packaged head: its card, version, Whisper build and encoder layers (the same data and fit
+    for both)."""
 
     card: str
     version: str
     layers: tuple[int, ...]
+    encoder: str = MODEL_CARD
 
 
 HEADS: dict[str, HeadRecipe] = {
     "video": HeadRecipe(CARD_NAME, SyntheticSpeechDetector.version, DEFAULT_LAYERS),
-    "audio": HeadRecipe(AUDIO_CARD_NAME, AUDIO_VERSION, AUDIO_LAYERS),
+    "audio": HeadRecipe(AUDIO_CARD_NAME, AUDIO_VERSION, AUDIO_LAYERS, AUDIO_ENCODER),
 }
 COPY_PREFIX = "copysynth_"  # train/audio_fake/copysynth_<vocoder>/ (train/copy_synthesis.py)
 _ENCODERS = {"mp3": ("libmp3lame", "mp3", RATE), "opus": ("libopus", "ogg", 48_000), "aac": ("aac", "adts", RATE)}
@@ -268,17 +272,18 @@ class Extractor:
     cache: FeatureCache
     log: Progress
     layers: tuple[int, ...] = DEFAULT_LAYERS
+    model: WhisperModel = TINY_EN  # the Whisper build (its depth names the cache keys, its width empty rows)
 
     def encodings(self, item: Item, variant: str) -> tuple[list[Float32Array], npt.NDArray[np.bool_]]:
         """The encoder output of each of ``layers`` and the speech mask; the file is decoded,
         varied, prepared and turned into log-mels once for all layers missing from the cache."""
         key = f"{item.path}|{variant}"
-        enc_keys = {k: key + "|enc" + ("" if k == ENCODER_LAYERS else f"@{k}") for k in self.layers}
+        enc_keys = {k: key + "|enc" + ("" if k == self.model.layers else f"@{k}") for k in self.layers}
         found = {k: self.cache.get(enc_keys[k]) for k in self.layers}
         speech = self.cache.get(key + "|speech")
         missing = [k for k in self.layers if found[k] is None]
         if speech is None or missing:
-            empty = np.zeros((0, EMBED_DIM), np.float32)
+            empty = np.zeros((0, self.model.width), np.float32)
             try:
                 prep = prepare(variant_samples(read_samples(item.path), variant))
                 speech = prep.speech
@@ -299,7 +304,7 @@ class Extractor:
     def features(self, item: Item, variant: str) -> FloatArray:
         encs, speech = self.encodings(item, variant)
         if not encs[0].shape[0]:
-            return np.zeros((0, n_features(self.layers)))
+            return np.zeros((0, n_features(self.layers, self.model.card)))
         return pooled(np.concatenate(encs, axis=1), speech)
 
     def all(self, items: Sequence[Item], variants: Sequence[Sequence[str]], what: str) -> list[list[FloatArray]]:
@@ -312,13 +317,17 @@ class Extractor:
         return out
 
 
-def layer_words(layers: tuple[int, ...]) -> str:
+def layer_words(layers: tuple[int, ...], model: WhisperModel = TINY_EN) -> str:
     """How the card names the encoder layers used."""
-    if layers == DEFAULT_LAYERS:
+    if layers == (model.layers,):
         return "its last layer"
     if len(layers) == 1:
-        return f"the normalised output of block {layers[0]} of 4 (a truncated model)"
-    return "the normalised outputs of blocks " + ", ".join(str(k) for k in layers) + " of 4, joined"
+        return f"the normalised output of block {layers[0]} of {model.layers} (a truncated model)"
+    return "the normalised outputs of blocks " + ", ".join(str(k) for k in layers) + f" of {model.layers}, joined"
+
+
+def _words(model: WhisperModel) -> str:
+    return model.card.removeprefix("whisper-").removesuffix("-ct2").replace("-en", ".en")
 
 
 def default_cache_root() -> Path:
@@ -358,13 +367,13 @@ def make_units(feats: Sequence[Sequence[FloatArray]], labels: Sequence[int], gro
     return Units(np.vstack(rows) if rows else np.zeros((0, width)), y, own, w * (w.size / max(w.sum(), 1e-12)))
 
 
-def fit_head(u: Units, l2: float, layers: tuple[int, ...] = DEFAULT_LAYERS) -> SpeechHead:
+def fit_head(u: Units, l2: float, layers: tuple[int, ...] = DEFAULT_LAYERS, encoder: str = MODEL_CARD) -> SpeechHead:
     mean = u.x.mean(axis=0)
     sd = u.x.std(axis=0)
     std = np.where(sd > 1e-6, sd, 1.0)
     coef, intercept = fit_logistic((u.x - mean) / std, u.y, u.w, l2=l2)
     return SpeechHead(version=SyntheticSpeechDetector.version, mean=mean, std=std, coef=coef, intercept=intercept,
-                      layers=layers)
+                      layers=layers, encoder=encoder)
 
 
 def file_logits(head: SpeechHead, feats: Sequence[FloatArray]) -> list[float]:
@@ -449,19 +458,21 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         raise ConfigError(f"unknown speech head {head_kind!r}; known: {', '.join(HEADS)}")
     recipe = HEADS[head_kind]
     try:
-        chosen = check_layers(tuple(recipe.layers if layers is None else layers))
+        chosen = check_layers(tuple(recipe.layers if layers is None else layers), recipe.encoder)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    width = n_features(chosen)
+    model = whisper_model(recipe.encoder)
+    width = n_features(chosen, model.card)
     encoders: dict[int, Encoder]
     if encoder is None:
         from veracity.models.whisper import WhisperEncoder
 
         cache_dir = Settings.from_env().cache_dir
-        encoders = {k: WhisperEncoder.from_cache(cache_dir, threads=threads, layer=k) for k in chosen}
+        encoders = {k: WhisperEncoder.from_cache(cache_dir, threads=threads, layer=k, model=model) for k in chosen}
     else:
         encoders = dict.fromkeys(chosen, encoder)
-    ex = Extractor(encoders, FeatureCache(cache_root or default_cache_root(), encoding_config()), log, chosen)
+    ex = Extractor(encoders, FeatureCache(cache_root or default_cache_root(), encoding_config(model.card)), log,
+                   chosen, model)
     items = list_items(data_root, "train", TRAIN_DIRS, AUDIO_SUFFIXES, log, kinds=("audio",))
     if video_reals:
         items = sorted(items + real_video_items(data_root, log), key=lambda i: i.rel)
@@ -483,7 +494,7 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         test_files = [i for i in usable if sources[i] == held]
         u = make_units(feats, labels, groups, fit_files, width)
         for l2 in L2_GRID:
-            head = fit_head(u, l2, chosen)
+            head = fit_head(u, l2, chosen, model.card)
             for f in test_files:
                 oof[l2][f] = file_logits(head, feats[f])
         log(f"leave-one-source-out: {held} done")
@@ -527,9 +538,9 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
                 wz.append(fw[f])
     a, b = platt(np.asarray(z), np.asarray(yz, dtype=np.int64), np.asarray(wz))
     log(f"Platt: a={a:.4f} b={b:.4f}")
-    raw = fit_head(make_units(feats, labels, groups, usable, width), best, chosen)
+    raw = fit_head(make_units(feats, labels, groups, usable, width), best, chosen, model.card)
     head = SpeechHead(version=raw.version, mean=raw.mean, std=raw.std, coef=raw.coef * a,
-                      intercept=raw.intercept * a + b, layers=chosen)
+                      intercept=raw.intercept * a + b, layers=chosen, encoder=model.card)
 
     metrics: dict[str, Any] = {
         "train_leave_one_source_out": {
@@ -576,8 +587,8 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         kind="logistic",
         params=params,
         sha256=params_sha256(params),
-        input=(f"{width} numbers per 4 s speech window: mean and std of Whisper tiny.en encoder output "
-               f"(whisper-tiny-en-ct2, int8; {layer_words(chosen)}) over the window's speech frames"),
+        input=(f"{width} numbers per 4 s speech window: mean and std of Whisper {_words(model)} encoder output "
+               f"({model.card}, int8; {layer_words(chosen, model)}) over the window's speech frames"),
         preprocessing=("decode -> 16 kHz mono -> energy VAD (10 ms, within 40 dB of the 95th percentile, "
                        "above -60 dBFS) -> pauses capped at 0.2 s, leading/trailing silence removed -> speech "
                        "RMS to -23 dBFS -> 4 s windows (half overlap when long) -> Whisper log-mel -> encoder -> "
