@@ -340,17 +340,23 @@ def test_detector_without_the_fetched_encoder_is_skipped(tmp_path: Path) -> None
 # -- the real encoder, where it is fetched --------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def whisper() -> WhisperEncoder:
+def fetched_cache(card_name: str) -> Path:
+    """The user cache when ``card_name``'s file is fetched there (and ctranslate2 installed); else a
+    skip, or a failure under CI=true (CI fetches every model)."""
     cache = Settings.from_env().cache_dir
-    card = load_card_unverified(MODEL_CARD)
+    card = load_card_unverified(card_name)
     assert card.file is not None
     if not card.file_path(models_dir(cache)).is_file():
         if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but the Whisper encoder was not fetched")
-        pytest.skip("Whisper encoder not fetched; run `veracity models fetch`")
+            pytest.fail(f"CI=true but {card_name} was not fetched")
+        pytest.skip(f"{card_name} not fetched; run `veracity models fetch`")
     pytest.importorskip("ctranslate2")
-    return WhisperEncoder.from_cache(cache, threads=1)
+    return cache
+
+
+@pytest.fixture(scope="module")
+def whisper() -> WhisperEncoder:
+    return WhisperEncoder.from_cache(fetched_cache(MODEL_CARD), threads=1)
 
 
 def test_whisper_encoder_output(whisper: WhisperEncoder) -> None:
@@ -370,14 +376,7 @@ def test_detector_end_to_end_with_the_real_encoder(whisper: WhisperEncoder) -> N
 
 
 def test_audio_files_end_to_end_on_whisper_base() -> None:
-    cache = Settings.from_env().cache_dir
-    card = load_card_unverified(BASE.card)
-    assert card.file is not None
-    if not card.file_path(models_dir(cache)).is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but Whisper base was not fetched")
-        pytest.skip("Whisper base not fetched; run `veracity models fetch`")
-    pytest.importorskip("ctranslate2")
+    cache = fetched_cache(BASE.card)
     enc = WhisperEncoder.from_cache(cache, threads=1, layer=1, model=BASE)
     assert enc.encode(log_mel(voiced(2.0))).shape == (100, BASE.width)
     ctx = context("audio", Audio(samples=voiced(5.0)), Settings(cache_dir=cache))
