@@ -90,6 +90,11 @@ def test_train_variant_is_seeded_and_codec_only() -> None:
     assert train_variant(item, 0) == train_variant(item, 0)
     codec, _, kbps = train_variant(item, 0).partition("@")
     assert codec in ("mp3", "opus", "aac") and 16 <= int(kbps) <= 128
+    # Further copies (--codec-copies) are other seeded draws; copy 0 stays the one every head had.
+    items = [Item(Path("x.wav"), f"train/audio_real/a/{i}.wav", 0, "g", "", "r", "") for i in range(20)]
+    firsts, seconds = [train_variant(it, 0) for it in items], [train_variant(it, 0, copy=1) for it in items]
+    assert firsts == [train_variant(it, 0, copy=0) for it in items] and firsts != seconds
+    assert seconds == [train_variant(it, 0, copy=1) for it in items]
     gt = Item(Path("x.wav"), "train/audio_real/hifigan_demo_gt/x.wav", 0, "g", "", "r", "")
     assert source_of(gt) == "hifigan_demo"
     src = Item(Path("x.wav"), "train/audio/fake/x.wav", 1, "g", "", "Edresson/YourTTS", "")

@@ -211,6 +211,9 @@ def train_synthetic_speech(
                                                        "variant, both classes.")] = False,
     video_reals: Annotated[bool, typer.Option("--video-reals", help="Also take the sound of the real train videos "
                                                                    "as real speech.")] = False,
+    codec_copies: Annotated[int, typer.Option("--codec-copies", min=1, max=4,
+                                              help="Random codec round trips per train file, beside the clean "
+                                                   "copy.")] = 1,
     head: Annotated[str, typer.Option("--head", help="Which packaged head to make: video (synthetic_speech-v2, "
                                                     "the sound of videos, tiny.en last block) or audio "
                                                     "(synthetic_speech-audio-v2, audio files, Whisper base block 1).")
@@ -220,7 +223,7 @@ def train_synthetic_speech(
                                                                "(video 4, audio 1).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The synthetic-speech heads on Whisper tiny.en features (needs `veracity models fetch`)."""
+    """The synthetic-speech heads on Whisper features (needs `veracity models fetch`)."""
     try:
         chosen = None if layers is None else tuple(int(k) for k in layers.split(","))
     except ValueError as exc:
@@ -228,7 +231,7 @@ def train_synthetic_speech(
     # An unknown --head is refused by the trainer (ConfigError) before anything is written.
     _train("synthetic_speech", data_roots(data), out or _card_path("synthetic_speech", head), as_json,
            exclude={"params"}, progress=_err, threads=threads, measure_eval=not skip_eval, noise=noise,
-           video_reals=video_reals, layers=chosen, head_kind=head)
+           video_reals=video_reals, layers=chosen, head_kind=head, codec_copies=codec_copies)
 
 
 @train_app.command("fusion")

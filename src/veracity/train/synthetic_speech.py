@@ -206,10 +206,12 @@ def variant_samples(samples: Float32Array, variant: str) -> Float32Array:
     return out
 
 
-def train_variant(item: Item, seed: int, noise: bool = False) -> str:
-    """The one random codec round trip a training file gets (seeded by the file's path) and,
-    with ``noise``, for ``TRAIN_NOISE_P`` of the files pink noise before it (either class)."""
-    h = int(hashlib.sha256(f"{seed}:{item.rel}".encode()).hexdigest()[:8], 16)
+def train_variant(item: Item, seed: int, noise: bool = False, copy: int = 0) -> str:
+    """The random codec round trip a training file gets (seeded by the file's path; ``copy`` > 0
+    draws a further one) and, with ``noise``, for ``TRAIN_NOISE_P`` of the files pink noise before
+    it (either class)."""
+    salt = f"{seed}:{item.rel}" + (f":{copy}" if copy else "")  # copy 0: the draw every head was fitted with
+    h = int(hashlib.sha256(salt.encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(h)
     codec, (lo, hi) = TRAIN_CODECS[int(rng.integers(len(TRAIN_CODECS)))]
     variant = f"{codec}@{int(rng.integers(lo, hi + 1))}"
@@ -445,7 +447,7 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
                            cache_root: Path | None = None, threads: int = 2,
                            held_out_dir: Path | None = None, noise: bool = False,
                            video_reals: bool = False, layers: Sequence[int] | None = None,
-                           head_kind: str = "video") -> ModelCard:
+                           head_kind: str = "video", codec_copies: int = 1) -> ModelCard:
     """Extract (cached) features, choose the ridge by leave-one-source-out, calibrate, fit, measure
     on eval, write the card to ``out`` and the out-of-source scores to ``held_out_dir`` (default:
     ``cache_root`` when given, else the user cache) for the fusion fit. ``head_kind``: which
@@ -476,7 +478,7 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
     items = list_items(data_root, "train", TRAIN_DIRS, AUDIO_SUFFIXES, log, kinds=("audio",))
     if video_reals:
         items = sorted(items + real_video_items(data_root, log), key=lambda i: i.rel)
-    variants = [["clean", train_variant(it, seed, noise)] for it in items]
+    variants = [["clean", *(train_variant(it, seed, noise, c) for c in range(codec_copies))] for it in items]
     feats = ex.all(items, variants, "train features")
     labels = [it.label for it in items]
     groups = [it.group for it in items]
