@@ -187,8 +187,8 @@ SPECS: tuple[DetectorSpec, ...] = (
     DetectorSpec(
         "synthetic_speech",
         "veracity.detectors.synthetic_speech:SyntheticSpeechDetector",
-        "frozen Whisper tiny.en encoder pooled over 4 s speech windows + logistic heads: encoder block 1 for audio "
-        "files, the last block for the sound of videos (synthetic_voice)",
+        "frozen Whisper encoders pooled over 4 s speech windows + logistic heads: Whisper base's block 1 for audio "
+        "files, tiny.en's last block for the sound of videos (synthetic_voice)",
         looks_at="The voice, for traits of text-to-speech and voice cloning vocoders.",
         words="synthetic voice",
         reasons={"synthetic_voice": "The voice has traits of text-to-speech or voice cloning."},

@@ -1,6 +1,6 @@
-"""Synthetic-speech detector v2: TTS, vocoder, voice-clone and edited speech, from the frozen
-Whisper tiny.en encoder (``models/whisper.py``) pooled over speech windows and a logistic head of
-our own (``models/data/synthetic_speech-v2.json``).
+"""Synthetic-speech detector v2: TTS, vocoder, voice-clone and edited speech, from a frozen Whisper
+encoder (``models/whisper.py``: base for audio files, tiny.en for the sound of videos) pooled over
+speech windows and a logistic head of our own per media kind (``models/data/synthetic_speech-*.json``).
 
 Confounds first (training data differ between real and fake sources in sample rate, silence,
 level and codec), so :func:`prepare` (the same function at training and inference):
@@ -15,7 +15,7 @@ level and codec), so :func:`prepare` (the same function at training and inferenc
 The kept signal's log-mel goes through the encoder once (in chunks of at most 30 s, Whisper's
 context); the signal is then cut into windows of ``WINDOW_S`` (half overlapping when the file is
 long) and in each the encoder output frames that fall on speech are pooled by mean and standard
-deviation (768 numbers). Encoding once, not per window, keeps 10 s of audio at one ~90 ms
+deviation (768 numbers for a tiny.en block, 1,024 for a base block). Encoding once, not per window, keeps 10 s of audio at one ~90 ms
 encode although overlapping windows cover it twice. The head scores each window
 (the timeline: ``frame_scores`` maps a window's start, in seconds of the original file, to its
 score, so an edited passage in a long recording shows as a run of high windows); the file's
@@ -24,9 +24,10 @@ partial fake). The head is Platt-calibrated on the train side (out-of-source pre
 its score is a probability. Less than ``MIN_SPEECH_S`` of speech: inconclusive (score None,
 ``no_speech``).
 
-Each media kind has its head (``KIND_CARDS``): audio files are scored on the first encoder
-block's outputs (``synthetic_speech-audio-v1``), the sound of videos on the last block's
-(``synthetic_speech-v2``); a result names the version of the head that scored it.
+Each media kind has its head (``KIND_CARDS``): audio files are scored on the outputs of Whisper
+base's first encoder block (``synthetic_speech-audio-v2``, 2.2.0), the sound of videos on tiny.en's
+last block (``synthetic_speech-v2``); a head's card names its encoder and layers, and a result the
+version of the head that scored it.
 
 The encoder model is loaded lazily from the fetched cache (``veracity models fetch``); without it
 the detector is skipped (``model_unavailable``), as every fetched-model detector is.
