@@ -15,8 +15,9 @@ level and codec), so :func:`prepare` (the same function at training and inferenc
 The kept signal's log-mel goes through the encoder once (in chunks of at most 30 s, Whisper's
 context); the signal is then cut into windows of ``WINDOW_S`` (half overlapping when the file is
 long) and in each the encoder output frames that fall on speech are pooled by mean and standard
-deviation (768 numbers for a tiny.en block, 1,024 for a base block). Encoding once, not per window, keeps 10 s of audio at one ~90 ms
-encode although overlapping windows cover it twice. The head scores each window
+deviation (768 numbers for a tiny.en block, 1,024 for a base block). Encoding once, not per
+window, keeps 10 s of audio at one encode although overlapping windows cover it twice. The head
+scores each window
 (the timeline: ``frame_scores`` maps a window's start, in seconds of the original file, to its
 score, so an edited passage in a long recording shows as a run of high windows); the file's
 score is the mean of the top half of window logits (robust to one odd window, sensitive to a
